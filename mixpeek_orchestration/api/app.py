@@ -1,0 +1,43 @@
+"""The FastAPI application factory.
+
+Run with ``uvicorn mixpeek_orchestration.api.app:create_app --factory``; settings come from the
+``MIXPEEK_*`` environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mixpeek_orchestration import __version__
+from mixpeek_orchestration.api.errors import install_error_handlers
+from mixpeek_orchestration.api.routes import health, storage
+from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.settings import MixpeekSettings, load_settings
+
+
+def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (read from the environment when omitted)."""
+    settings = settings or load_settings()
+    logging.basicConfig(level=settings.log_level)
+    platform = Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.close()
+
+    app = FastAPI(
+        title="Mixpeek (self-hosted)",
+        version=__version__,
+        description="Custom feature-extraction plugins over multimodal data.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(storage.router)
+    return app

@@ -1,0 +1,1 @@
+"""The ``mixpeek`` command line."""

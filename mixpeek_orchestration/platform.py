@@ -1,0 +1,88 @@
+"""The platform's adapters, built once from settings: one per external system.
+
+:class:`Platform` is what the API, the Dagster code location and the CLI hold; nothing else
+constructs clients for MongoDB, the object store, the vector store, Ray, Serve or Dagster.
+
+Example:
+    >>> platform = Platform(load_settings())
+    >>> platform.health()["metadata"].status
+    'ok'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+from mixpeek_orchestration.compute.ray_cluster import RayCluster
+from mixpeek_orchestration.compute.serve import ServeCluster
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.health import ComponentHealth, check_all
+from mixpeek_orchestration.orchestration import DagsterWebserver
+from mixpeek_orchestration.settings import MixpeekSettings
+from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.storage.objects import ObjectStore, object_store_from_settings
+from mixpeek_orchestration.storage.vectors import VectorStore
+
+COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster")
+
+
+def _not_configured(variable: str) -> MixpeekError:
+    return MixpeekError(
+        ErrorCode.COMPONENT_UNAVAILABLE,
+        f"{variable} is not set; start the stack with `mixpeek up` or point it at a service",
+        field=variable,
+    )
+
+
+class Platform:
+    """Lazily built adapters for one stack's settings."""
+
+    def __init__(self, settings: MixpeekSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        if not self.settings.mongo_uri:
+            raise _not_configured("MIXPEEK_MONGO_URI")
+        return MetadataStore(self.settings.mongo_uri, self.settings.mongo_database)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        return object_store_from_settings(self.settings)
+
+    @cached_property
+    def vectors(self) -> VectorStore:
+        return VectorStore(self.settings.vectors_dir)
+
+    @cached_property
+    def ray(self) -> RayCluster:
+        if not self.settings.ray_address:
+            raise _not_configured("MIXPEEK_RAY_ADDRESS")
+        return RayCluster(self.settings.ray_address, dashboard_url=self.settings.ray_dashboard_url)
+
+    @cached_property
+    def serve(self) -> ServeCluster:
+        return ServeCluster(self.ray, host=self.settings.host, port=self.settings.serve_port)
+
+    @cached_property
+    def dagster(self) -> DagsterWebserver:
+        return DagsterWebserver(self.settings.dagster_ui_url)
+
+    def health_checks(self) -> dict[str, Callable[[], ComponentHealth]]:
+        return {
+            "metadata": lambda: self.metadata.health(),
+            "objects": lambda: self.objects.health(),
+            "vectors": lambda: self.vectors.health(),
+            "ray": lambda: self.ray.health(),
+            "serve": lambda: self.serve.health(),
+            "dagster": lambda: self.dagster.health(),
+        }
+
+    def health(self, *, timeout_s: float = 10.0) -> dict[str, ComponentHealth]:
+        """Check every component concurrently."""
+        return check_all(self.health_checks(), timeout_s=timeout_s)
+
+    def close(self) -> None:
+        if "metadata" in self.__dict__:
+            self.metadata.close()

@@ -1,0 +1,228 @@
+"""Platform settings: one typed object read from ``MIXPEEK_*`` environment variables.
+
+Every process of a stack (API, Dagster code location, Ray drivers, CLI) builds its configuration
+from :class:`MixpeekSettings`, so a value means the same thing everywhere. Bad values fail at start
+with a message naming the variable, never later at first use.
+
+Example:
+    >>> settings = MixpeekSettings(api_port=8080)
+    >>> settings.api_url
+    'http://127.0.0.1:8080'
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+
+Port = int
+
+
+def _check_port(name: str, value: int | None) -> None:
+    if value is not None and not 1 <= value <= 65535:
+        raise ValueError(f"{name} ({value}) must be between 1 and 65535")
+
+
+class MixpeekSettings(BaseSettings):
+    """Configuration of one stack; every field is read from ``MIXPEEK_<FIELD>``.
+
+    Components left unset (``mongo_uri``, ``ray_address``, ``s3_bucket``) are local defaults
+    that ``mixpeek up`` starts itself; setting one points the stack at an external service.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MIXPEEK_",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # Where a local stack keeps everything: metadata, objects, vectors, Dagster home, logs.
+    data_dir: Path = Field(default=Path("~/.mixpeek"))
+    host: str = "127.0.0.1"
+    api_port: Port = 8000
+    dagster_port: Port = 3000
+    serve_port: Port = 8001
+    ray_dashboard_port: Port | None = None
+    """Dashboard of the local Ray head; a free port is chosen when unset."""
+
+    # Metadata (MongoDB wire protocol).
+    mongo_uri: str | None = None
+    mongo_database: str = "mixpeek"
+
+    # Compute.
+    ray_address: str | None = None
+    """``host:port`` of an existing Ray cluster's GCS; unset starts a local head."""
+    ray_dashboard_url: str | None = None
+    ray_num_cpus: int | None = Field(default=None, ge=1)
+    ray_object_store_memory_mb: int = Field(default=1024, ge=128)
+
+    # Orchestration.
+    dagster_url: str | None = None
+    """Base URL of an external Dagster webserver; unset starts a local one."""
+
+    # Object store: a local directory unless an S3 bucket is configured.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = ""
+
+    # Signing key for local upload URLs; generated once under the data dir when unset.
+    secret_key: SecretStr | None = None
+    public_url: str | None = None
+    """Base URL clients use to reach the API (for signed URLs); defaults to ``api_url``."""
+
+    # Client side (CLI and SDK talking to a running API).
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    namespace: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        path = value.expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"data_dir ({path}) exists and is not a directory")
+        return path
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _check_mongo_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"mongo_uri ({value!r}) must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("ray_address")
+    @classmethod
+    def _check_ray_address(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("ray://"):
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"ray_address ({value!r}) must be host:port or ray://host:port")
+        return value
+
+    @field_validator("s3_endpoint_url", "dagster_url", "ray_dashboard_url", "public_url", "base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_ports_and_pairs(self) -> MixpeekSettings:
+        ports = {
+            "api_port": self.api_port,
+            "dagster_port": self.dagster_port,
+            "serve_port": self.serve_port,
+            "ray_dashboard_port": self.ray_dashboard_port,
+        }
+        for name, port in ports.items():
+            _check_port(name, port)
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port is None:
+                continue
+            if port in seen:
+                raise ValueError(f"{name} ({port}) is the same as {seen[port]}; ports must differ")
+            seen[port] = name
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("s3_access_key_id and s3_secret_access_key must be set together")
+        if self.s3_prefix.startswith("/") or ".." in self.s3_prefix.split("/"):
+            raise ValueError(f"s3_prefix ({self.s3_prefix!r}) must be a relative key prefix")
+        return self
+
+    # -- derived locations -------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def dagster_ui_url(self) -> str:
+        return self.dagster_url or f"http://{self.host}:{self.dagster_port}"
+
+    @property
+    def client_base_url(self) -> str:
+        return self.base_url or f"{self.api_url}/v1"
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self.data_dir / "metadata"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """HMAC key for local upload URLs: the configured one, or one kept under the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip().encode()
+
+
+def load_settings(**overrides: object) -> MixpeekSettings:
+    """Read settings from the environment, raising :class:`MixpeekError` naming the bad variable.
+
+    Args:
+        **overrides: field values that take precedence over the environment.
+
+    Returns:
+        The validated settings.
+    """
+    try:
+        return MixpeekSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            env = f"MIXPEEK_{field.upper()}" if error["loc"] else "MIXPEEK_*"
+            problems.append(f"{env}: {error['msg'].removeprefix('Value error, ')}")
+        raise MixpeekError(
+            ErrorCode.INVALID_SETTINGS,
+            "Invalid settings: " + "; ".join(problems),
+            field=[p.split(":", 1)[0] for p in problems],
+        ) from exc

@@ -1,0 +1,149 @@
+"""Starting, watching and stopping the background processes of a local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_tail(path: Path, *, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` detached from this terminal, appending its output to ``log_path``.
+
+    The child gets its own session, so it outlives ``mixpeek up`` and a Ctrl-C in the shell
+    does not reach it; ``mixpeek down`` stops it by pid.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def process_matches(pid: int, create_time: float) -> bool:
+    """Whether ``pid`` is still the process we started (not a recycled pid)."""
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def process_create_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def stop_process_tree(pid: int, create_time: float, *, grace_s: float = 10.0) -> None:
+    """Stop a process and every descendant it spawned.
+
+    The root gets SIGTERM first so it can shut its children down cleanly (``ray start --block``
+    does); whatever is left after ``grace_s`` (including descendants that moved to other process
+    groups, like Ray workers) is killed.
+    """
+    if not process_matches(pid, create_time):
+        return
+    root = psutil.Process(pid)
+    try:
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        family = [root]
+    try:
+        root.send_signal(signal.SIGTERM)
+    except psutil.Error:
+        pass
+    _, alive = psutil.wait_procs([root], timeout=grace_s / 2)
+    for proc in family:
+        try:
+            if proc.is_running():
+                proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=grace_s / 2)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    # Reap our own direct child if it was started by this process.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    name: str,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+    poll_s: float = 0.5,
+) -> None:
+    """Poll ``check`` until it is true; fail early if ``process`` exits, naming the component."""
+    deadline = time.monotonic() + timeout_s
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # a not-yet-ready component raises; keep the last reason
+            last_error = f"{type(exc).__name__}: {exc}"
+        if process is not None and process.poll() is not None:
+            raise _start_failure(name, f"exited with code {process.returncode}", log_path)
+        time.sleep(poll_s)
+    raise _start_failure(name, f"not healthy after {timeout_s:.0f}s {last_error}".strip(), log_path)
+
+
+def _start_failure(name: str, reason: str, log_path: Path | None) -> MixpeekError:
+    detail = f"{name}: {reason}"
+    if log_path is not None:
+        detail += f" (log: {log_path})"
+        tail = log_tail(log_path)
+        if tail:
+            detail += "\n" + tail
+    return MixpeekError(ErrorCode.STACK_ERROR, detail, component=name)

@@ -1,0 +1,124 @@
+"""Vector store: the one adapter over LanceDB (embedded, Arrow-native, on local disk or S3).
+
+Each table holds the vectors of one namespace and feature; rows are keyed by ``id`` so that
+re-processing an object upserts instead of duplicating. Later layers (ingestion, retrieval)
+decide table names and schemas; this adapter only moves Arrow data in and out.
+
+Example:
+    >>> store = VectorStore("/tmp/vectors")
+    >>> store.upsert("ns_demo__embedding", [{"id": "d1", "vector": [0.1, 0.2, 0.3]}])
+    >>> store.search("ns_demo__embedding", [0.1, 0.2, 0.3], k=1)[0]["id"]
+    'd1'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.health import ComponentHealth
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+DistanceMetric = Literal["cosine", "l2", "dot"]
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+
+
+def validate_table_name(name: str) -> str:
+    if not _TABLE_NAME.fullmatch(name) or ".." in name:
+        raise MixpeekError(ErrorCode.INVALID_REQUEST, f"Invalid vector table name {name!r}")
+    return name
+
+
+class VectorStore:
+    """A lazily opened LanceDB database.
+
+    Args:
+        uri: a local directory or an object-store URI (``s3://bucket/prefix``).
+        storage_options: passed to LanceDB for object-store URIs (endpoint, credentials).
+    """
+
+    def __init__(self, uri: str | Path, *, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = str(uri)
+        self.storage_options = storage_options or {}
+        if "://" not in self.uri:
+            Path(self.uri).mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def db(self) -> Any:
+        import lancedb
+
+        return lancedb.connect(self.uri, storage_options=self.storage_options or None)
+
+    def table_names(self) -> list[str]:
+        names: list[str] = []
+        page_token = None
+        while True:
+            response = self.db.list_tables(page_token=page_token)
+            names.extend(response.tables)
+            page_token = response.page_token
+            if not page_token:
+                return names
+
+    def has_table(self, name: str) -> bool:
+        return validate_table_name(name) in self.table_names()
+
+    def upsert(self, table: str, rows: pa.Table | Sequence[dict[str, Any]], *, key: str = "id") -> int:
+        """Insert rows, replacing those whose ``key`` already exists; returns the row count."""
+        import pyarrow as pa
+
+        data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+        if data.num_rows == 0:
+            return 0
+        if key not in data.column_names:
+            raise MixpeekError(ErrorCode.INVALID_REQUEST, f"Rows for {table!r} lack the key column {key!r}")
+        if not self.has_table(table):
+            self.db.create_table(table, data=data)
+        else:
+            (
+                self.db.open_table(table)
+                .merge_insert(key)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
+        return data.num_rows
+
+    def search(
+        self,
+        table: str,
+        vector: Sequence[float],
+        *,
+        k: int = 10,
+        where: str | None = None,
+        metric: DistanceMetric = "cosine",
+    ) -> list[dict[str, Any]]:
+        """Nearest rows to ``vector``, each with its ``_distance``; ``where`` filters first."""
+        query = self.db.open_table(validate_table_name(table)).search(list(vector)).distance_type(metric)
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.limit(k).to_list()  # type: ignore[no-any-return]
+
+    def count(self, table: str, *, where: str | None = None) -> int:
+        if not self.has_table(table):
+            return 0
+        return int(self.db.open_table(table).count_rows(where))
+
+    def delete(self, table: str, where: str) -> None:
+        if self.has_table(table):
+            self.db.open_table(table).delete(where)
+
+    def drop(self, table: str) -> None:
+        if self.has_table(table):
+            self.db.drop_table(table)
+
+    def health(self) -> ComponentHealth:
+        tables = self.table_names()
+        if "://" not in self.uri and not Path(self.uri).is_dir():
+            return ComponentHealth.error(f"vector directory {self.uri} is missing")
+        return ComponentHealth.ok(f"LanceDB at {self.uri}, {len(tables)} tables")
