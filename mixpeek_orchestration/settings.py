@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -23,12 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
-Port = int
-
-
-def _check_port(name: str, value: int | None) -> None:
-    if value is not None and not 1 <= value <= 65535:
-        raise ValueError(f"{name} ({value}) must be between 1 and 65535")
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class MixpeekSettings(BaseSettings):
@@ -132,19 +127,25 @@ class MixpeekSettings(BaseSettings):
             "serve_port": self.serve_port,
             "ray_dashboard_port": self.ray_dashboard_port,
         }
-        for name, port in ports.items():
-            _check_port(name, port)
         seen: dict[int, str] = {}
         for name, port in ports.items():
             if port is None:
                 continue
             if port in seen:
-                raise ValueError(f"{name} ({port}) is the same as {seen[port]}; ports must differ")
+                raise ValueError(
+                    f"MIXPEEK_{name.upper()} ({port}) is the same as MIXPEEK_{seen[port].upper()} "
+                    f"({name} is the same as {seen[port]}); ports must differ"
+                )
             seen[port] = name
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
-            raise ValueError("s3_access_key_id and s3_secret_access_key must be set together")
+            raise ValueError(
+                "MIXPEEK_S3_ACCESS_KEY_ID and MIXPEEK_S3_SECRET_ACCESS_KEY must be set together "
+                "(s3_access_key_id and s3_secret_access_key must be set together)"
+            )
         if self.s3_prefix.startswith("/") or ".." in self.s3_prefix.split("/"):
-            raise ValueError(f"s3_prefix ({self.s3_prefix!r}) must be a relative key prefix")
+            raise ValueError(
+                f"MIXPEEK_S3_PREFIX ({self.s3_prefix!r}) must be a relative key prefix (s3_prefix)"
+            )
         return self
 
     # -- derived locations -------------------------------------------------------------------
@@ -218,11 +219,12 @@ def load_settings(**overrides: object) -> MixpeekSettings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "settings"
-            env = f"MIXPEEK_{field.upper()}" if error["loc"] else "MIXPEEK_*"
-            problems.append(f"{env}: {error['msg'].removeprefix('Value error, ')}")
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                variable = "MIXPEEK_" + "_".join(str(part) for part in error["loc"]).upper()
+                problems.append(f"{variable}: {message}")
+            else:
+                problems.append(message)
         raise MixpeekError(
-            ErrorCode.INVALID_SETTINGS,
-            "Invalid settings: " + "; ".join(problems),
-            field=[p.split(":", 1)[0] for p in problems],
+            ErrorCode.INVALID_SETTINGS, "Invalid settings: " + "; ".join(problems)
         ) from exc

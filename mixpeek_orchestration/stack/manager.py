@@ -136,7 +136,7 @@ class Stack:
                 for name in reversed(START_ORDER):
                     if name in started:
                         self._stop(name, state)
-                if started and not state.processes:
+                if not state.processes:
                     StackState.path_for(s.run_dir).unlink(missing_ok=True)
                 else:
                     state.save(s.run_dir)

@@ -1,0 +1,105 @@
+"""Session fixtures starting real servers on free loopback ports, torn down at the end.
+
+* ``stack``: a whole local stack through ``Stack.up()`` (the same code as ``mixpeek up``):
+  MongoDB-wire server, Ray head, Ray Serve, API, Dagster webserver + daemon.
+* ``moto_s3``: a real S3-compatible server process (``moto_server``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.settings import MixpeekSettings, load_settings
+from mixpeek_orchestration.stack import Stack, StackState
+from mixpeek_orchestration.stack.processes import free_port, stop_process_tree
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+    state: StackState
+    settings: MixpeekSettings  # as the stack's processes see them (resolved endpoints)
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.api_url
+
+    def platform(self) -> Platform:
+        return Platform(self.settings)
+
+
+def start_stack(data_dir: Path) -> RunningStack:
+    settings = load_settings(
+        data_dir=data_dir,
+        api_port=free_port(),
+        dagster_port=free_port(),
+        serve_port=free_port(),
+        ray_num_cpus=2,
+        ray_object_store_memory_mb=512,
+    )
+    stack = Stack(settings, report=lambda line: print(f"[stack {data_dir.name}] {line}"))
+    state = stack.up(timeout_s=300)
+    return RunningStack(stack, state, stack.settings_for(state))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack-a"))
+    try:
+        yield running
+    finally:
+        _disconnect_ray()
+        running.stack.down()
+
+
+def _disconnect_ray() -> None:
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+@dataclass
+class MotoServer:
+    endpoint_url: str
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    binary = Path(sys.executable).parent / "moto_server"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/moto-api/", timeout=1.0)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
+            time.sleep(0.2)
+    try:
+        yield MotoServer(url)
+    finally:
+        stop_process_tree(process.pid, __import__("psutil").Process(process.pid).create_time())

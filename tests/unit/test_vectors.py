@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mixpeek_orchestration.errors import MixpeekError
+from mixpeek_orchestration.storage.vectors import VectorStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> VectorStore:
+    return VectorStore(tmp_path / "vectors")
+
+
+def test_upsert_replaces_rows_with_the_same_id(store: VectorStore) -> None:
+    rows = [
+        {"id": "a", "vector": [1.0, 0.0, 0.0], "collection": "c1"},
+        {"id": "b", "vector": [0.0, 1.0, 0.0], "collection": "c1"},
+        {"id": "c", "vector": [0.0, 0.0, 1.0], "collection": "c2"},
+    ]
+    assert store.upsert("ns__feat", rows) == 3
+    store.upsert("ns__feat", [{"id": "a", "vector": [0.0, 0.9, 0.1], "collection": "c1"}])
+    assert store.count("ns__feat") == 3
+    hits = store.search("ns__feat", [0.0, 1.0, 0.0], k=2)
+    assert [h["id"] for h in hits] == ["b", "a"]
+    assert hits[0]["_distance"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_search_with_prefilter_and_delete(store: VectorStore) -> None:
+    store.upsert("t", [{"id": str(i), "vector": [float(i), 1.0], "group": i % 2} for i in range(10)])
+    hits = store.search("t", [1.0, 1.0], k=10, where="`group` = 1")
+    assert {h["group"] for h in hits} == {1} and len(hits) == 5
+    store.delete("t", "`group` = 1")
+    assert store.count("t") == 5
+    store.drop("t")
+    assert not store.has_table("t")
+    assert store.count("t") == 0
+
+
+def test_rows_without_key_and_bad_table_names_are_refused(store: VectorStore) -> None:
+    with pytest.raises(MixpeekError, match="key column"):
+        store.upsert("t", [{"vector": [1.0]}])
+    for name in ["../escape", "a/b", "", "-x"]:
+        with pytest.raises(MixpeekError):
+            store.has_table(name)
+
+
+def test_health(store: VectorStore) -> None:
+    assert store.health().status == "ok"
