@@ -96,7 +96,9 @@ class DagsterWebserver:
     def run_status(self, run_id: str) -> str:
         result = self.graphql(_RUN_STATUS, {"runId": run_id})["runOrError"]
         if result["__typename"] != "Run":
-            raise MixpeekError(ErrorCode.NOT_FOUND, f"Dagster run {run_id}: {result.get('message')}")
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"Dagster run {run_id}: {result.get('message')}"
+            )
         return result["status"]  # type: ignore[no-any-return]
 
     def wait_for_run(self, run_id: str, *, timeout_s: float = 300.0, poll_s: float = 1.0) -> str:
@@ -121,4 +123,6 @@ class DagsterWebserver:
             return ComponentHealth.error(
                 f"webserver {version} up, daemon not healthy: {', '.join(unhealthy)}"
             )
-        return ComponentHealth.ok(f"webserver {version} at {self.url}, {len(daemons)} daemons healthy")
+        return ComponentHealth.ok(
+            f"webserver {version} at {self.url}, {len(daemons)} daemons healthy"
+        )

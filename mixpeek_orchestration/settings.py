@@ -109,7 +109,9 @@ class MixpeekSettings(BaseSettings):
             raise ValueError(f"ray_address ({value!r}) must be host:port or ray://host:port")
         return value
 
-    @field_validator("s3_endpoint_url", "dagster_url", "ray_dashboard_url", "public_url", "base_url")
+    @field_validator(
+        "s3_endpoint_url", "dagster_url", "ray_dashboard_url", "public_url", "base_url"
+    )
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:

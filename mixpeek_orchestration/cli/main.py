@@ -56,7 +56,9 @@ def up(
         state = stack.up(timeout_s=timeout)
     except MixpeekError as exc:
         raise _fail(exc) from None
-    console.print(f"[green]Stack is up[/green] in {time.monotonic() - start:.0f}s. Logs: {settings.logs_dir}")
+    console.print(
+        f"[green]Stack is up[/green] in {time.monotonic() - start:.0f}s. Logs: {settings.logs_dir}"
+    )
     table = Table("component", "URL")
     for name, url in state.urls.items():
         table.add_row(name, url)
@@ -71,7 +73,9 @@ def down() -> None:
     settings = _settings()
     stopped = Stack(settings, report=lambda line: console.print(f"  {line}")).down()
     if stopped:
-        console.print(f"[green]Stopped[/green] {', '.join(stopped)}. Data kept in {settings.data_dir}")
+        console.print(
+            f"[green]Stopped[/green] {', '.join(stopped)}. Data kept in {settings.data_dir}"
+        )
     else:
         console.print(f"No stack is running for {settings.data_dir}")
 

@@ -68,7 +68,10 @@ def _bin(name: str) -> str:
 
 def workspace_yaml(*, executable: str | None = None) -> dict[str, object]:
     """The Dagster workspace loading the ``plugin_assets`` code location."""
-    module: dict[str, object] = {"module_name": CODE_LOCATION_MODULE, "location_name": "plugin_assets"}
+    module: dict[str, object] = {
+        "module_name": CODE_LOCATION_MODULE,
+        "location_name": "plugin_assets",
+    }
     if executable:
         module["executable_path"] = executable
     return {"load_from": [{"python_module": module}]}
@@ -116,7 +119,14 @@ class Stack:
         processes this call started are stopped again and a ``stack_error`` names the component.
         """
         s = self.settings
-        for directory in (s.data_dir, s.logs_dir, s.run_dir, s.dagster_home, s.objects_dir, s.vectors_dir):
+        for directory in (
+            s.data_dir,
+            s.logs_dir,
+            s.run_dir,
+            s.dagster_home,
+            s.objects_dir,
+            s.vectors_dir,
+        ):
             directory.mkdir(parents=True, exist_ok=True)
         with self._lock():
             previous = StackState.load(s.run_dir)
@@ -184,7 +194,9 @@ class Stack:
             for key, value in state.env.items()
             if key.startswith("MIXPEEK_")
         }
-        return self.settings.model_copy(update=MixpeekSettings(**overrides).model_dump(exclude_unset=True))
+        return self.settings.model_copy(
+            update=MixpeekSettings(**overrides).model_dump(exclude_unset=True)
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -233,7 +245,9 @@ class Stack:
         if s.ray_address:
             self.report(f"ray: external at {s.ray_address}")
             host, port = split_host_port(s.ray_address)
-            self._require_healthy("ray", lambda: (tcp_reachable(host, port), ComponentHealth.ok())[1])
+            self._require_healthy(
+                "ray", lambda: (tcp_reachable(host, port), ComponentHealth.ok())[1]
+            )
         if s.s3_bucket:
             self.report(f"objects: external S3 bucket {s.s3_bucket}")
             self._require_healthy("objects", Platform(s).objects.health)
@@ -374,7 +388,9 @@ class Stack:
     def _write_dagster_files(self, state: StackState) -> None:
         home = self.settings.dagster_home
         home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").write_text(yaml.safe_dump(dagster_instance_yaml(home), sort_keys=False))
+        (home / "dagster.yaml").write_text(
+            yaml.safe_dump(dagster_instance_yaml(home), sort_keys=False)
+        )
         (home / "workspace.yaml").write_text(
             yaml.safe_dump(workspace_yaml(executable=sys.executable), sort_keys=False)
         )
@@ -402,7 +418,15 @@ class Stack:
         workspace = str(home / "workspace.yaml")
         env = self._child_env(state)
         if "dagster-webserver" not in state.processes:
-            command = [_bin("dagster-webserver"), "-h", s.host, "-p", str(s.dagster_port), "-w", workspace]
+            command = [
+                _bin("dagster-webserver"),
+                "-h",
+                s.host,
+                "-p",
+                str(s.dagster_port),
+                "-w",
+                workspace,
+            ]
             self._launch("dagster-webserver", command, state, started, env=env, cwd=home)
         if "dagster-daemon" not in state.processes:
             command = [_bin("dagster-daemon"), "run", "-w", workspace]
@@ -475,7 +499,9 @@ class Stack:
         self._popen = getattr(self, "_popen", {})
         self._popen[name] = process
 
-    def _wait(self, name: str, check: Callable[[], bool], state: StackState, *, timeout_s: float) -> None:
+    def _wait(
+        self, name: str, check: Callable[[], bool], state: StackState, *, timeout_s: float
+    ) -> None:
         popen = getattr(self, "_popen", {}).get(name)
         record = state.processes.get(name)
         wait_until(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,10 +91,8 @@ def stop_process_tree(pid: int, create_time: float, *, grace_s: float = 10.0) ->
         family = [root, *root.children(recursive=True)]
     except psutil.Error:
         family = [root]
-    try:
+    with contextlib.suppress(psutil.Error):
         root.send_signal(signal.SIGTERM)
-    except psutil.Error:
-        pass
     _, alive = psutil.wait_procs([root], timeout=grace_s / 2)
     for proc in family:
         try:
@@ -103,16 +102,12 @@ def stop_process_tree(pid: int, create_time: float, *, grace_s: float = 10.0) ->
             pass
     _, alive = psutil.wait_procs(family, timeout=grace_s / 2)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(alive, timeout=5)
     # Reap our own direct child if it was started by this process.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(

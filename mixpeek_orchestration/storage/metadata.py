@@ -61,7 +61,9 @@ class MetadataStore:
     def health(self) -> ComponentHealth:
         self.ping()
         version = self.client.server_info().get("version", "?")
-        return ComponentHealth.ok(f"MongoDB wire protocol, server {version}, db {self.database_name}")
+        return ComponentHealth.ok(
+            f"MongoDB wire protocol, server {version}, db {self.database_name}"
+        )
 
     def close(self) -> None:
         if "client" in self.__dict__:

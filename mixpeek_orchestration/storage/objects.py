@@ -415,7 +415,9 @@ class S3ObjectStore(ObjectStore):
             response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise MixpeekError(ErrorCode.NOT_FOUND, f"Object {key!r} not found", key=key) from None
+                raise MixpeekError(
+                    ErrorCode.NOT_FOUND, f"Object {key!r} not found", key=key
+                ) from None
             raise
         return response["Body"]  # type: ignore[no-any-return]
 
@@ -428,7 +430,9 @@ class S3ObjectStore(ObjectStore):
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise
-        return ObjectInfo(key, head["ContentLength"], head.get("ETag", "").strip('"'), head.get("LastModified"))
+        return ObjectInfo(
+            key, head["ContentLength"], head.get("ETag", "").strip('"'), head.get("LastModified")
+        )
 
     def delete(self, key: str) -> bool:
         existed = self.stat(key) is not None
@@ -465,7 +469,9 @@ class S3ObjectStore(ObjectStore):
 
     def presign_get(self, key: str, *, expires_in: int) -> PresignedRequest:
         url = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=expires_in
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._full(key)},
+            ExpiresIn=expires_in,
         )
         return PresignedRequest(url, "GET", datetime.fromtimestamp(time.time() + expires_in, UTC))
 

@@ -68,7 +68,9 @@ class VectorStore:
     def has_table(self, name: str) -> bool:
         return validate_table_name(name) in self.table_names()
 
-    def upsert(self, table: str, rows: pa.Table | Sequence[dict[str, Any]], *, key: str = "id") -> int:
+    def upsert(
+        self, table: str, rows: pa.Table | Sequence[dict[str, Any]], *, key: str = "id"
+    ) -> int:
         """Insert rows, replacing those whose ``key`` already exists; returns the row count."""
         import pyarrow as pa
 
@@ -76,7 +78,9 @@ class VectorStore:
         if data.num_rows == 0:
             return 0
         if key not in data.column_names:
-            raise MixpeekError(ErrorCode.INVALID_REQUEST, f"Rows for {table!r} lack the key column {key!r}")
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, f"Rows for {table!r} lack the key column {key!r}"
+            )
         if not self.has_table(table):
             self.db.create_table(table, data=data)
         else:
@@ -99,7 +103,11 @@ class VectorStore:
         metric: DistanceMetric = "cosine",
     ) -> list[dict[str, Any]]:
         """Nearest rows to ``vector``, each with its ``_distance``; ``where`` filters first."""
-        query = self.db.open_table(validate_table_name(table)).search(list(vector)).distance_type(metric)
+        query = (
+            self.db.open_table(validate_table_name(table))
+            .search(list(vector))
+            .distance_type(metric)
+        )
         if where:
             query = query.where(where, prefilter=True)
         return query.limit(k).to_list()  # type: ignore[no-any-return]

@@ -23,7 +23,9 @@ COMPONENTS = {"metadata", "objects", "vectors", "ray", "serve", "dagster"}
 def test_healthz_reports_every_component_ok(stack: RunningStack) -> None:
     body = httpx.get(f"{stack.api_url}/healthz", timeout=30).json()
     assert set(body["components"]) == COMPONENTS
-    assert {name: c["status"] for name, c in body["components"].items()} == dict.fromkeys(COMPONENTS, "ok")
+    assert {name: c["status"] for name, c in body["components"].items()} == dict.fromkeys(
+        COMPONENTS, "ok"
+    )
     assert body["status"] == "ok"
 
 
@@ -57,7 +59,9 @@ def test_signed_upload_through_the_api(stack: RunningStack) -> None:
     response = httpx.put(upload.url, content=chunks, headers=upload.headers, timeout=60)
     assert response.status_code == 200, response.text
     assert store.get_bytes("org/ns/skeleton/upload.bin") == payload
-    download = httpx.get(store.presign_get("org/ns/skeleton/upload.bin", expires_in=60).url, timeout=60)
+    download = httpx.get(
+        store.presign_get("org/ns/skeleton/upload.bin", expires_in=60).url, timeout=60
+    )
     assert download.content == payload
 
     too_big = store.presign_put("org/ns/skeleton/big.bin", expires_in=60, max_bytes=1000)

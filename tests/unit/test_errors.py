@@ -15,4 +15,8 @@ def test_error_codes_carry_status_and_retryability() -> None:
 def test_error_response_shape() -> None:
     error = MixpeekError(ErrorCode.PAYLOAD_TOO_LARGE, "too big", max_bytes=10)
     assert error.http_status == 413
-    assert error.to_response() == {"detail": "too big", "code": "payload_too_large", "max_bytes": 10}
+    assert error.to_response() == {
+        "detail": "too big",
+        "code": "payload_too_large",
+        "max_bytes": 10,
+    }

@@ -13,7 +13,9 @@ from mixpeek_orchestration.storage.objects import LocalObjectStore, validate_key
 
 @pytest.fixture
 def store(tmp_path: Path) -> LocalObjectStore:
-    return LocalObjectStore(tmp_path / "objects", signing_key=b"k" * 32, public_url="http://api.test")
+    return LocalObjectStore(
+        tmp_path / "objects", signing_key=b"k" * 32, public_url="http://api.test"
+    )
 
 
 def test_put_get_stat_list_delete(store: LocalObjectStore) -> None:
@@ -38,7 +40,18 @@ def test_missing_object_is_not_found(store: LocalObjectStore) -> None:
     assert info.value.code is ErrorCode.NOT_FOUND
 
 
-BAD_KEYS = ["", "/abs/path", "a/../b", "..", "a//b", "a/./b", "a\\b", "a/b/", "nul\x00byte", "x" * 1100]
+BAD_KEYS = [
+    "",
+    "/abs/path",
+    "a/../b",
+    "..",
+    "a//b",
+    "a/./b",
+    "a\\b",
+    "a/b/",
+    "nul\x00byte",
+    "x" * 1100,
+]
 
 
 @pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
@@ -68,7 +81,9 @@ def _params(url: str) -> dict[str, str]:
 
 
 def test_presigned_put_verifies_and_rejects_tampering(store: LocalObjectStore) -> None:
-    upload = store.presign_put("org/ns/up.zip", expires_in=60, content_type="application/zip", max_bytes=100)
+    upload = store.presign_put(
+        "org/ns/up.zip", expires_in=60, content_type="application/zip", max_bytes=100
+    )
     assert upload.url.startswith("http://api.test/v1/storage/org/ns/up.zip?")
     assert upload.headers == {"Content-Type": "application/zip"}
     p = _params(upload.url)

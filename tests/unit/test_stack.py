@@ -90,7 +90,9 @@ def test_stop_process_tree_stops_children_in_other_process_groups(tmp_path: Path
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
         "time.sleep(600)\n"
     )
-    proc = spawn([sys.executable, "-c", script], log_path=tmp_path / "p.log", env={"PATH": "/usr/bin"})
+    proc = spawn(
+        [sys.executable, "-c", script], log_path=tmp_path / "p.log", env={"PATH": "/usr/bin"}
+    )
     deadline = time.monotonic() + 10
     while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -28,7 +28,9 @@ def test_upsert_replaces_rows_with_the_same_id(store: VectorStore) -> None:
 
 
 def test_search_with_prefilter_and_delete(store: VectorStore) -> None:
-    store.upsert("t", [{"id": str(i), "vector": [float(i), 1.0], "group": i % 2} for i in range(10)])
+    store.upsert(
+        "t", [{"id": str(i), "vector": [float(i), 1.0], "group": i % 2} for i in range(10)]
+    )
     hits = store.search("t", [1.0, 1.0], k=10, where="`group` = 1")
     assert {h["group"] for h in hits} == {1} and len(hits) == 5
     store.delete("t", "`group` = 1")

@@ -50,9 +50,21 @@ async def upload(
 ) -> StoredObject:
     """Receive an object's bytes at a signed URL."""
     store = _local_store(platform)
-    store.verify("PUT", key, expires=expires, signature=signature, max_bytes=max_bytes, content_type=content_type)
+    store.verify(
+        "PUT",
+        key,
+        expires=expires,
+        signature=signature,
+        max_bytes=max_bytes,
+        content_type=content_type,
+    )
     declared = request.headers.get("content-length")
-    if max_bytes is not None and declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        max_bytes is not None
+        and declared is not None
+        and declared.isdigit()
+        and int(declared) > max_bytes
+    ):
         raise MixpeekError(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"Content-Length {declared} exceeds the limit of {max_bytes} bytes",

@@ -1,0 +1,57 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -qq
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: install test test-unit test-integration demo up down status bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (torch CPU build first) ..."
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+define run_pytest
+	@$(PY) -m pytest $(1) -ra; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(1)"; exit 1; fi; exit $$rc
+endef
+
+test: install
+	$(call run_pytest,tests)
+
+test-unit: install
+	$(call run_pytest,tests/unit)
+
+test-integration: install
+	$(call run_pytest,tests/integration)
+
+demo: install
+	$(VENV)/bin/mixpeek up
+	$(PY) examples/demo.py
+
+up: install
+	$(VENV)/bin/mixpeek up
+
+down:
+	$(VENV)/bin/mixpeek down
+
+status:
+	$(VENV)/bin/mixpeek status
+
+bench: install
+	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(PY) $$script || exit 1; done
+
+lint: install
+	$(PY) -m ruff check mixpeek_orchestration plugin_assets tests examples bench
+	$(PY) -m ruff format --check mixpeek_orchestration plugin_assets tests examples bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
