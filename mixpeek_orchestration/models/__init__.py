@@ -1,0 +1,1 @@
+"""Models the platform provides: bundled weights (offline cache) and per-namespace models."""

@@ -1,0 +1,64 @@
+"""The plugin SDK: everything plugin authors import.
+
+Example:
+    >>> from mixpeek_orchestration.sdk import (
+    ...     PipelineDefinition, ResourceType, RowCondition, StepDefinition, build_pipeline_steps,
+    ... )
+
+Hosted-product archives import the same names from ``engine.plugins.extractors.pipeline`` and
+``shared.models.loader``; the plugin loader resolves those paths to this package.
+"""
+
+from mixpeek_orchestration.sdk.context import PluginContainer as PluginContainer
+from mixpeek_orchestration.sdk.context import PluginContext as PluginContext
+from mixpeek_orchestration.sdk.context import PluginSecrets as PluginSecrets
+from mixpeek_orchestration.sdk.context import current_context as current_context
+from mixpeek_orchestration.sdk.contracts import Processor as Processor
+from mixpeek_orchestration.sdk.contracts import RealtimeAdapter as RealtimeAdapter
+from mixpeek_orchestration.sdk.contracts import RealtimeHandler as RealtimeHandler
+from mixpeek_orchestration.sdk.helpers import download_asset as download_asset
+from mixpeek_orchestration.sdk.helpers import open_asset as open_asset
+from mixpeek_orchestration.sdk.helpers import run_tool as run_tool
+from mixpeek_orchestration.sdk.manifest import ComputeProfileConfig as ComputeProfileConfig
+from mixpeek_orchestration.sdk.manifest import FeatureSpec as FeatureSpec
+from mixpeek_orchestration.sdk.manifest import PluginManifest as PluginManifest
+from mixpeek_orchestration.sdk.manifest import PluginMetadata as PluginMetadata
+from mixpeek_orchestration.sdk.manifest import ServeConfig as ServeConfig
+from mixpeek_orchestration.sdk.manifest import feature_uri as feature_uri
+from mixpeek_orchestration.sdk.manifest import normalize_version as normalize_version
+from mixpeek_orchestration.sdk.manifest import plugin_id_for as plugin_id_for
+from mixpeek_orchestration.sdk.models import load_namespace_model as load_namespace_model
+from mixpeek_orchestration.sdk.pipeline import PipelineDefinition as PipelineDefinition
+from mixpeek_orchestration.sdk.pipeline import PipelineStep as PipelineStep
+from mixpeek_orchestration.sdk.pipeline import ResourceType as ResourceType
+from mixpeek_orchestration.sdk.pipeline import RowCondition as RowCondition
+from mixpeek_orchestration.sdk.pipeline import StepDefinition as StepDefinition
+from mixpeek_orchestration.sdk.pipeline import build_pipeline_steps as build_pipeline_steps
+
+__all__ = [
+    "ComputeProfileConfig",
+    "FeatureSpec",
+    "PipelineDefinition",
+    "PipelineStep",
+    "PluginContainer",
+    "PluginContext",
+    "PluginManifest",
+    "PluginMetadata",
+    "PluginSecrets",
+    "Processor",
+    "RealtimeAdapter",
+    "RealtimeHandler",
+    "ResourceType",
+    "RowCondition",
+    "ServeConfig",
+    "StepDefinition",
+    "build_pipeline_steps",
+    "current_context",
+    "download_asset",
+    "feature_uri",
+    "load_namespace_model",
+    "normalize_version",
+    "open_asset",
+    "plugin_id_for",
+    "run_tool",
+]
