@@ -82,7 +82,11 @@ def activate_model_cache(cache_dir: Path | None = None) -> Path:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.pop("SENTENCE_TRANSFORMERS_HOME", None)
-    # Offline by design: the hub client's "could not reach the Hub" notices are noise here.
+    # Offline by design: the hub client's "could not reach the Hub" notices and download
+    # progress bars are noise here.
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     return home
 

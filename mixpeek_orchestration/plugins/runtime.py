@@ -48,6 +48,7 @@ class PluginRuntime:
         protected_roots: Iterable[Path] = (),
         allowed_hosts: Iterable[str] = (),
         model_cache: Path | None = None,
+        dedicated_process: bool = False,
     ) -> PluginRuntime:
         """Load the plugin at ``root`` for running.
 
@@ -59,6 +60,9 @@ class PluginRuntime:
             protected_roots: directories plugin code may not read (the platform data dir).
             allowed_hosts: hosts plugin code may connect to.
             model_cache: the offline model cache directory.
+            dedicated_process: this process exists to run the plugin (a batch actor, a
+                replica, the CLI): point ``TMPDIR`` at the scratch dir so libraries' temporary
+                files land where the guard lets them write.
         """
         cache_home = activate_model_cache(model_cache)
         context = context or PluginContext(
@@ -75,9 +79,9 @@ class PluginRuntime:
                 allowed_hosts=frozenset(allowed_hosts),
             )
             context.guard = policy
-        # Libraries writing temporary files (torch.compile, tokenizers) write to scratch.
-        os.environ["TMPDIR"] = str(context.scratch_dir)
-        tempfile.tempdir = None
+        if dedicated_process:
+            os.environ["TMPDIR"] = str(context.scratch_dir)
+            tempfile.tempdir = None
         plugin = load_plugin(root, guard=policy)
         return cls(plugin, context, policy)
 

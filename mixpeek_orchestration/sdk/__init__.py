@@ -19,6 +19,8 @@ from mixpeek_orchestration.sdk.contracts import RealtimeHandler as RealtimeHandl
 from mixpeek_orchestration.sdk.helpers import download_asset as download_asset
 from mixpeek_orchestration.sdk.helpers import open_asset as open_asset
 from mixpeek_orchestration.sdk.helpers import run_tool as run_tool
+from mixpeek_orchestration.sdk.http import apost_json_many as apost_json_many
+from mixpeek_orchestration.sdk.http import post_json_many as post_json_many
 from mixpeek_orchestration.sdk.manifest import ComputeProfileConfig as ComputeProfileConfig
 from mixpeek_orchestration.sdk.manifest import FeatureSpec as FeatureSpec
 from mixpeek_orchestration.sdk.manifest import PluginManifest as PluginManifest
@@ -59,6 +61,8 @@ __all__ = [
     "load_namespace_model",
     "normalize_version",
     "open_asset",
+    "apost_json_many",
     "plugin_id_for",
+    "post_json_many",
     "run_tool",
 ]

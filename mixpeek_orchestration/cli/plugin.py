@@ -1,0 +1,215 @@
+"""``mixpeek plugin ...``: the plugin author's loop (init, validate, scan, test, builtins)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mixpeek_orchestration.errors import MixpeekError
+
+plugin_app = typer.Typer(help="Author, check and test plugins.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_FOR_CATEGORY = {"text": "text", "document": "text", "image": "image"}
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@plugin_app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Plugin name (lowercase letters, digits, _).")],
+    category: Annotated[str, typer.Option(help="text | document | image")] = "text",
+    directory: Annotated[Path | None, typer.Option("--dir", help="Parent directory.")] = None,
+) -> None:
+    """Create a working plugin from a template; `mixpeek plugin test` passes on it as is."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
+        raise _fail(f"plugin name {name!r} must be lowercase letters, digits and _ (starting with a letter)")
+    template = TEMPLATE_FOR_CATEGORY.get(category)
+    if template is None:
+        raise _fail(f"no template for category {category!r}; choose one of {sorted(TEMPLATE_FOR_CATEGORY)}")
+    target = (directory or Path.cwd()) / name
+    if target.exists():
+        raise _fail(f"{target} already exists")
+    values = {"name": name, "Class": "".join(p.title() for p in name.split("_")), "category": category}
+    for source in sorted((TEMPLATES / template).rglob("*.tmpl")):
+        relative = source.relative_to(TEMPLATES / template).with_suffix("")
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(source.read_text().format(**values))
+    console.print(f"Created [bold]{target}[/bold] ({category}). Next: cd {name} && mixpeek plugin test")
+
+
+def _violations_table(violations: list[dict]) -> Table:
+    table = Table("severity", "file", "line", "col", "message")
+    for v in violations:
+        colour = "red" if v["severity"] == "error" else "yellow"
+        table.add_row(f"[{colour}]{v['severity']}[/{colour}]", v["file"], str(v["line"]), str(v["column"]), v["message"])
+    return table
+
+
+@plugin_app.command()
+def scan(
+    path: Annotated[Path, typer.Argument(help="Plugin directory or zip archive.")] = Path("."),
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the scan too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Archive gate + security scan; exits 0 only when the plugin may be deployed."""
+    from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
+    from mixpeek_orchestration.plugins.policy import ScanPolicy
+    from mixpeek_orchestration.plugins.report import Violation
+    from mixpeek_orchestration.plugins.scanner import scan_directory
+    from mixpeek_orchestration.plugins.validation import archived
+
+    policy = ScanPolicy(strict=strict)
+    violations: list[Violation] = []
+    sha256 = None
+    files = 0
+    try:
+        if path.is_dir():
+            context = archived(path)
+        elif path.is_file():
+            from contextlib import nullcontext
+
+            context = nullcontext(path)
+        else:
+            raise _fail(f"{path} is neither a plugin directory nor a zip archive", 2)
+        with context as archive, open_plugin_archive(archive) as extracted:
+            report = scan_directory(extracted.root, policy=policy)
+            violations, sha256, files = list(report.violations), extracted.sha256, report.files_scanned
+            passed = report.passed
+    except ArchiveRejected as exc:
+        violations, passed = list(exc.violations), False
+    payload = [v.model_dump() for v in violations]
+    if as_json:
+        typer.echo(json.dumps({"passed": passed, "strict": strict, "sha256": sha256, "files_scanned": files, "violations": payload}, indent=2))
+    else:
+        if violations:
+            console.print(_violations_table(payload))
+        verdict = "[green]passed[/green]" if passed else "[red]Security scan failed[/red]"
+        console.print(f"{verdict}: {files} files scanned, {len(violations)} violation(s)" + (" (strict)" if strict else ""))
+    raise typer.Exit(0 if passed else 1)
+
+
+@plugin_app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Plugin directory or zip archive.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Gate, scan, manifest and a `build_steps` dry run: everything an upload's confirm checks."""
+    from mixpeek_orchestration.plugins.validation import check_plugin_path
+
+    try:
+        check = check_plugin_path(path)
+    except MixpeekError as exc:
+        raise _fail(exc.detail, 2) from None
+    if as_json:
+        typer.echo(json.dumps(check.to_dict(), indent=2, default=str))
+    elif check.passed:
+        manifest = check.manifest
+        assert manifest is not None
+        console.print(f"[green]valid[/green]: {manifest.plugin_id} ({manifest.metadata.category})")
+        for uri in manifest.feature_uris:
+            console.print(f"  feature {uri}")
+        console.print(f"  sha256 {check.sha256}")
+    else:
+        err_console.print(f"[red]{check.detail}[/red] (stage: {check.stage})")
+        if check.violations:
+            err_console.print(_violations_table([v.model_dump() for v in check.violations]))
+        for error in check.errors:
+            err_console.print(f"  {error.get('field')}: {error.get('message')}")
+    raise typer.Exit(0 if check.passed else 1)
+
+
+@plugin_app.command("test")
+def test_plugin(
+    path: Annotated[Path, typer.Option("--path", help="Plugin directory.")] = Path("."),
+    sample_data: Annotated[Path | None, typer.Option("--sample-data", help="JSON / JSON-lines rows.")] = None,
+    parameters: Annotated[str | None, typer.Option("--parameters", help="Collection parameters as JSON.")] = None,
+    skip_scan: Annotated[bool, typer.Option("--skip-scan", help="Run even if the scan fails.")] = False,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="Host the plugin may connect to (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Scan, then run the pipeline on sample rows and call the realtime handler; report timings."""
+    from mixpeek_orchestration.plugins.testing import run_plugin_test
+    from mixpeek_orchestration.settings import load_settings
+
+    if not (path / "manifest.py").is_file():
+        raise _fail(f"{path.resolve()} is not a plugin directory (no manifest.py)", 2)
+    params = None
+    if parameters:
+        try:
+            params = json.loads(parameters)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--parameters is not JSON: {exc}", 2) from None
+    if not skip_scan:
+        from mixpeek_orchestration.plugins.validation import check_plugin_path
+
+        check = check_plugin_path(path, dry_run=False)
+        if not check.passed:
+            err_console.print(f"[red]{check.detail}[/red]")
+            if check.violations:
+                err_console.print(_violations_table([v.model_dump() for v in check.violations]))
+            for error in check.errors:
+                err_console.print(f"  {error.get('field')}: {error.get('message')}")
+            raise typer.Exit(1)
+    try:
+        report = run_plugin_test(
+            path,
+            sample_data=sample_data,
+            parameters=params,
+            protected_roots=(load_settings().data_dir,),
+            allowed_hosts=tuple(allow_host or ()),
+        )
+    except MixpeekError as exc:
+        raise _fail(exc.detail) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        raise typer.Exit(0 if report.passed else 1)
+    table = Table("check", "result")
+    table.add_row("plugin", report.plugin_id)
+    table.add_row("features", "\n".join(report.feature_uris))
+    table.add_row("load", f"{report.load_s:.2f}s")
+    table.add_row("batch rows", f"{report.rows_ok}/{report.rows} ok")
+    if report.first_batch_s is not None:
+        table.add_row("first batch (model load)", f"{report.first_batch_s:.2f}s")
+    table.add_row("batch throughput (warm)", f"{report.rows_per_s:.1f} rows/s")
+    if report.realtime is not None:
+        rt = report.realtime
+        table.add_row("realtime", "ok" if not rt.problems else "[red]" + "; ".join(rt.problems) + "[/red]")
+        if rt.p50_ms is not None:
+            table.add_row("realtime latency", f"first {rt.first_call_ms} ms, p50 {rt.p50_ms} ms ({rt.calls} calls)")
+    else:
+        table.add_row("realtime", "no realtime.py (batch only)")
+    console.print(table)
+    for error in report.row_errors:
+        err_console.print(f"  [red]row error[/red] {error}")
+    console.print("[green]passed[/green]" if report.passed else "[red]failed[/red]")
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@plugin_app.command()
+def builtins(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the built-in extractors (usable as steps and deployable on their own)."""
+    from mixpeek_orchestration.extractors import BUILTIN_EXTRACTORS
+
+    described = [e.describe() for e in BUILTIN_EXTRACTORS.values()]
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    table = Table("name", "model", "features", "service")
+    for e in described:
+        table.add_row(e["name"], e["model"], "\n".join(e["feature_uris"]), e["service"])
+    console.print(table)
