@@ -22,7 +22,7 @@ def classify(text: str) -> dict[str, object]:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         if self.path != "/classify":
             self.send_error(404)
             return

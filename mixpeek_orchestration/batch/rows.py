@@ -39,7 +39,9 @@ URL_FIELDS = frozenset(
     {"url", "uri", "path", "file", "file_url", "image", "image_url", "video", "video_url",
      "audio", "audio_url", "pdf", "pdf_url", "document", "document_url", "blob_url", "data"}
 )  # fmt: skip
-TEXT_FIELDS = frozenset({"text", "content", "body", "query", "sentence", "passage", "document_text"})
+TEXT_FIELDS = frozenset(
+    {"text", "content", "body", "query", "sentence", "passage", "document_text"}
+)
 
 
 def blob_type_for_mime(mime_type: str) -> str:
@@ -100,7 +102,8 @@ def build_batch(
             "document_id": row.get("document_id") or f"doc_{uuid.uuid4().hex[:16]}",
             "object_id": object_id,
             "blob_id": blob_id,
-            "blob_property": row.get("blob_property") or ("content" if is_text else row["blob_type"]),
+            "blob_property": row.get("blob_property")
+            or ("content" if is_text else row["blob_type"]),
             "blob_type": row["blob_type"],
             "collection_id": row.get("collection_id") or collection_id,
             "feature_extractor_id": feature_extractor_id or manifest.plugin_id,
@@ -112,9 +115,9 @@ def build_batch(
                 continue
             if name in row:
                 base[name] = row[name]
-            elif is_text and (name in TEXT_FIELDS or name == next(iter(input_fields))):
-                base[name] = data
-            elif not is_text and name in URL_FIELDS:
+            elif (is_text and (name in TEXT_FIELDS or name == next(iter(input_fields)))) or (
+                not is_text and name in URL_FIELDS
+            ):
                 base[name] = data
             else:
                 base[name] = None
@@ -138,11 +141,15 @@ def load_sample_file(path: Path) -> list[dict[str, Any]]:
     """Sample rows from a JSON array or JSON-lines file; relative file paths resolve beside it."""
     text = path.read_text()
     try:
-        records = json.loads(text) if text.lstrip().startswith("[") else [
-            json.loads(line) for line in text.splitlines() if line.strip()
-        ]
+        records = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
     except json.JSONDecodeError as exc:
-        raise MixpeekError(ErrorCode.INVALID_REQUEST, f"{path}: not JSON / JSON lines: {exc}") from None
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"{path}: not JSON / JSON lines: {exc}"
+        ) from None
     out = []
     for record in records:
         if not isinstance(record, dict):
@@ -172,7 +179,9 @@ def sample_records(manifest: PluginManifest, scratch_dir: Path) -> list[dict[str
         if blob_type == "text":
             records += [{"data": t, "mime_type": "text/plain"} for t in SAMPLE_TEXTS]
         elif blob_type == "image":
-            records += [{"data": str(p), "mime_type": "image/png"} for p in _sample_images(scratch_dir)]
+            records += [
+                {"data": str(p), "mime_type": "image/png"} for p in _sample_images(scratch_dir)
+            ]
         elif blob_type == "audio":
             records.append({"data": str(_sample_wav(scratch_dir)), "mime_type": "audio/wav"})
         elif blob_type in ("pdf", "document"):
@@ -188,10 +197,15 @@ def _sample_images(directory: Path) -> list[Path]:
     from PIL import Image, ImageDraw
 
     paths = []
-    for name, colour, shape in (("red_square", (220, 30, 30), "rect"), ("blue_circle", (30, 60, 220), "ellipse")):
+    for name, colour, shape in (
+        ("red_square", (220, 30, 30), "rect"),
+        ("blue_circle", (30, 60, 220), "ellipse"),
+    ):
         image = Image.new("RGB", (128, 128), (245, 245, 245))
         draw = ImageDraw.Draw(image)
-        getattr(draw, "rectangle" if shape == "rect" else "ellipse")((24, 24, 104, 104), fill=colour)
+        getattr(draw, "rectangle" if shape == "rect" else "ellipse")(
+            (24, 24, 104, 104), fill=colour
+        )
         path = directory / f"{name}.png"
         image.save(path)
         paths.append(path)
@@ -206,7 +220,10 @@ def _sample_wav(directory: Path) -> Path:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16000)
-        frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 16000))) for i in range(8000))
+        frames = b"".join(
+            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 16000)))
+            for i in range(8000)
+        )
         out.writeframes(frames)
     return path
 

@@ -170,6 +170,10 @@ class StepExecutor:
             chunk = rows.iloc[start:stop].reset_index(drop=True)
             try:
                 pieces.append((start, self._call(chunk)))
+            except ContractError as exc:
+                for index in range(start, stop):
+                    errors[index] = _describe(exc)
+                pieces.append((start, chunk))
             except Exception as exc:
                 if stop - start == 1:
                     errors[start] = _describe(exc)
@@ -182,6 +186,13 @@ class StepExecutor:
         return combined, errors
 
 
+class ContractError(Exception):
+    """A processor broke the batch contract (rows dropped, added or reordered, not a DataFrame).
+
+    Not row-specific, so the runner fails the whole batch instead of bisecting it.
+    """
+
+
 def _describe(exc: BaseException) -> str:
     detail = getattr(exc, "detail", None) or str(exc)
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
@@ -191,12 +202,14 @@ def _check_shape(rows: pd.DataFrame, out: Any) -> None:
     import pandas as pd
 
     if not isinstance(out, pd.DataFrame):
-        raise TypeError(f"processor returned {type(out).__name__}, expected a pandas DataFrame")
+        raise ContractError(f"processor returned {type(out).__name__}, expected a pandas DataFrame")
     if len(out) != len(rows):
-        raise ValueError(f"processor returned {len(out)} rows for {len(rows)}; it must keep every row")
-    if "document_id" in rows.columns and "document_id" in out.columns:
-        if list(out["document_id"]) != list(rows["document_id"]):
-            raise ValueError("processor reordered or replaced rows; it must keep their order")
+        raise ContractError(
+            f"processor returned {len(out)} rows for {len(rows)}; it must keep every row"
+        )
+    same_ids = "document_id" not in rows.columns or "document_id" not in out.columns
+    if not same_ids and list(out["document_id"]) != list(rows["document_id"]):
+        raise ContractError("processor reordered or replaced rows; it must keep their order")
 
 
 def _ensure_outcome_columns(batch: pd.DataFrame) -> pd.DataFrame:
@@ -225,7 +238,9 @@ class OutputValidator:
                 problems.append(f"feature {feature.feature_name!r} has no output column value")
                 continue
             if feature.feature_type == "embedding":
-                problems += _vector_problems(feature.feature_name, row[feature.feature_name], feature.embedding_dim)
+                problems += _vector_problems(
+                    feature.feature_name, row[feature.feature_name], feature.embedding_dim
+                )
         if problems:
             return problems
         payload = self.schema_payload(row)
@@ -240,7 +255,9 @@ class OutputValidator:
     def schema_payload(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row's values for ``output_schema``; ``embedding`` names the primary vector."""
         fields = self.manifest.output_schema.model_fields
-        payload = {name: _plain(row[name]) for name in fields if name in row and not _missing(row[name])}
+        payload = {
+            name: _plain(row[name]) for name in fields if name in row and not _missing(row[name])
+        }
         primary = self.manifest.embedding_features
         if "embedding" in fields and "embedding" not in payload and primary:
             value = row.get(primary[0].feature_name)
@@ -294,7 +311,9 @@ def _vector_problems(name: str, value: Any, dim: int | None) -> list[str]:
         return [f"feature {name!r} has shape {vector.shape}, expected a flat vector"]
     problems = []
     if dim is not None and vector.shape[0] != dim:
-        problems.append(f"feature {name!r} has dimension {vector.shape[0]}, manifest declares {dim}")
+        problems.append(
+            f"feature {name!r} has dimension {vector.shape[0]}, manifest declares {dim}"
+        )
     if not np.all(np.isfinite(vector)):
         problems.append(f"feature {name!r} has non-finite values")
     return problems
@@ -329,7 +348,9 @@ class PipelineRunner:
         self.executors = [StepExecutor(s, guard=guard, context=context) for s in steps]
         self.validator = OutputValidator(manifest)
 
-    def run(self, batch: pd.DataFrame, *, batch_size: int | None = None) -> tuple[pd.DataFrame, RunReport]:
+    def run(
+        self, batch: pd.DataFrame, *, batch_size: int | None = None
+    ) -> tuple[pd.DataFrame, RunReport]:
         """Run every step over ``batch`` (in slices of each step's batch size) and validate."""
         import pandas as pd
 

@@ -34,27 +34,43 @@ def init(
 ) -> None:
     """Create a working plugin from a template; `mixpeek plugin test` passes on it as is."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
-        raise _fail(f"plugin name {name!r} must be lowercase letters, digits and _ (starting with a letter)")
+        raise _fail(
+            f"plugin name {name!r} must be lowercase letters, digits and _ (starting with a letter)"
+        )
     template = TEMPLATE_FOR_CATEGORY.get(category)
     if template is None:
-        raise _fail(f"no template for category {category!r}; choose one of {sorted(TEMPLATE_FOR_CATEGORY)}")
+        raise _fail(
+            f"no template for category {category!r}; choose one of {sorted(TEMPLATE_FOR_CATEGORY)}"
+        )
     target = (directory or Path.cwd()) / name
     if target.exists():
         raise _fail(f"{target} already exists")
-    values = {"name": name, "Class": "".join(p.title() for p in name.split("_")), "category": category}
+    values = {
+        "name": name,
+        "Class": "".join(p.title() for p in name.split("_")),
+        "category": category,
+    }
     for source in sorted((TEMPLATES / template).rglob("*.tmpl")):
         relative = source.relative_to(TEMPLATES / template).with_suffix("")
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(source.read_text().format(**values))
-    console.print(f"Created [bold]{target}[/bold] ({category}). Next: cd {name} && mixpeek plugin test")
+    console.print(
+        f"Created [bold]{target}[/bold] ({category}). Next: cd {name} && mixpeek plugin test"
+    )
 
 
 def _violations_table(violations: list[dict]) -> Table:
     table = Table("severity", "file", "line", "col", "message")
     for v in violations:
         colour = "red" if v["severity"] == "error" else "yellow"
-        table.add_row(f"[{colour}]{v['severity']}[/{colour}]", v["file"], str(v["line"]), str(v["column"]), v["message"])
+        table.add_row(
+            f"[{colour}]{v['severity']}[/{colour}]",
+            v["file"],
+            str(v["line"]),
+            str(v["column"]),
+            v["message"],
+        )
     return table
 
 
@@ -86,18 +102,36 @@ def scan(
             raise _fail(f"{path} is neither a plugin directory nor a zip archive", 2)
         with context as archive, open_plugin_archive(archive) as extracted:
             report = scan_directory(extracted.root, policy=policy)
-            violations, sha256, files = list(report.violations), extracted.sha256, report.files_scanned
+            violations, sha256, files = (
+                list(report.violations),
+                extracted.sha256,
+                report.files_scanned,
+            )
             passed = report.passed
     except ArchiveRejected as exc:
         violations, passed = list(exc.violations), False
     payload = [v.model_dump() for v in violations]
     if as_json:
-        typer.echo(json.dumps({"passed": passed, "strict": strict, "sha256": sha256, "files_scanned": files, "violations": payload}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "passed": passed,
+                    "strict": strict,
+                    "sha256": sha256,
+                    "files_scanned": files,
+                    "violations": payload,
+                },
+                indent=2,
+            )
+        )
     else:
         if violations:
             console.print(_violations_table(payload))
         verdict = "[green]passed[/green]" if passed else "[red]Security scan failed[/red]"
-        console.print(f"{verdict}: {files} files scanned, {len(violations)} violation(s)" + (" (strict)" if strict else ""))
+        console.print(
+            f"{verdict}: {files} files scanned, {len(violations)} violation(s)"
+            + (" (strict)" if strict else "")
+        )
     raise typer.Exit(0 if passed else 1)
 
 
@@ -134,11 +168,18 @@ def validate(
 @plugin_app.command("test")
 def test_plugin(
     path: Annotated[Path, typer.Option("--path", help="Plugin directory.")] = Path("."),
-    sample_data: Annotated[Path | None, typer.Option("--sample-data", help="JSON / JSON-lines rows.")] = None,
-    parameters: Annotated[str | None, typer.Option("--parameters", help="Collection parameters as JSON.")] = None,
-    skip_scan: Annotated[bool, typer.Option("--skip-scan", help="Run even if the scan fails.")] = False,
+    sample_data: Annotated[
+        Path | None, typer.Option("--sample-data", help="JSON / JSON-lines rows.")
+    ] = None,
+    parameters: Annotated[
+        str | None, typer.Option("--parameters", help="Collection parameters as JSON.")
+    ] = None,
+    skip_scan: Annotated[
+        bool, typer.Option("--skip-scan", help="Run even if the scan fails.")
+    ] = False,
     allow_host: Annotated[
-        list[str] | None, typer.Option("--allow-host", help="Host the plugin may connect to (repeatable).")
+        list[str] | None,
+        typer.Option("--allow-host", help="Host the plugin may connect to (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -188,9 +229,14 @@ def test_plugin(
     table.add_row("batch throughput (warm)", f"{report.rows_per_s:.1f} rows/s")
     if report.realtime is not None:
         rt = report.realtime
-        table.add_row("realtime", "ok" if not rt.problems else "[red]" + "; ".join(rt.problems) + "[/red]")
+        table.add_row(
+            "realtime", "ok" if not rt.problems else "[red]" + "; ".join(rt.problems) + "[/red]"
+        )
         if rt.p50_ms is not None:
-            table.add_row("realtime latency", f"first {rt.first_call_ms} ms, p50 {rt.p50_ms} ms ({rt.calls} calls)")
+            table.add_row(
+                "realtime latency",
+                f"first {rt.first_call_ms} ms, p50 {rt.p50_ms} ms ({rt.calls} calls)",
+            )
     else:
         table.add_row("realtime", "no realtime.py (batch only)")
     console.print(table)

@@ -65,7 +65,9 @@ def _preprocess(image: Any) -> Any:
     from PIL import Image
 
     rgb = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(_MEAN, np.float32)) / np.array(_STD, np.float32)
+    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(_MEAN, np.float32)) / np.array(
+        _STD, np.float32
+    )
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
 
@@ -118,7 +120,9 @@ class ImageEmbeddingConfig:
 class ImageEmbeddingBatch:
     """Processor: adds one 1280-d vector per image row in ``output_column_name``."""
 
-    def __init__(self, config: ImageEmbeddingConfig | None = None, progress_actor: Any = None) -> None:
+    def __init__(
+        self, config: ImageEmbeddingConfig | None = None, progress_actor: Any = None
+    ) -> None:
         self.config = config or ImageEmbeddingConfig()
         self._model = _model(self.config.device)
 
@@ -127,7 +131,11 @@ class ImageEmbeddingBatch:
         images = [_open_image(str(source)) for source in batch[column]]
         vectors = []
         for start in range(0, len(images), self.config.batch_size):
-            vectors.extend(embed_images(images[start : start + self.config.batch_size], device=self.config.device))
+            vectors.extend(
+                embed_images(
+                    images[start : start + self.config.batch_size], device=self.config.device
+                )
+            )
         batch[self.config.output_column_name] = vectors
         return batch
 
@@ -147,12 +155,15 @@ class ImageEmbeddingHandler:
                 image = Image.open(io.BytesIO(raw))
                 image.load()
             except (binascii.Error, UnidentifiedImageError, OSError) as exc:
-                raise MixpeekError(ErrorCode.INVALID_REQUEST, f"image_base64 is not an image: {exc}") from None
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST, f"image_base64 is not an image: {exc}"
+                ) from None
         else:
             source = request.get("url") or request.get("path") or request.get("value")
             if not isinstance(source, str):
                 raise MixpeekError(
-                    ErrorCode.INVALID_REQUEST, "image_extractor expects inputs.url, inputs.path or inputs.image_base64"
+                    ErrorCode.INVALID_REQUEST,
+                    "image_extractor expects inputs.url, inputs.path or inputs.image_base64",
                 )
             image = _open_image(source)
         return {"embedding": embed_images([image])[0].tolist(), "dim": EMBEDDING_DIM}

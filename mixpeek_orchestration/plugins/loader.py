@@ -85,7 +85,10 @@ class _OwnModuleFinder(importlib.abc.MetaPathFinder):
         self.own = own
 
     def find_spec(
-        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname.split(".", 1)[0] not in self.own:
             return None
@@ -153,7 +156,9 @@ class LoadedPlugin:
             raise MixpeekError(ErrorCode.INVALID_PLUGIN, "pipeline.py must define build_steps(...)")
         try:
             with guarded(self.guard):
-                result = build(request, container=PluginContainer.from_context(context), base_steps=None)
+                result = build(
+                    request, container=PluginContainer.from_context(context), base_steps=None
+                )
         except MixpeekError:
             raise
         except Exception as exc:
@@ -187,7 +192,9 @@ class LoadedPlugin:
             ) from exc
 
     def unload(self) -> None:
-        for name in [n for n in sys.modules if n == self.package or n.startswith(self.package + ".")]:
+        for name in [
+            n for n in sys.modules if n == self.package or n.startswith(self.package + ".")
+        ]:
             del sys.modules[name]
 
 
@@ -273,7 +280,9 @@ def load_plugin(
 def _create_package(package: str, root: Path) -> None:
     init = root / "__init__.py"
     if init.is_file():
-        spec = importlib.util.spec_from_file_location(package, init, submodule_search_locations=[str(root)])
+        spec = importlib.util.spec_from_file_location(
+            package, init, submodule_search_locations=[str(root)]
+        )
     else:
         spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
         spec.submodule_search_locations = [str(root)]

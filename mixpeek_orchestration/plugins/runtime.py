@@ -27,8 +27,8 @@ from mixpeek_orchestration.batch.steps import PipelineRunner
 from mixpeek_orchestration.models.cache import activate_model_cache
 from mixpeek_orchestration.plugins.guard import GuardPolicy, install_guard
 from mixpeek_orchestration.plugins.loader import BuiltPipeline, LoadedPlugin, load_plugin
-from mixpeek_orchestration.sdk.contracts import RealtimeAdapter
 from mixpeek_orchestration.sdk.context import PluginContext
+from mixpeek_orchestration.sdk.contracts import RealtimeAdapter
 from mixpeek_orchestration.sdk.manifest import PluginManifest
 
 
@@ -93,7 +93,9 @@ class PluginRuntime:
         self, parameters: Mapping[str, Any] | None = None, *, collection_id: str | None = None
     ) -> tuple[PipelineRunner, BuiltPipeline]:
         """Build the plugin's steps for ``parameters`` and a runner over them."""
-        built = self.plugin.build_steps(parameters, context=self.context, collection_id=collection_id)
+        built = self.plugin.build_steps(
+            parameters, context=self.context, collection_id=collection_id
+        )
         runner = PipelineRunner(built.steps, self.manifest, guard=self.guard, context=self.context)
         return runner, built
 

@@ -69,7 +69,9 @@ class PluginTestReport:
             "rows_failed": self.rows_failed,
             "row_errors": self.row_errors,
             "batch_s": round(self.batch_s, 3),
-            "first_batch_s": round(self.first_batch_s, 3) if self.first_batch_s is not None else None,
+            "first_batch_s": round(self.first_batch_s, 3)
+            if self.first_batch_s is not None
+            else None,
             "rows_per_s": round(self.rows_per_s, 1),
             "realtime": realtime,
         }
@@ -78,7 +80,9 @@ class PluginTestReport:
 def realtime_sample(record: dict[str, Any], input_fields: list[str]) -> dict[str, Any]:
     """Inputs for a realtime call built from a sample row."""
     data = record["data"]
-    if record.get("blob_type", "text") == "text" or str(record.get("mime_type", "")).startswith("text/"):
+    if record.get("blob_type", "text") == "text" or str(record.get("mime_type", "")).startswith(
+        "text/"
+    ):
         inputs = {"text": data}
     else:
         inputs = {"url": data, "path": data}
@@ -106,7 +110,9 @@ def check_realtime_output(output: dict[str, Any], validator: OutputValidator) ->
             for error in exc.errors():
                 if error["type"] == "missing":
                     continue  # realtime answers may omit batch-only fields
-                problems.append(f"output_schema: {'.'.join(map(str, error['loc']))}: {error['msg']}")
+                problems.append(
+                    f"output_schema: {'.'.join(map(str, error['loc']))}: {error['msg']}"
+                )
     return problems
 
 
@@ -137,14 +143,20 @@ def run_plugin_test(
     )
     load_s = time.perf_counter() - start
     manifest = runtime.manifest
-    records = load_sample_file(sample_data) if sample_data else sample_records(manifest, scratch / "samples")
+    records = (
+        load_sample_file(sample_data)
+        if sample_data
+        else sample_records(manifest, scratch / "samples")
+    )
     runner, built = runtime.pipeline(parameters)
     batch = build_batch(records, manifest)
     from mixpeek_orchestration.batch.steps import apply_prepare
 
     batch = apply_prepare(built.prepare, batch)
     out, report = runner.run(batch)
-    first = [s.first_call_seconds for s in report.steps.values() if s.first_call_seconds is not None]
+    first = [
+        s.first_call_seconds for s in report.steps.values() if s.first_call_seconds is not None
+    ]
     # The first pass includes model loading; time a second, warm pass for throughput.
     _, warm = runner.run(build_batch(records, manifest))
     errors = [str(e) for e in out[ERROR_COLUMN].tolist() if e is not None]

@@ -68,7 +68,9 @@ class PluginCheck:
             "passed": self.passed,
             "stage": self.stage,
             "detail": self.detail,
-            "violations": [v.model_dump(exclude={"rule"}) | {"rule": v.rule} for v in self.violations],
+            "violations": [
+                v.model_dump(exclude={"rule"}) | {"rule": v.rule} for v in self.violations
+            ],
             "errors": self.errors,
             "sha256": self.sha256,
             "plugin_id": self.manifest.plugin_id if self.manifest else None,
@@ -76,9 +78,13 @@ class PluginCheck:
         }
 
 
-def check_extracted(extracted: ExtractedArchive, *, policy: ScanPolicy, dry_run: bool = True) -> PluginCheck:
+def check_extracted(
+    extracted: ExtractedArchive, *, policy: ScanPolicy, dry_run: bool = True
+) -> PluginCheck:
     """Scan, validate and dry-run an already extracted archive."""
-    check = PluginCheck(stage="scan", sha256=extracted.sha256, files=extracted.files, strict=policy.strict)
+    check = PluginCheck(
+        stage="scan", sha256=extracted.sha256, files=extracted.files, strict=policy.strict
+    )
     report: ScanReport = scan_directory(extracted.root, policy=policy)
     check.violations = list(report.violations)
     if not report.passed:
@@ -105,7 +111,9 @@ def check_extracted(extracted: ExtractedArchive, *, policy: ScanPolicy, dry_run:
             try:
                 runtime.plugin.build_steps(None, context=runtime.context)
             except MixpeekError as exc:
-                check.errors = exc.fields.get("errors") or [{"field": "pipeline.py", "message": exc.detail}]
+                check.errors = exc.fields.get("errors") or [
+                    {"field": "pipeline.py", "message": exc.detail}
+                ]
                 return check
     finally:
         runtime.plugin.unload()
@@ -145,12 +153,18 @@ def archived(root: Path) -> Iterator[Path]:
 
 
 def check_plugin_path(
-    path: Path, *, policy: ScanPolicy | None = None, limits: ArchiveLimits | None = None, dry_run: bool = True
+    path: Path,
+    *,
+    policy: ScanPolicy | None = None,
+    limits: ArchiveLimits | None = None,
+    dry_run: bool = True,
 ) -> PluginCheck:
     """Check a plugin directory or zip exactly as an upload would be checked."""
     if path.is_dir():
         with archived(path) as archive:
             return check_plugin_archive(archive, policy=policy, limits=limits, dry_run=dry_run)
     if not path.is_file():
-        raise MixpeekError(ErrorCode.NOT_FOUND, f"{path} is neither a plugin directory nor a zip archive")
+        raise MixpeekError(
+            ErrorCode.NOT_FOUND, f"{path} is neither a plugin directory nor a zip archive"
+        )
     return check_plugin_archive(path, policy=policy, limits=limits, dry_run=dry_run)

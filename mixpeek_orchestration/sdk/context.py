@@ -47,7 +47,9 @@ class PluginContext:
 
     org_id: str = "local"
     namespace_id: str = "local"
-    scratch_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mixpeek-scratch-")))
+    scratch_dir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="mixpeek-scratch-"))
+    )
     secrets: PluginSecrets = field(default_factory=PluginSecrets)
     models: ModelSource | None = None
     guard: GuardPolicy | None = None

@@ -115,7 +115,9 @@ class RealtimeAdapter:
             stack.enter_context(guarded(self.guard))
             yield
 
-    def _call_scoped(self, function: Callable[[dict[str, Any]], Any], request: dict[str, Any]) -> Any:
+    def _call_scoped(
+        self, function: Callable[[dict[str, Any]], Any], request: dict[str, Any]
+    ) -> Any:
         with self._scope():
             return function(request)
 
@@ -138,7 +140,10 @@ def find_realtime_handler(namespace: Mapping[str, Any]) -> type[Any] | None:
         for value in namespace.values()
         if isinstance(value, type)
         and value.__module__ == module_name
-        and (callable(getattr(value, "run_inference", None)) or callable(getattr(value, "predict", None)))
+        and (
+            callable(getattr(value, "run_inference", None))
+            or callable(getattr(value, "predict", None))
+        )
     ]
     if len(candidates) > 1:
         names = ", ".join(sorted(c.__name__ for c in candidates))

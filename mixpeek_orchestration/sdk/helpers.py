@@ -62,17 +62,23 @@ def _check_arg(arg: str, context: PluginContext) -> None:
         host = urlparse(arg).hostname or ""
         policy = context.guard
         if policy is None or not policy.host_allowed(host):
-            raise GuardViolation("network", f"tool argument reaches {host or arg!r}, which is not allowed")
+            raise GuardViolation(
+                "network", f"tool argument reaches {host or arg!r}, which is not allowed"
+            )
     elif arg.startswith("/") or ".." in arg.split("/"):
         path = Path(os.path.realpath(arg))
         roots = [context.scratch_dir.resolve()]
         if context.guard is not None:
             roots += list(context.guard.readable_roots)
         if not any(path == r or r in path.parents for r in roots):
-            raise GuardViolation("write", f"tool argument {arg!r} is outside the plugin's scratch dir")
+            raise GuardViolation(
+                "write", f"tool argument {arg!r} is outside the plugin's scratch dir"
+            )
 
 
-def run_tool(name: str, args: list[str], *, timeout_s: float = 300.0, stdin: bytes | None = None) -> ToolResult:
+def run_tool(
+    name: str, args: list[str], *, timeout_s: float = 300.0, stdin: bytes | None = None
+) -> ToolResult:
     """Run a pre-installed media tool.
 
     Args:
@@ -90,7 +96,9 @@ def run_tool(name: str, args: list[str], *, timeout_s: float = 300.0, stdin: byt
     """
     context = current_context()
     if name not in TOOLS:
-        raise MixpeekError(ErrorCode.TOOL_UNAVAILABLE, f"Unknown tool {name!r}; tools: {sorted(TOOLS)}")
+        raise MixpeekError(
+            ErrorCode.TOOL_UNAVAILABLE, f"Unknown tool {name!r}; tools: {sorted(TOOLS)}"
+        )
     executable = available_tools().get(name)
     if executable is None:
         raise MixpeekError(ErrorCode.TOOL_UNAVAILABLE, f"{name} is not installed on this worker")
@@ -111,8 +119,12 @@ def run_tool(name: str, args: list[str], *, timeout_s: float = 300.0, stdin: byt
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise MixpeekError(ErrorCode.PLUGIN_RUNTIME_ERROR, f"{name} timed out after {timeout_s}s") from None
-    return ToolResult(completed.returncode, completed.stdout, completed.stderr, time.perf_counter() - start)
+            raise MixpeekError(
+                ErrorCode.PLUGIN_RUNTIME_ERROR, f"{name} timed out after {timeout_s}s"
+            ) from None
+    return ToolResult(
+        completed.returncode, completed.stdout, completed.stderr, time.perf_counter() - start
+    )
 
 
 def download_asset(url: str, *, timeout_s: float = 120.0, max_bytes: int = 2 * 1024**3) -> Path:
@@ -133,7 +145,9 @@ def download_asset(url: str, *, timeout_s: float = 120.0, max_bytes: int = 2 * 1
             raise MixpeekError(ErrorCode.NOT_FOUND, f"Asset {url!r} not found")
         return path
     if parsed.scheme not in ("http", "https"):
-        raise MixpeekError(ErrorCode.INVALID_REQUEST, f"Unsupported asset URL scheme {parsed.scheme!r}")
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"Unsupported asset URL scheme {parsed.scheme!r}"
+        )
     own = any(url.startswith(prefix) for prefix in context.asset_url_prefixes)
     policy = context.guard
     if not own and policy is not None and not policy.host_allowed(parsed.hostname or ""):
@@ -147,12 +161,17 @@ def download_asset(url: str, *, timeout_s: float = 120.0, max_bytes: int = 2 * 1
         size = 0
         with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as response:
             if response.status_code != 200:
-                raise MixpeekError(ErrorCode.NOT_FOUND, f"Asset {url.split('?')[0]} answered HTTP {response.status_code}")
+                raise MixpeekError(
+                    ErrorCode.NOT_FOUND,
+                    f"Asset {url.split('?')[0]} answered HTTP {response.status_code}",
+                )
             with target.open("wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise MixpeekError(ErrorCode.PAYLOAD_TOO_LARGE, f"Asset exceeds {max_bytes} bytes")
+                        raise MixpeekError(
+                            ErrorCode.PAYLOAD_TOO_LARGE, f"Asset exceeds {max_bytes} bytes"
+                        )
                     out.write(chunk)
     return target
 

@@ -48,9 +48,13 @@ async def apost_json_many(
         refusal = GuardViolation("network", f"network access to {host} is not allowed")
         return [refusal for _ in payloads]
     semaphore = asyncio.Semaphore(max_concurrency)
-    limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+    limits = httpx.Limits(
+        max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+    )
 
-    async with httpx.AsyncClient(timeout=timeout_s, headers=dict(headers or {}), limits=limits) as client:
+    async with httpx.AsyncClient(
+        timeout=timeout_s, headers=dict(headers or {}), limits=limits
+    ) as client:
 
         async def one(payload: Mapping[str, Any]) -> Any:
             async with semaphore:
@@ -95,6 +99,11 @@ def post_json_many(
     """
     return asyncio.run(
         apost_json_many(
-            url, payloads, max_concurrency=max_concurrency, timeout_s=timeout_s, headers=headers, retries=retries
+            url,
+            payloads,
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+            headers=headers,
+            retries=retries,
         )
     )

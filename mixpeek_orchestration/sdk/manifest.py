@@ -107,7 +107,9 @@ class FeatureSpec(_Strict):
     def _embedding_needs_dim(self) -> FeatureSpec:
         if self.feature_type == "embedding":
             if self.embedding_dim is None:
-                raise ValueError(f"feature {self.feature_name!r}: embedding_dim is required for embeddings")
+                raise ValueError(
+                    f"feature {self.feature_name!r}: embedding_dim is required for embeddings"
+                )
             if self.distance_metric is None:
                 object.__setattr__(self, "distance_metric", "cosine")
         elif self.embedding_dim is not None:
@@ -240,7 +242,8 @@ class PluginManifest(BaseModel):
             errors = _errors(exc)
             raise MixpeekError(
                 ErrorCode.INVALID_PARAMETERS,
-                f"Invalid parameters for {self.name}: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                f"Invalid parameters for {self.name}: "
+                + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
                 errors=errors,
             ) from None
 
@@ -282,7 +285,9 @@ def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     return out
 
 
-def manifest_from_namespace(namespace: Mapping[str, Any], *, source: str = "manifest.py") -> PluginManifest:
+def manifest_from_namespace(
+    namespace: Mapping[str, Any], *, source: str = "manifest.py"
+) -> PluginManifest:
     """Validate the module-level names of a ``manifest.py`` into a :class:`PluginManifest`.
 
     Args:
@@ -300,5 +305,7 @@ def manifest_from_namespace(namespace: Mapping[str, Any], *, source: str = "mani
             return PluginManifest.model_validate(values)
         except ValidationError as exc:
             errors = _errors(exc)
-    detail = f"Invalid manifest ({source}): " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    detail = f"Invalid manifest ({source}): " + "; ".join(
+        f"{e['field']}: {e['message']}" for e in errors
+    )
     raise MixpeekError(ErrorCode.INVALID_MANIFEST, detail, errors=errors)

@@ -91,7 +91,10 @@ class NamespaceModelRegistry:
             local = self.cache_dir / name / f"model{suffix}"
             if not local.is_file() or local.stat().st_size != info.size:
                 local.parent.mkdir(parents=True, exist_ok=True)
-                with self.objects.open_read(key) as source, local.with_suffix(".part").open("wb") as out:
+                with (
+                    self.objects.open_read(key) as source,
+                    local.with_suffix(".part").open("wb") as out,
+                ):
                     while chunk := source.read(1 << 20):
                         out.write(chunk)
                 local.with_suffix(".part").replace(local)
@@ -132,7 +135,9 @@ def load_namespace_model(name: str) -> Any:
 
     context = current_context()
     if context.models is None:
-        raise MixpeekError(ErrorCode.NOT_FOUND, f"No model registry for namespace {context.namespace_id}")
+        raise MixpeekError(
+            ErrorCode.NOT_FOUND, f"No model registry for namespace {context.namespace_id}"
+        )
     with trusted():  # the platform fetches on the plugin's behalf
         path = context.models.resolve(name)
         return load_model_file(path)

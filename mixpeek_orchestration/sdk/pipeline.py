@@ -72,7 +72,7 @@ class RowCondition(str, Enum):
     def matches(self, mime_type: str | None) -> bool:
         if self is RowCondition.ALWAYS:
             return True
-        mime = (mime_type or "").lower()
+        mime = mime_type.lower() if isinstance(mime_type, str) else ""
         return mime.startswith(_MIME_PREFIXES[self.name])
 
     def mask(self, mime_types: pd.Series) -> pd.Series:

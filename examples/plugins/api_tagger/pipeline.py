@@ -1,6 +1,6 @@
 """One API step: concurrency instead of big batches."""
 
-from typing import Any, Optional
+from typing import Any
 
 from mixpeek_orchestration.sdk import (
     PipelineDefinition,
@@ -14,7 +14,9 @@ from .manifest import TagParams, metadata
 from .processors.client import SentimentTagger, TagConfig
 
 
-def build_steps(extractor_request: Any, container: Optional[Any] = None, base_steps: Optional[list] = None, **kwargs) -> dict:
+def build_steps(
+    extractor_request: Any, container: Any | None = None, base_steps: list | None = None, **kwargs
+) -> dict:
     params = TagParams(**(extractor_request.extractor_config.parameters or {}))
     step = StepDefinition(
         service_class=SentimentTagger,
@@ -24,5 +26,7 @@ def build_steps(extractor_request: Any, container: Optional[Any] = None, base_st
         batch_size=16,
         max_concurrency=params.max_concurrency,
     )
-    pipeline = PipelineDefinition(name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step])
+    pipeline = PipelineDefinition(
+        name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step]
+    )
     return {"steps": (base_steps or []) + build_pipeline_steps(pipeline)}

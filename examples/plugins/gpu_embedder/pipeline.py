@@ -1,6 +1,6 @@
 """One GPU step (batch ~8, one GPU per actor; CPU fallback where the cluster has none)."""
 
-from typing import Any, Optional
+from typing import Any
 
 from mixpeek_orchestration.sdk import (
     PipelineDefinition,
@@ -14,7 +14,9 @@ from .manifest import GpuParams, metadata
 from .processors.core import GpuConfig, GpuEmbedder
 
 
-def build_steps(extractor_request: Any, container: Optional[Any] = None, base_steps: Optional[list] = None, **kwargs) -> dict:
+def build_steps(
+    extractor_request: Any, container: Any | None = None, base_steps: list | None = None, **kwargs
+) -> dict:
     params = GpuParams(**(extractor_request.extractor_config.parameters or {}))
     step = StepDefinition(
         service_class=GpuEmbedder,
@@ -22,5 +24,7 @@ def build_steps(extractor_request: Any, container: Optional[Any] = None, base_st
         config=GpuConfig(batch_size=params.batch_size),
         condition=RowCondition.IS_TEXT,
     )
-    pipeline = PipelineDefinition(name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step])
+    pipeline = PipelineDefinition(
+        name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step]
+    )
     return {"steps": (base_steps or []) + build_pipeline_steps(pipeline)}

@@ -1,6 +1,6 @@
 """Realtime query encoder on the replica's device."""
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -12,6 +12,6 @@ class RealtimeHandler:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = SentenceTransformer("all-MiniLM-L6-v2", device=self.device)
 
-    def predict(self, request: Dict[str, Any]) -> Dict[str, Any]:
+    def predict(self, request: dict[str, Any]) -> dict[str, Any]:
         vector = self.model.encode([str(request.get("text", ""))], normalize_embeddings=True)[0]
         return {"embedding": vector.tolist(), "device": self.device}

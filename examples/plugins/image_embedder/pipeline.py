@@ -1,8 +1,11 @@
 """Two steps over image rows: the built-in embedding service, then our colour processor."""
 
-from typing import Any, Optional
+from typing import Any
 
-from engine.inference.mixpeek.image_extractor.services import ImageEmbeddingBatch, ImageEmbeddingConfig
+from engine.inference.mixpeek.image_extractor.services import (
+    ImageEmbeddingBatch,
+    ImageEmbeddingConfig,
+)
 from engine.plugins.extractors.pipeline import (
     PipelineDefinition,
     ResourceType,
@@ -15,13 +18,17 @@ from .manifest import ImageParams, metadata
 from .processors.colors import ColorConfig, DominantColor
 
 
-def build_steps(extractor_request: Any, container: Optional[Any] = None, base_steps: Optional[list] = None, **kwargs) -> dict:
+def build_steps(
+    extractor_request: Any, container: Any | None = None, base_steps: list | None = None, **kwargs
+) -> dict:
     params = ImageParams(**(extractor_request.extractor_config.parameters or {}))
     steps = [
         StepDefinition(
             service_class=ImageEmbeddingBatch,
             resource_type=ResourceType.CPU,
-            config=ImageEmbeddingConfig(output_column_name="image_embedding", batch_size=params.batch_size),
+            config=ImageEmbeddingConfig(
+                output_column_name="image_embedding", batch_size=params.batch_size
+            ),
             condition=RowCondition.IS_IMAGE,
         ),
         StepDefinition(
@@ -31,5 +38,7 @@ def build_steps(extractor_request: Any, container: Optional[Any] = None, base_st
             condition=RowCondition.IS_IMAGE,
         ),
     ]
-    pipeline = PipelineDefinition(name=metadata["feature_extractor_name"], version=metadata["version"], steps=steps)
+    pipeline = PipelineDefinition(
+        name=metadata["feature_extractor_name"], version=metadata["version"], steps=steps
+    )
     return {"steps": (base_steps or []) + build_pipeline_steps(pipeline)}

@@ -1,6 +1,6 @@
 """Embeds a query image (URL / path / base64) into the batch space."""
 
-from typing import Any, Dict
+from typing import Any
 
 from engine.inference.mixpeek.image_extractor.services import ImageEmbeddingHandler
 
@@ -9,5 +9,5 @@ class RealtimeHandler:
     def __init__(self):
         self.encoder = ImageEmbeddingHandler()
 
-    def predict(self, request: Dict[str, Any]) -> Dict[str, Any]:
+    def predict(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"embedding": self.encoder.predict(request)["embedding"]}

@@ -1,6 +1,6 @@
 """One CPU step over text rows."""
 
-from typing import Any, Optional
+from typing import Any
 
 from mixpeek_orchestration.sdk import (
     PipelineDefinition,
@@ -14,7 +14,9 @@ from .manifest import TextParams, metadata
 from .processors.core import EmbedConfig, TextEmbedder
 
 
-def build_steps(extractor_request: Any, container: Optional[Any] = None, base_steps: Optional[list] = None, **kwargs) -> dict:
+def build_steps(
+    extractor_request: Any, container: Any | None = None, base_steps: list | None = None, **kwargs
+) -> dict:
     params = TextParams(**(extractor_request.extractor_config.parameters or {}))
     step = StepDefinition(
         service_class=TextEmbedder,
@@ -22,5 +24,7 @@ def build_steps(extractor_request: Any, container: Optional[Any] = None, base_st
         config=EmbedConfig(normalize=params.normalize, max_chars=params.max_chars),
         condition=RowCondition.IS_TEXT,
     )
-    pipeline = PipelineDefinition(name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step])
+    pipeline = PipelineDefinition(
+        name=metadata["feature_extractor_name"], version=metadata["version"], steps=[step]
+    )
     return {"steps": (base_steps or []) + build_pipeline_steps(pipeline), "prepare": lambda ds: ds}

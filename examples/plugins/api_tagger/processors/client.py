@@ -19,7 +19,9 @@ class SentimentTagger:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         payloads = [{"text": t} for t in batch["text"].fillna("").astype(str)]
-        answers = post_json_many(self.config.endpoint, payloads, max_concurrency=self.config.max_concurrency)
+        answers = post_json_many(
+            self.config.endpoint, payloads, max_concurrency=self.config.max_concurrency
+        )
         failed = [a for a in answers if isinstance(a, Exception)]
         if failed:
             # Raising makes the platform isolate and fail only the rows whose call failed.

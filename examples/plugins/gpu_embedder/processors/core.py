@@ -30,7 +30,10 @@ class GpuEmbedder:
         texts = batch["text"].fillna("").astype(str).tolist()
         with torch.inference_mode():
             vectors = self.model.encode(
-                texts, batch_size=self.config.batch_size, normalize_embeddings=True, show_progress_bar=False
+                texts,
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             )
         batch["gpu_embedding"] = [v.tolist() for v in vectors]
         batch["device"] = self.device

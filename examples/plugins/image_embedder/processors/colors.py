@@ -27,7 +27,11 @@ class DominantColor:
             codes = pixels[:, 0] * 10000 + pixels[:, 1] * 100 + pixels[:, 2]
             values, counts = np.unique(codes, return_counts=True)
             top = int(values[np.argmax(counts)])
-            rgb = [(top // 10000) * step + step // 2, (top // 100 % 100) * step + step // 2, (top % 100) * step + step // 2]
+            rgb = [
+                (top // 10000) * step + step // 2,
+                (top // 100 % 100) * step + step // 2,
+                (top % 100) * step + step // 2,
+            ]
             colours.append("#" + "".join(f"{c:02x}" for c in rgb))
         batch["dominant_color"] = colours
         return batch

@@ -25,7 +25,10 @@ class TextEmbedder:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         texts = [t[: self.config.max_chars] for t in batch["text"].fillna("").astype(str)]
         vectors = self.model.encode(
-            texts, batch_size=64, normalize_embeddings=self.config.normalize, show_progress_bar=False
+            texts,
+            batch_size=64,
+            normalize_embeddings=self.config.normalize,
+            show_progress_bar=False,
         )
         batch["text_embedding"] = [v.tolist() for v in vectors]
         batch["token_count"] = [len(self.tokenizer.tokenize(t)) for t in texts]
