@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from mixpeek_orchestration.compute.ray_cluster import RayCluster
 from mixpeek_orchestration.compute.serve import ServeCluster
@@ -23,6 +24,10 @@ from mixpeek_orchestration.settings import MixpeekSettings
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.objects import ObjectStore, object_store_from_settings
 from mixpeek_orchestration.storage.vectors import VectorStore
+
+if TYPE_CHECKING:
+    from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.tenancy.accounts import Accounts
 
 COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster")
 
@@ -68,6 +73,23 @@ class Platform:
     @cached_property
     def dagster(self) -> DagsterWebserver:
         return DagsterWebserver(self.settings.dagster_ui_url)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        from mixpeek_orchestration.tenancy.accounts import Accounts
+
+        return Accounts(self.metadata)
+
+    @cached_property
+    def registry(self) -> PluginRegistry:
+        from mixpeek_orchestration.plugins.registry import PluginRegistry
+
+        return PluginRegistry(self.metadata, self.objects)
+
+    def ensure_indexes(self) -> None:
+        """Create the metadata indexes every domain relies on (idempotent)."""
+        self.accounts.ensure_indexes()
+        self.registry.ensure_indexes()
 
     def health_checks(self) -> dict[str, Callable[[], ComponentHealth]]:
         return {

@@ -11,12 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration import __version__
 from mixpeek_orchestration.api.errors import install_error_handlers
-from mixpeek_orchestration.api.routes import health, storage
+from mixpeek_orchestration.api.routes import health, namespaces, plugins, storage
+from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
@@ -27,6 +31,12 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(platform.ensure_indexes)
+        except MixpeekError as exc:  # metadata not configured: /healthz says so
+            logger.warning("metadata indexes not ensured: %s", exc.detail)
+        except Exception as exc:
+            logger.warning("metadata indexes not ensured (is the metadata server up?): %s", exc)
         yield
         platform.close()
 
@@ -40,4 +50,6 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(storage.router)
+    app.include_router(namespaces.router)
+    app.include_router(plugins.router)
     return app

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.tenancy.accounts import Caller, Namespace
 
 
 def get_platform(request: Request) -> Platform:
@@ -14,3 +16,36 @@ def get_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def get_caller(
+    platform: PlatformDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> Caller:
+    """The organisation behind the ``Authorization: Bearer`` key (401 otherwise)."""
+    key = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else None
+    return await run_in_threadpool(platform.accounts.authenticate, key)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def path_namespace(namespace_id: str, caller: CallerDep, platform: PlatformDep) -> Namespace:
+    """The namespace named in the path (by id or name), within the caller's organisation."""
+    return await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id)
+
+
+async def header_namespace(
+    caller: CallerDep,
+    platform: PlatformDep,
+    x_namespace: Annotated[str | None, Header(description="Namespace id or name")] = None,
+) -> Namespace:
+    """The namespace of the ``X-Namespace`` header, within the caller's organisation."""
+    return await run_in_threadpool(platform.accounts.resolve_namespace, caller, x_namespace)
+
+
+PathNamespaceDep = Annotated[Namespace, Depends(path_namespace)]
+HeaderNamespaceDep = Annotated[Namespace, Depends(header_namespace)]

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mixpeek_orchestration.cli.admin import admin_app
 from mixpeek_orchestration.cli.plugin import plugin_app
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(plugin_app, name="plugin")
+app.add_typer(admin_app, name="admin")
 console = Console()
 err_console = Console(stderr=True)
 

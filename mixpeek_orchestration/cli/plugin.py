@@ -150,10 +150,9 @@ def validate(
     if as_json:
         typer.echo(json.dumps(check.to_dict(), indent=2, default=str))
     elif check.passed:
-        manifest = check.manifest
-        assert manifest is not None
-        console.print(f"[green]valid[/green]: {manifest.plugin_id} ({manifest.metadata.category})")
-        for uri in manifest.feature_uris:
+        description = check.description or {}
+        console.print(f"[green]valid[/green]: {check.plugin_id} ({description.get('category')})")
+        for uri in check.feature_uris:
             console.print(f"  feature {uri}")
         console.print(f"  sha256 {check.sha256}")
     else:
@@ -259,3 +258,304 @@ def builtins(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for e in described:
         table.add_row(e["name"], e["model"], "\n".join(e["feature_uris"]), e["service"])
     console.print(table)
+
+
+# -- talking to a running API -------------------------------------------------------------------
+
+BaseUrl = Annotated[
+    str | None,
+    typer.Option("--base-url", help="API base URL (default $MIXPEEK_BASE_URL or the local stack)."),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", help="API key (default $MIXPEEK_API_KEY).")
+]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Namespace id or name (default $MIXPEEK_NAMESPACE)."),
+]
+
+
+def _client(base_url: str | None, api_key: str | None, namespace: str | None):  # type: ignore[no-untyped-def]
+    from mixpeek_orchestration.client import PlatformClient
+    from mixpeek_orchestration.settings import load_settings
+
+    settings = load_settings()
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not key:
+        raise _fail("no API key: pass --api-key or set MIXPEEK_API_KEY", 2)
+    return PlatformClient(
+        base_url or settings.client_base_url, key, namespace=namespace or settings.namespace
+    )
+
+
+def _api_error(exc: MixpeekError) -> typer.Exit:
+    violations = exc.fields.get("violations") or []
+    errors = exc.fields.get("validation_errors") or exc.fields.get("errors") or []
+    err_console.print(f"[red]error:[/red] {exc.detail}")
+    if violations:
+        err_console.print(_violations_table(violations))
+    for error in errors:
+        err_console.print(f"  {error.get('field')}: {error.get('message')}")
+    return typer.Exit(1)
+
+
+def _upload(path: Path, client, *, version: str | None, message: str, auto_bump: bool) -> dict:  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from mixpeek_orchestration.plugins.validation import archived, check_plugin_path
+
+    check = check_plugin_path(path)
+    if not check.passed:
+        err_console.print(f"[red]{check.detail}[/red] (checked locally; nothing was uploaded)")
+        if check.violations:
+            err_console.print(_violations_table([v.model_dump() for v in check.violations]))
+        for error in check.errors:
+            err_console.print(f"  {error.get('field')}: {error.get('message')}")
+        raise typer.Exit(1)
+    description = check.description or {}
+    name = description["name"]
+    if version is None:
+        version = (
+            client.next_version(name, description["version"])
+            if auto_bump
+            else description["version"]
+        )
+    with archived(path) if path.is_dir() else _nullcontext(path) as archive:
+        size = archive.stat().st_size
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"uploading {name} {version}", total=size)
+            return client.publish_archive(  # type: ignore[no-any-return]
+                archive,
+                name=name,
+                version=version,
+                message=message,
+                progress=lambda n: bar.advance(task, n),
+            )
+
+
+def _nullcontext(value):  # type: ignore[no-untyped-def]
+    from contextlib import nullcontext
+
+    return nullcontext(value)
+
+
+def _print_published(result: dict) -> None:  # type: ignore[type-arg]
+    verb = "already registered" if result.get("already_registered") else "published"
+    console.print(
+        f"[green]{verb}[/green] {result['plugin_id']} (sha256 {result['sha256'][:12]}...)"
+    )
+    for uri in result.get("feature_uris", []):
+        console.print(f"  feature {uri}")
+    for warning in result.get("violations", []):
+        console.print(
+            f"  [yellow]warning[/yellow] {warning['file']}:{warning['line']} {warning['message']}"
+        )
+
+
+@plugin_app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="Plugin directory or zip.")] = Path("."),
+    message: Annotated[str, typer.Option("--message", "-m")] = "",
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Validate locally, upload (with progress) and confirm the manifest's version."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            _print_published(_upload(path, client, version=None, message=message, auto_bump=False))
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+
+
+@plugin_app.command()
+def push(
+    path: Annotated[Path, typer.Argument(help="Plugin directory or zip.")] = Path("."),
+    version: Annotated[
+        str | None, typer.Option("--version", help="Default: latest + patch.")
+    ] = None,
+    message: Annotated[str, typer.Option("--message", "-m")] = "",
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Publish a new version; the patch version is bumped when --version is omitted."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            _print_published(
+                _upload(path, client, version=version, message=message, auto_bump=True)
+            )
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+
+
+@plugin_app.command("list")
+def list_plugins(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Plugins (every version) in the namespace."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            plugins = client.list_plugins()
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    if as_json:
+        typer.echo(json.dumps(plugins, indent=2))
+        return
+    table = Table("plugin_id", "version", "active", "status", "features", "published")
+    for p in plugins:
+        table.add_row(
+            p["plugin_id"],
+            p["version"],
+            "*" if p["is_active"] else "",
+            p["status"],
+            "\n".join(p["feature_uris"]),
+            p["created_at"][:19],
+        )
+    console.print(table)
+
+
+@plugin_app.command()
+def pull(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Default: the active version.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory to create (default ./NAME).")
+    ] = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Download a version's sources into a directory (through the archive gate)."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from mixpeek_orchestration.plugins.archive import open_plugin_archive
+    from mixpeek_orchestration.sdk.manifest import plugin_id_for
+
+    target = out or Path(name)
+    if target.exists():
+        raise _fail(f"{target} already exists")
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            versions = client.versions(name)
+            chosen = version or versions["active_version"]
+            plugin_id = plugin_id_for(name, chosen)
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = Path(tmp) / "source.zip"
+                expected = client.download_source(plugin_id, archive)
+                actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+                if expected and expected != actual:
+                    raise _fail(f"downloaded archive sha256 {actual} does not match {expected}")
+                with open_plugin_archive(archive) as extracted:
+                    shutil.copytree(extracted.root, target)
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    console.print(f"pulled {plugin_id} into {target}")
+
+
+@plugin_app.command()
+def log(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """History of a plugin: publishes, rollbacks, deletions, with who and why."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            entries = client.log(name)
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    table = Table("when", "action", "version", "who", "message")
+    for e in entries:
+        table.add_row(e["at"][:19], e["action"], e["version"] or "", e["actor"], e["message"])
+    console.print(table)
+
+
+@plugin_app.command()
+def status(
+    plugin: Annotated[str, typer.Argument(help="plugin_id, or a name for its active version.")],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Deployment status of a plugin version."""
+    from mixpeek_orchestration.sdk.manifest import plugin_id_for
+
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            plugin_id = plugin
+            if not re.search(r"_\d+_\d+_\d+$", plugin):
+                plugin_id = plugin_id_for(plugin, client.versions(plugin)["active_version"])
+            typer.echo(json.dumps(client.status(plugin_id), indent=2))
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+
+
+@plugin_app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    version: Annotated[str, typer.Argument(help="Version to make active.")],
+    message: Annotated[str, typer.Option("--message", "-m")] = "",
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Make an earlier version the active one."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            result = client.rollback(name, version, message=message)
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    console.print(f"{result['name']}: active version is now {result['active_version']}")
+
+
+@plugin_app.command()
+def diff(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    v1: Annotated[str, typer.Argument()],
+    v2: Annotated[str, typer.Argument()],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Per-file unified diff of two versions."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            result = client.diff(name, v1, v2)
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    if not result["files"]:
+        console.print("no differences")
+    for change in result["files"]:
+        typer.echo(change["diff"], nl=False)
+
+
+@plugin_app.command()
+def delete(
+    plugin_id: Annotated[str, typer.Argument(help="plugin_id, e.g. my_extractor_1_0_0")],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Delete a plugin version (its archive and record)."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            result = client.delete(plugin_id)
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+    typer.echo(json.dumps(result))

@@ -66,12 +66,306 @@ class ScanPolicy:
     """Operator knobs over the default rules.
 
     Args:
-        extra_allowed_imports: top-level packages an operator allows beyond the defaults.
+        extra_allowed_imports: top-level packages an operator allows beyond the defaults. It
+            cannot re-allow :data:`FORBIDDEN_IMPORTS` or :data:`DENIED_MODULES`.
         strict: treat warnings as errors.
+        max_file_bytes: a ``.py`` file larger than this is rejected unread by the scanner.
+        time_budget_s: scanning one file may take this long; past it the file fails closed.
     """
 
     extra_allowed_imports: frozenset[str] = field(default_factory=frozenset)
     strict: bool = False
+    max_file_bytes: int = 2_000_000
+    time_budget_s: float = 5.0
 
     def is_allowed_top_level(self, name: str) -> bool:
         return name in ALLOWED_IMPORTS or name in self.extra_allowed_imports
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanner rule tables. The names above are the seed guide's; the tables below are what the AST
+# scanner (`mixpeek_orchestration.plugins.scanner`) needs to reason about *reachability*: which
+# modules an attribute chain can land in, which attributes are dangerous whatever the object, and
+# which library functions deserialize, evaluate or load native code.
+# ---------------------------------------------------------------------------------------------
+
+# Modules that are never importable, not even through `ScanPolicy.extra_allowed_imports`: they
+# hand out the interpreter itself (sys, builtins, importlib, inspect, gc), processes, raw files
+# and sockets, native code, or are the C-level twins of denied modules.
+DENIED_MODULES: frozenset[str] = frozenset(
+    {
+        "sys", "builtins", "__builtin__", "importlib", "imp", "inspect", "gc", "code", "codeop",
+        "runpy", "pkgutil", "zipimport", "site", "sysconfig", "pydoc", "pdb", "bdb", "trace",
+        "tracemalloc", "faulthandler", "atexit", "operator", "_operator", "copyreg", "types",
+        "ast", "dis", "marshal", "linecache", "traceback", "weakref", "ctypes", "cffi", "_ctypes",
+        "posix", "nt", "_posixsubprocess", "_winapi", "msvcrt", "winreg", "_socket", "_thread",
+        "_io", "_imp", "_pickle", "cPickle", "_frozen_importlib", "_frozen_importlib_external",
+        "_bootstrap", "_bootstrap_external", "_signal", "_string", "signal", "shutil", "pwd",
+        "grp", "termios", "tty", "timeit", "doctest", "cProfile", "profile",
+    }
+)  # fmt: skip
+
+# Not allowed by default but an operator may allow them (files, archives, event loops). They are
+# listed so the scanner recognises them when an allowed module re-exports them (`PIL.Image.io`).
+RESTRICTED_STDLIB_MODULES: frozenset[str] = frozenset(
+    {
+        "io", "codecs", "tempfile", "pathlib", "glob", "fileinput", "select", "selectors",
+        "mmap", "asyncio", "concurrent", "socketserver", "ssl", "webbrowser", "platform",
+        "posixpath", "ntpath", "genericpath", "tarfile", "zipfile", "gzip", "bz2", "lzma",
+        "ftplib", "smtplib", "telnetlib", "_osx_support",
+    }
+)  # fmt: skip
+
+# Serialization formats that execute code when loading. Not allowed by default (an error); an
+# operator may allow them, then their use is a warning and their `load`s stay errors (seed).
+DESERIALIZATION_MODULES: frozenset[str] = frozenset(
+    {"pickle", "shelve", "dill", "cloudpickle", "joblib"}
+)
+
+# Renamed re-exports the scanner maps back to the real module (`enum.bltns` is `builtins`). For
+# the standard library the scanner also reads the exact re-exports off the running interpreter;
+# for third-party packages only the unmistakable names below (and these aliases) are mapped.
+REEXPORT_ALIASES: dict[str, str] = {
+    "bltns": "builtins",
+    "stdlib_re": "re",
+    "pickle_compat": "pickle",
+    "_ctypes": "ctypes",
+    "cpickle": "pickle",
+}
+
+# `os` is importable for its harmless parts only; every other attribute of `os` is an error.
+OS_ALLOWED_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "path", "environ", "getenv", "cpu_count", "sep", "linesep", "pathsep", "curdir",
+        "pardir", "extsep", "altsep", "name", "getpid", "devnull", "fspath", "fsencode",
+        "fsdecode", "PathLike",
+    }
+)  # fmt: skip
+OS_ENVIRON_READ_METHODS: frozenset[str] = frozenset(
+    {"get", "keys", "items", "values", "copy", "__getitem__", "__contains__", "__iter__", "__len__"}
+)
+OS_ENVIRON_WRITE_METHODS: frozenset[str] = frozenset(
+    {
+        "__setitem__", "__delitem__", "__ior__", "setdefault", "update", "pop", "popitem",
+        "clear", "putenv", "unsetenv",
+    }
+)  # fmt: skip
+
+# Builtins that are not in the seed's list but open an interactive debugger, read stdin, stop
+# the worker or import modules by name (`help("os")`).
+DANGEROUS_BUILTINS: frozenset[str] = frozenset(
+    {"breakpoint", "help", "input", "exit", "quit", "copyright", "credits", "license"}
+)
+
+# Attribute names that are dangerous on *any* object: frame and traceback walks, process and
+# native-code entry points, deserializers and evaluators of allowed libraries. Value: (rule,
+# reason). A method of the plugin's own class with one of these names is still flagged when used.
+DENIED_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    **{
+        name: ("dangerous-attribute", "frame or traceback access")
+        for name in (
+            "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame",
+            "tb_next", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await",
+            "ag_frame", "ag_code", "co_code", "co_consts", "co_names", "_getframe",
+            "_current_frames", "settrace", "setprofile", "currentframe",
+        )
+    },
+    **{
+        name: ("dangerous-attribute", "object-graph walk")
+        for name in ("mro", "get_referrers", "get_referents", "get_objects", "get_field")
+    },
+    **{
+        name: ("forbidden-call", "process control")
+        for name in (
+            "system", "popen", "fork", "forkpty", "kill", "killpg", "execl", "execle", "execlp",
+            "execlpe", "execv", "execve", "execvp", "execvpe", "spawnl", "spawnle", "spawnlp",
+            "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "posix_spawn",
+            "posix_spawnp", "startfile", "create_subprocess_shell", "create_subprocess_exec",
+            "subprocess_shell", "subprocess_exec", "check_output", "check_call", "Popen",
+            "getoutput", "getstatusoutput",
+        )
+    },
+    **{
+        name: ("native-code", "native code loading")
+        for name in (
+            "load_library", "load_inline", "cpp_extension", "ctypeslib", "CDLL", "PyDLL",
+            "WinDLL", "OleDLL", "LoadLibrary", "dlopen", "register_custom_ops_library",
+            "ExtensionFileLoader",
+        )
+    },
+    **{
+        name: ("unsafe-deserialization", "pickle deserialization")
+        for name in ("read_pickle", "Unpickler", "pickle_compat")
+    },
+    **{
+        name: ("eval-like", "evaluates code")
+        for name in ("unsafe_eval", "lambda_eval", "_evaluate", "_eval_type", "_create_fn")
+    },
+    **{
+        name: ("forbidden-call", "dynamic import")
+        for name in ("import_module", "exec_module", "load_module", "module_from_spec")
+    },
+}  # fmt: skip
+
+# Module names that are unmistakable as attribute names: `anything.subprocess` is flagged even
+# when the scanner cannot tell what `anything` is.
+UNAMBIGUOUS_MODULE_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "os", "_os", "sys", "_sys", "subprocess", "builtins", "__builtin__", "bltns",
+        "importlib", "ctypes", "_ctypes", "pickle", "_pickle", "cPickle", "marshal", "shelve",
+        "posix", "nt", "_posixsubprocess", "runpy", "pty", "shutil", "_thread", "_io", "_imp",
+        "multiprocessing", "threading", "socket", "_socket", "fcntl", "codeop", "dill",
+        "cloudpickle", "copyreg", "_frozen_importlib", "_frozen_importlib_external",
+        "_bootstrap", "_bootstrap_external", "_string",
+    }
+)  # fmt: skip
+
+# Paths of allowed libraries that are dangerous: the path itself and everything under it.
+# Value: (rule, reason, severity).
+DANGEROUS_PATHS: dict[str, tuple[str, str, str]] = {
+    # deserializers (pickle by other names)
+    "pickle.load": ("unsafe-deserialization", "pickle load", "error"),
+    "pickle.loads": ("unsafe-deserialization", "pickle load", "error"),
+    "pickle.Unpickler": ("unsafe-deserialization", "pickle load", "error"),
+    "shelve.open": ("unsafe-deserialization", "shelve (pickle) load", "error"),
+    "shelve.Shelf": ("unsafe-deserialization", "shelve (pickle) load", "error"),
+    "dill.load": ("unsafe-deserialization", "dill load", "error"),
+    "dill.loads": ("unsafe-deserialization", "dill load", "error"),
+    "cloudpickle.load": ("unsafe-deserialization", "cloudpickle load", "error"),
+    "cloudpickle.loads": ("unsafe-deserialization", "cloudpickle load", "error"),
+    "joblib.load": ("unsafe-deserialization", "joblib (pickle) load", "error"),
+    "pandas.read_pickle": ("unsafe-deserialization", "pickle load", "error"),
+    "pandas.io.pickle": ("unsafe-deserialization", "pickle load", "error"),
+    "pandas.compat.pickle_compat": ("unsafe-deserialization", "pickle load", "error"),
+    "pandas.read_hdf": ("unsafe-deserialization", "HDF5 object columns are pickled", "error"),
+    "pandas.HDFStore": ("unsafe-deserialization", "HDF5 object columns are pickled", "error"),
+    "pandas.io.pytables": ("unsafe-deserialization", "HDF5 object columns are pickled", "error"),
+    "torch.package": ("unsafe-deserialization", "torch.package imports pickled code", "error"),
+    "torch.jit.load": ("unsafe-deserialization", "TorchScript archive load", "warning"),
+    # evaluation of strings as code
+    "pandas.eval": ("eval-like", "evaluates an expression string", "error"),
+    "pandas.core.computation": ("eval-like", "evaluates an expression string", "error"),
+    "PIL.ImageMath.eval": ("eval-like", "evaluates an expression string", "error"),
+    "PIL.ImageMath.unsafe_eval": ("eval-like", "evaluates an expression string", "error"),
+    "PIL.ImageMath.lambda_eval": ("eval-like", "evaluates an expression string", "error"),
+    "numpy.lib.utils": ("eval-like", "source and evaluation helpers", "error"),
+    "typing.ForwardRef._evaluate": ("eval-like", "evaluates an annotation string", "error"),
+    "logging.config": (
+        "eval-like",
+        "dictConfig/fileConfig/listen build arbitrary objects",
+        "error",
+    ),
+    "string.Formatter": ("dangerous-attribute", "resolves attribute names at run time", "error"),
+    "pydantic.ImportString": ("forbidden-call", "imports a module named by data", "error"),
+    "pydantic.types.ImportString": ("forbidden-call", "imports a module named by data", "error"),
+    "pydantic.PyObject": ("forbidden-call", "imports a module named by data", "error"),
+    "pydantic.v1.PyObject": ("forbidden-call", "imports a module named by data", "error"),
+    "pydantic.v1.types.PyObject": ("forbidden-call", "imports a module named by data", "error"),
+    "pydantic._internal": ("dangerous-attribute", "pydantic internals", "error"),
+    # remote code
+    "torch.hub": ("remote-code", "downloads and runs repository code", "error"),
+    "torch.utils.model_zoo": ("remote-code", "downloads and unpickles models", "error"),
+    "transformers.dynamic_module_utils": ("remote-code", "runs repository code", "error"),
+    "torch.distributed": ("forbidden-call", "remote procedure calls", "error"),
+    # native code
+    "numpy.ctypeslib": ("native-code", "loads shared libraries", "error"),
+    "numpy.f2py": ("native-code", "compiles and loads extensions", "error"),
+    "numpy.distutils": ("native-code", "compiles and loads extensions", "error"),
+    "numpy.testing.extbuild": ("native-code", "compiles and loads extensions", "error"),
+    "torch.utils.cpp_extension": ("native-code", "compiles and loads extensions", "error"),
+    "torch.ops.load_library": ("native-code", "loads shared libraries", "error"),
+    "torch.classes.load_library": ("native-code", "loads shared libraries", "error"),
+    "torch._C": ("dangerous-attribute", "torch C internals", "warning"),
+    # processes, files, threads
+    "torch.multiprocessing": ("forbidden-import", "starts processes", "error"),
+    "torch.utils.collect_env": ("forbidden-call", "runs subprocesses", "error"),
+    "PIL.ImageShow": ("forbidden-call", "runs external viewers", "error"),
+    "PIL.ImageGrab": ("forbidden-call", "runs external programs", "error"),
+    "PIL.EpsImagePlugin": ("forbidden-call", "runs Ghostscript", "error"),
+    "logging.handlers": ("forbidden-call", "file, socket and thread handlers", "error"),
+    "logging.FileHandler": ("forbidden-call", "writes files", "error"),
+    "logging.currentframe": ("dangerous-attribute", "frame access", "error"),
+    "contextlib.chdir": ("forbidden-call", "changes the working directory", "error"),
+    "mimetypes.init": ("forbidden-call", "reads files", "error"),
+    "mimetypes.read_mime_types": ("forbidden-call", "reads files", "error"),
+}
+
+# Loaders that are safe only with an explicit keyword: path -> (keyword, required constant).
+CONDITIONAL_LOADS: dict[str, tuple[str, object]] = {
+    "torch.load": ("weights_only", True),
+    "torch.serialization.load": ("weights_only", True),
+}
+
+# Keyword / dict-key switches that turn on remote code or pickle: name -> (rule, safe values,
+# severity when unsafe). A value is safe only when it is one of these constants.
+UNSAFE_SWITCHES: dict[str, tuple[str, tuple[object, ...], str]] = {
+    "trust_remote_code": ("remote-code", (False, None), "error"),
+    "allow_pickle": ("unsafe-deserialization", (False, None), "error"),
+    "weights_only": ("unsafe-deserialization", (True,), "error"),
+    "safe_mode": ("unsafe-deserialization", (True,), "error"),
+    "pickle_module": ("unsafe-deserialization", (None,), "error"),
+    "trust_repo": ("remote-code", (False, None), "error"),
+    "use_safetensors": ("unsafe-deserialization", (True, None), "warning"),
+}
+
+# Dunder attributes that walk the object graph towards builtins, frames, code or classes: always
+# errors. `SAFE_DUNDERS` are ordinary and pass; any other dunder is a warning (seed).
+ESCAPE_DUNDERS: frozenset[str] = frozenset(
+    {
+        "__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__",
+        "__getattribute__", "__getattr__", "__setattr__", "__delattr__", "__reduce__",
+        "__reduce_ex__", "__import__", "__loader__", "__spec__", "__self__", "__func__",
+        "__dict__", "__mro__", "__bases__", "__base__", "__init_subclass__", "__subclasshook__",
+        "__traceback__", "__defaults__", "__kwdefaults__", "__annotations__", "__wrapped__",
+        "__objclass__", "__build_class__", "__prepare__", "__set_name__", "__class_getitem__",
+        "__instancecheck__", "__subclasscheck__", "__getstate__", "__setstate__", "__context__",
+        "__cause__", "__weakref__", "__func_globals__", "__path__", "__cached__",
+    }
+)  # fmt: skip
+SAFE_DUNDERS: frozenset[str] = frozenset(
+    {
+        "__name__", "__qualname__", "__doc__", "__module__", "__version__", "__init__",
+        "__new__", "__call__", "__len__", "__iter__", "__next__", "__enter__", "__exit__",
+        "__aenter__", "__aexit__", "__repr__", "__str__", "__eq__", "__hash__", "__getitem__",
+        "__contains__", "__post_init__", "__fields__", "__all__", "__slots__", "__file__",
+        "__package__", "__debug__", "__author__", "__pydantic_fields__", "__signature__",
+        "__array__", "__float__", "__int__", "__bool__", "__add__", "__mul__", "__lt__",
+    }
+)  # fmt: skip
+# Dunder attributes that may be assigned (functools.wraps-style metadata).
+DUNDER_STORE_OK: frozenset[str] = frozenset({"__doc__", "__name__", "__qualname__", "__module__"})
+# Dunder names that must not be read or bound as plain names.
+DANGEROUS_DUNDER_NAMES: frozenset[str] = frozenset(
+    {"__builtins__", "__loader__", "__spec__", "__build_class__", "__annotations__", "__dict__"}
+)
+# Special methods a plugin class must not define (pickle gadgets, class-creation hooks), and
+# those that are allowed but worth a warning.
+DANGEROUS_DUNDER_DEFINITIONS: frozenset[str] = frozenset(
+    {"__reduce__", "__reduce_ex__", "__init_subclass__", "__prepare__", "__builtins__"}
+)
+WARN_DUNDER_DEFINITIONS: frozenset[str] = frozenset(
+    {
+        "__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__instancecheck__",
+        "__subclasscheck__", "__set_name__", "__class_getitem__", "__set__", "__get__",
+        "__delete__", "__match_args__",
+    }
+)  # fmt: skip
+
+# Submodule names that collide with a dangerous module name but are harmless (`pandas.io`).
+KNOWN_SUBMODULES: frozenset[str] = frozenset(
+    {
+        "pandas.io", "pandas.api.types", "pandas.core.dtypes", "torch.signal", "torch.types",
+        "numpy.typing", "torch.library", "pyarrow.types", "pydantic.types", "polars.io",
+        "polars.datatypes", "pyarrow.io", "imageio.core", "transformers.utils",
+    }
+)  # fmt: skip
+
+# `from X import *` is allowed only for these (their public names are all harmless); any other
+# star import hides which names it binds.
+STAR_IMPORT_SAFE: frozenset[str] = frozenset(
+    {
+        "math", "typing", "typing_extensions", "dataclasses", "collections", "collections.abc",
+        "itertools", "functools", "enum", "abc", "statistics", "decimal", "fractions",
+        "numbers", "datetime", "time", "re", "json", "heapq", "bisect",
+    }
+)  # fmt: skip

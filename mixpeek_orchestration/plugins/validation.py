@@ -4,8 +4,8 @@
 
 1. the archive gate (sizes counted from inflated bytes, paths, links, duplicates, native code...),
 2. the static security scan of every ``.py`` file,
-3. manifest validation (loading ``manifest.py`` under the runtime guard),
-4. a dry run of ``build_steps`` with the default parameters.
+3. manifest validation (importing the plugin in a separate process, under the runtime guard),
+4. a dry run of ``build_steps`` with the default parameters (same process).
 
 The bytes scanned are the bytes loaded: everything happens on one private extraction whose
 archive sha256 and per-file hashes are reported. Plugin code is executed only after it passed
@@ -14,6 +14,9 @@ the scan, and then only under the runtime guard.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,10 +32,10 @@ from mixpeek_orchestration.plugins.archive import (
     build_archive,
     open_plugin_archive,
 )
+from mixpeek_orchestration.plugins.guard import scrubbed_environ
 from mixpeek_orchestration.plugins.policy import ScanPolicy
 from mixpeek_orchestration.plugins.report import ScanReport, Violation
 from mixpeek_orchestration.plugins.scanner import scan_directory
-from mixpeek_orchestration.sdk.manifest import PluginManifest
 
 STAGES = ("archive", "scan", "manifest", "pipeline")
 
@@ -46,85 +49,113 @@ class PluginCheck:
     passed: bool = False
     violations: list[Violation] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    manifest: PluginManifest | None = None
+    description: dict[str, Any] | None = None
+    """``PluginManifest.describe()`` of a plugin that got past the manifest stage."""
     sha256: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    size_bytes: int = 0
     strict: bool = False
 
     @property
     def detail(self) -> str:
-        if self.passed:
-            return "Plugin passed every check"
-        if self.stage == "archive":
-            return "Archive rejected"
-        if self.stage == "scan":
-            return "Security scan failed"
-        if self.stage == "manifest":
-            return "Invalid manifest"
-        return "Pipeline build failed"
+        return (
+            {
+                "archive": "Archive rejected",
+                "scan": "Security scan failed",
+                "manifest": "Invalid manifest",
+                "pipeline": "Pipeline build failed",
+            }[self.stage]
+            if not self.passed
+            else "Plugin passed every check"
+        )
+
+    @property
+    def plugin_id(self) -> str | None:
+        return self.description["plugin_id"] if self.description else None
+
+    @property
+    def feature_uris(self) -> list[str]:
+        return list(self.description["feature_uris"]) if self.description else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "stage": self.stage,
             "detail": self.detail,
-            "violations": [
-                v.model_dump(exclude={"rule"}) | {"rule": v.rule} for v in self.violations
-            ],
+            "violations": [v.model_dump() for v in self.violations],
             "errors": self.errors,
             "sha256": self.sha256,
-            "plugin_id": self.manifest.plugin_id if self.manifest else None,
-            "feature_uris": self.manifest.feature_uris if self.manifest else [],
+            "plugin_id": self.plugin_id,
+            "feature_uris": self.feature_uris,
         }
 
 
 def check_extracted(
-    extracted: ExtractedArchive, *, policy: ScanPolicy, dry_run: bool = True
+    extracted: ExtractedArchive,
+    *,
+    policy: ScanPolicy,
+    dry_run: bool = True,
+    timeout_s: float = 300.0,
 ) -> PluginCheck:
-    """Scan, validate and dry-run an already extracted archive."""
+    """Scan, validate and dry-run an already extracted archive.
+
+    The scan is pure AST analysis in this process; importing the plugin (manifest, dry run)
+    happens in a separate short-lived process (:mod:`inspect_worker`) under the runtime guard.
+    """
     check = PluginCheck(
-        stage="scan", sha256=extracted.sha256, files=extracted.files, strict=policy.strict
+        stage="scan",
+        sha256=extracted.sha256,
+        files=extracted.files,
+        size_bytes=extracted.compressed_bytes,
+        strict=policy.strict,
     )
     report: ScanReport = scan_directory(extracted.root, policy=policy)
     check.violations = list(report.violations)
     if not report.passed:
         return check
     check.stage = "manifest"
-    from mixpeek_orchestration.plugins.runtime import PluginRuntime
-
-    scratch = Path(tempfile.mkdtemp(prefix="mixpeek-check-"))
-    try:
-        runtime = PluginRuntime.open(
-            extracted.root,
-            context=_context(scratch),
-        )
-    except MixpeekError as exc:
-        # An invalid manifest, or a module that fails to import (reported against its file).
-        check.errors = exc.fields.get("errors") or [
-            {"field": exc.fields.get("file", "plugin"), "message": exc.detail}
-        ]
-        return check
-    try:
-        check.manifest = runtime.manifest
-        if dry_run:
-            check.stage = "pipeline"
-            try:
-                runtime.plugin.build_steps(None, context=runtime.context)
-            except MixpeekError as exc:
-                check.errors = exc.fields.get("errors") or [
-                    {"field": "pipeline.py", "message": exc.detail}
-                ]
-                return check
-    finally:
-        runtime.plugin.unload()
-    check.passed = True
+    outcome = _inspect_in_subprocess(extracted.root, dry_run=dry_run, timeout_s=timeout_s)
+    check.stage = outcome["stage"]
+    check.errors = outcome["errors"]
+    check.description = outcome["description"]
+    check.passed = bool(outcome["passed"])
     return check
 
 
-def _context(scratch: Path) -> Any:
-    from mixpeek_orchestration.sdk.context import PluginContext
+def _inspect_in_subprocess(root: Path, *, dry_run: bool, timeout_s: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "mixpeek_orchestration.plugins.inspect_worker", str(root)]
+    if dry_run:
+        command.append("--dry-run")
+    env = scrubbed_environ() | {"PYTHONDONTWRITEBYTECODE": "1"}
+    with tempfile.TemporaryDirectory(prefix="mixpeek-inspect-") as cwd:
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=cwd,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return _failed(f"importing the plugin took longer than {timeout_s:.0f}s")
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    try:
+        outcome: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (result.stderr or result.stdout)[-500:]
+        return _failed(f"the plugin could not be inspected (exit {result.returncode}): {tail}")
+    return outcome
 
-    return PluginContext(scratch_dir=scratch)
+
+def _failed(message: str) -> dict[str, Any]:
+    return {
+        "passed": False,
+        "stage": "manifest",
+        "errors": [{"field": "plugin", "message": message}],
+        "description": None,
+    }
 
 
 def check_plugin_archive(

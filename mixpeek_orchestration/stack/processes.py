@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,12 +16,23 @@ import psutil
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
+# Ports handed out by the kernel for outgoing connections and `bind(0)` (Linux: 32768-60999), and
+# Ray's worker ports (10002-19999), are taken at random by other processes at any moment; a port
+# picked there and bound a few seconds later can be lost to them. Stacks pick from between.
+PORT_RANGE = (20000, 32000)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that is free right now on ``host``, outside the ephemeral and Ray ranges."""
+    for _ in range(200):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise MixpeekError(ErrorCode.STACK_ERROR, f"no free port in {PORT_RANGE} on {host}")
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mixpeek_orchestration.client import PlatformClient
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
 from mixpeek_orchestration.stack import Stack, StackState
@@ -103,3 +105,46 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         yield MotoServer(url)
     finally:
         stop_process_tree(process.pid, __import__("psutil").Process(process.pid).create_time())
+
+
+@dataclass
+class Tenant:
+    """An organisation with a key and a namespace on the session stack."""
+
+    org_id: str
+    api_key: str
+    namespace_id: str
+    base_url: str
+
+    def client(self) -> PlatformClient:
+        return PlatformClient(self.base_url, self.api_key, namespace=self.namespace_id)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def create_tenant(stack: RunningStack, org: str, namespace: str = "main") -> Tenant:
+    """Bootstrap through the real CLI (`mixpeek admin create-key --json`), then the API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
+    env["MIXPEEK_DATA_DIR"] = str(stack.settings.data_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "mixpeek_orchestration.cli.main", "admin", "create-key", "--org", org, "--json"],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )  # fmt: skip
+    created = json.loads(result.stdout)
+    base_url = f"{stack.api_url}/v1"
+    client = PlatformClient(base_url, created["api_key"])
+    ns = client.create_namespace(namespace)
+    client.close()
+    return Tenant(created["org_id"], created["api_key"], ns["namespace_id"], base_url)
+
+
+@pytest.fixture(scope="session")
+def tenant(stack: RunningStack) -> Tenant:
+    return create_tenant(stack, "acme")
+
+
+@pytest.fixture(scope="session")
+def other_tenant(stack: RunningStack) -> Tenant:
+    return create_tenant(stack, "globex")

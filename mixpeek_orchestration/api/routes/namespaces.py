@@ -1,0 +1,76 @@
+"""Namespaces: ``/v1/namespaces``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from fastapi.concurrency import run_in_threadpool
+
+from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
+from mixpeek_orchestration.api.schemas import (
+    ErrorResponse,
+    NamespaceCreate,
+    NamespaceList,
+    NamespaceResponse,
+)
+from mixpeek_orchestration.tenancy.accounts import Namespace
+
+router = APIRouter(
+    prefix="/v1/namespaces",
+    tags=["namespaces"],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+def _out(namespace: Namespace) -> NamespaceResponse:
+    return NamespaceResponse(
+        namespace_id=namespace.namespace_id,
+        namespace_name=namespace.namespace_name,
+        description=namespace.description,
+        created_at=namespace.created_at,
+    )
+
+
+@router.post("", response_model=NamespaceResponse, status_code=status.HTTP_201_CREATED)
+async def create_namespace(
+    body: NamespaceCreate, caller: CallerDep, platform: PlatformDep
+) -> NamespaceResponse:
+    """Create a namespace in the caller's organisation."""
+    namespace = await run_in_threadpool(
+        platform.accounts.create_namespace,
+        caller,
+        body.namespace_name,
+        description=body.description,
+    )
+    return _out(namespace)
+
+
+@router.get("", response_model=NamespaceList)
+async def list_namespaces(caller: CallerDep, platform: PlatformDep) -> NamespaceList:
+    namespaces = await run_in_threadpool(platform.accounts.list_namespaces, caller)
+    return NamespaceList(results=[_out(n) for n in namespaces], total=len(namespaces))
+
+
+@router.post("/list", response_model=NamespaceList, include_in_schema=False)
+async def list_namespaces_post(caller: CallerDep, platform: PlatformDep) -> NamespaceList:
+    return await list_namespaces(caller, platform)
+
+
+@router.get("/{namespace_id}", response_model=NamespaceResponse)
+async def get_namespace(
+    namespace_id: str, caller: CallerDep, platform: PlatformDep
+) -> NamespaceResponse:
+    return _out(await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id))
+
+
+@router.delete("/{namespace_id}", response_model=NamespaceResponse)
+async def delete_namespace(
+    namespace_id: str, caller: CallerDep, platform: PlatformDep
+) -> NamespaceResponse:
+    """Delete a namespace and everything in it (plugins, archives)."""
+
+    def delete() -> Namespace:
+        namespace = platform.accounts.resolve_namespace(caller, namespace_id)
+        platform.registry.delete_namespace_contents(namespace)
+        return platform.accounts.delete_namespace(caller, namespace.namespace_id)
+
+    return _out(await run_in_threadpool(delete))

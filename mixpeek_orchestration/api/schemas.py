@@ -1,0 +1,187 @@
+"""Request and response models of the REST API (kept apart from storage documents)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DeploymentStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    code: str | None = None
+
+
+class NamespaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespace_name: str = Field(..., min_length=1, max_length=63)
+    description: str = ""
+
+
+class NamespaceResponse(BaseModel):
+    namespace_id: str
+    namespace_name: str
+    description: str = ""
+    created_at: datetime
+
+
+class NamespaceList(BaseModel):
+    results: list[NamespaceResponse]
+    total: int
+
+
+class Violation(BaseModel):
+    file: str
+    line: int
+    column: int
+    message: str
+    severity: Literal["error", "warning"]
+    rule: str = ""
+
+
+class UploadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., description="Plugin name (slug)")
+    version: str = Field(..., description="Semver; v1 and 1.0 normalise to 1.0.0")
+    description: str = ""
+    file_size_bytes: int | None = Field(default=None, ge=1)
+    presigned_url_expiration: int = Field(default=3600, description="Seconds the URL stays valid")
+
+
+class UploadResponse(BaseModel):
+    upload_id: str
+    presigned_url: str
+    expires_at: datetime
+    upload_headers: dict[str, str]
+    max_size_bytes: int
+    name: str
+    version: str
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = ""
+
+
+class ConfirmResponse(BaseModel):
+    success: bool
+    plugin_id: str | None
+    validation_status: Literal["passed", "failed"]
+    feature_uri: str | None = None
+    feature_uris: list[str] = []
+    name: str | None = None
+    version: str | None = None
+    sha256: str | None = None
+    violations: list[Violation] = []
+    validation_errors: list[dict[str, Any]] = []
+    route_prefix: str | None = None
+    already_registered: bool = False
+
+
+class FeatureResponse(BaseModel):
+    feature_name: str
+    feature_type: str
+    embedding_dim: int | None = None
+    distance_metric: str | None = None
+
+
+class PluginResponse(BaseModel):
+    plugin_id: str
+    name: str
+    version: str
+    description: str = ""
+    namespace_id: str
+    feature_uris: list[str]
+    features: list[FeatureResponse]
+    sha256: str
+    size_bytes: int
+    message: str = ""
+    created_at: datetime
+    created_by: str
+    is_active: bool = False
+    status: DeploymentStatus = "NOT_DEPLOYED"
+    route_prefix: str
+    parameter_schema: dict[str, Any] | None = None
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    supported_input_types: list[str] = []
+    warnings: list[Violation] = []
+
+
+class PluginList(BaseModel):
+    results: list[PluginResponse]
+    total: int
+
+
+class PluginStatus(BaseModel):
+    plugin_id: str
+    status: DeploymentStatus
+    error: str | None = None
+    route_prefix: str
+    feature_uri: str | None
+    feature_uris: list[str]
+    deployed_at: datetime | None = None
+    active_version: str | None = None
+
+
+class PluginDeleted(BaseModel):
+    plugin_id: str
+    deleted: bool
+    deployment_removed: bool
+
+
+class VersionList(BaseModel):
+    name: str
+    active_version: str | None
+    versions: list[PluginResponse]
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    message: str = ""
+
+
+class RollbackResponse(BaseModel):
+    name: str
+    active_version: str
+    plugin_id: str
+
+
+class FileDiff(BaseModel):
+    path: str
+    status: Literal["added", "removed", "modified"]
+    binary: bool
+    diff: str
+
+
+class DiffResponse(BaseModel):
+    name: str
+    v1: str
+    v2: str
+    files: list[FileDiff]
+
+
+class LogEntry(BaseModel):
+    action: Literal["publish", "rollback", "delete"]
+    version: str | None
+    message: str = ""
+    actor: str
+    at: datetime
+
+
+class LogResponse(BaseModel):
+    name: str
+    entries: list[LogEntry]
+
+
+class NextVersion(BaseModel):
+    name: str
+    version: str
