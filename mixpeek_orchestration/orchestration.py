@@ -38,6 +38,16 @@ query Status($runId: ID!) {
 """
 
 
+_MATERIALIZED = """
+query Materialized($key: AssetKeyInput!, $limit: Int) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset { assetMaterializations(limit: $limit) { partition runId timestamp } }
+  }
+}
+"""
+
+
 class DagsterWebserver:
     """A Dagster webserver at ``url`` (``http://host:port``)."""
 
@@ -74,6 +84,14 @@ class DagsterWebserver:
     def asset_keys(self) -> list[str]:
         data = self.graphql(_ASSET_KEYS)
         return ["/".join(node["assetKey"]["path"]) for node in data["assetNodes"]]
+
+    def materialized_partitions(self, asset_key: str, *, limit: int = 1000) -> list[str]:
+        """Partitions of ``asset_key`` that have been materialised (newest first)."""
+        data = self.graphql(_MATERIALIZED, {"key": {"path": asset_key.split("/")}, "limit": limit})
+        node = data["assetOrError"]
+        if node["__typename"] != "Asset":
+            return []
+        return [m["partition"] for m in node["assetMaterializations"] if m["partition"]]
 
     def launch_job(self, job_name: str, *, run_config: dict[str, Any] | None = None) -> str:
         """Launch a job of the ``plugin_assets`` code location; returns the run id."""

@@ -1,0 +1,212 @@
+"""Plugin versions in Dagster: one dynamic partition per version, three assets, one sensor.
+
+``plugin_archive`` -> ``plugin_scan_report`` -> ``plugin_version``, partitioned by
+``{namespace_id}__{plugin_id}``. The ``plugin_version_sensor`` turns every newly confirmed version
+into a partition and a run, so each version shows up in the UI with its lineage and metadata
+(sha256, violations, features, feature URIs, parameter schema). Re-materialising
+``plugin_scan_report`` for a partition re-scans the stored archive with the current rules (e.g.
+after the scanner changed) and records the new report on the version.
+"""
+
+import json
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
+from mixpeek_orchestration.plugins.scanner import scan_directory
+from mixpeek_orchestration.tenancy.accounts import Namespace
+from plugin_assets.resources import PlatformResource
+
+plugin_versions_partitions = DynamicPartitionsDefinition(name="plugin_versions")
+SEPARATOR = "__"
+
+
+def partition_key(namespace_id: str, plugin_id: str) -> str:
+    return f"{namespace_id}{SEPARATOR}{plugin_id}"
+
+
+def _version(platform: Any, key: str) -> tuple[Namespace, dict[str, Any]]:
+    namespace_id, _, plugin_id = key.partition(SEPARATOR)
+    doc = platform.registry.versions.find_one(
+        {"namespace_id": namespace_id, "plugin_id": plugin_id}, {"_id": 0}
+    )
+    if doc is None:
+        raise ValueError(f"plugin version {plugin_id} of {namespace_id} no longer exists")
+    namespace = Namespace(doc["namespace_id"], "", doc["org_id"], "", doc["created_at"])
+    return namespace, doc
+
+
+@asset(
+    partitions_def=plugin_versions_partitions,
+    group_name="plugins",
+    kinds={"python"},
+    description="The stored archive of a plugin version, re-hashed from the object store.",
+)
+def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
+    import hashlib
+
+    stores = platform.get_platform()
+    _, doc = _version(stores, context.partition_key)
+    digest = hashlib.sha256()
+    size = 0
+    with stores.objects.open_read(doc["archive_key"]) as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    if digest.hexdigest() != doc["sha256"]:
+        raise ValueError(
+            f"archive of {doc['plugin_id']} changed: sha256 {digest.hexdigest()} != {doc['sha256']}"
+        )
+    return MaterializeResult(
+        metadata={
+            "plugin_id": doc["plugin_id"],
+            "sha256": doc["sha256"],
+            "size_bytes": MetadataValue.int(size),
+            "object_key": doc["archive_key"],
+            "files": MetadataValue.int(len(doc.get("files", {}))),
+            "published_by": doc["created_by"],
+            "message": doc.get("message", ""),
+        }
+    )
+
+
+@asset(
+    partitions_def=plugin_versions_partitions,
+    group_name="plugins",
+    deps=[plugin_archive],
+    kinds={"python"},
+    description="Archive gate and security scan of the stored archive, with the current rules.",
+)
+def plugin_scan_report(
+    context: AssetExecutionContext, platform: PlatformResource
+) -> MaterializeResult:
+    import tempfile
+    from pathlib import Path
+
+    stores = platform.get_platform()
+    namespace, doc = _version(stores, context.partition_key)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "archive.zip"
+        with stores.objects.open_read(doc["archive_key"]) as source, path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        try:
+            with open_plugin_archive(path) as extracted:
+                report = scan_directory(extracted.root)
+                violations = [v.model_dump() for v in report.violations]
+                passed, files = report.passed, report.files_scanned
+        except ArchiveRejected as exc:
+            violations, passed, files = [v.model_dump() for v in exc.violations], False, 0
+    stores.registry.update_scan_report(namespace, doc["plugin_id"], violations)
+    table = "\n".join(
+        f"| {v['severity']} | {v['file']}:{v['line']} | {v['message']} |" for v in violations
+    )
+    if not passed:
+        context.log.warning(
+            "%s no longer passes the scan: %d violations", doc["plugin_id"], len(violations)
+        )
+    return MaterializeResult(
+        metadata={
+            "passed": MetadataValue.bool(passed),
+            "files_scanned": MetadataValue.int(files),
+            "errors": MetadataValue.int(sum(v["severity"] == "error" for v in violations)),
+            "warnings": MetadataValue.int(sum(v["severity"] == "warning" for v in violations)),
+            "violations": MetadataValue.md(
+                "| severity | where | message |\n|---|---|---|\n" + table if violations else "none"
+            ),
+        }
+    )
+
+
+@asset(
+    partitions_def=plugin_versions_partitions,
+    group_name="plugins",
+    deps=[plugin_scan_report],
+    kinds={"python"},
+    description="A registered plugin version: features, feature URIs, parameter schema.",
+)
+def plugin_version(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
+    stores = platform.get_platform()
+    _, doc = _version(stores, context.partition_key)
+    manifest = doc.get("manifest", {})
+    return MaterializeResult(
+        metadata={
+            "plugin_id": doc["plugin_id"],
+            "name": doc["name"],
+            "version": doc["version"],
+            "namespace_id": doc["namespace_id"],
+            "org_id": doc["org_id"],
+            "sha256": doc["sha256"],
+            "feature_uris": MetadataValue.json(doc["feature_uris"]),
+            "features": MetadataValue.json(doc["features"]),
+            "parameter_schema": MetadataValue.json(manifest.get("parameter_schema") or {}),
+            "supported_input_types": MetadataValue.json(manifest.get("supported_input_types", [])),
+            "deployment_status": doc.get("deployment", {}).get("status", "NOT_DEPLOYED"),
+            "published_at": doc["created_at"].isoformat(),
+        }
+    )
+
+
+plugin_assets_job = define_asset_job(
+    "plugin_version_job",
+    selection=[plugin_archive, plugin_scan_report, plugin_version],
+    partitions_def=plugin_versions_partitions,
+)
+
+
+@sensor(
+    job=plugin_assets_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Newly confirmed plugin versions -> a partition and a run each.",
+)
+def plugin_version_sensor(
+    context: SensorEvaluationContext, platform: PlatformResource
+) -> SensorResult:
+    stores = platform.get_platform()
+    cursor = json.loads(context.cursor) if context.cursor else {"after": None, "seen": []}
+    query: dict[str, Any] = {}
+    if cursor["after"]:
+        from datetime import datetime
+
+        query["created_at"] = {"$gte": datetime.fromisoformat(cursor["after"])}
+    docs = list(
+        stores.registry.versions.find(query, {"namespace_id": 1, "plugin_id": 1, "created_at": 1})
+        .sort("created_at", 1)
+        .limit(500)
+    )
+    seen = set(cursor["seen"])
+    new = [d for d in docs if partition_key(d["namespace_id"], d["plugin_id"]) not in seen]
+    if not new:
+        return SensorResult(skip_reason="no new plugin versions")
+    keys = [partition_key(d["namespace_id"], d["plugin_id"]) for d in new]
+    newest = docs[-1]["created_at"]
+    at_newest = [
+        partition_key(d["namespace_id"], d["plugin_id"]) for d in docs if d["created_at"] == newest
+    ]
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=key, run_key=key) for key in keys],
+        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
+        cursor=json.dumps({"after": newest.isoformat(), "seen": at_newest}),
+    )
+
+
+PLUGIN_ASSET_KEYS = [
+    AssetKey("plugin_archive"),
+    AssetKey("plugin_scan_report"),
+    AssetKey("plugin_version"),
+]
