@@ -59,7 +59,15 @@ def main() -> int:
         mongo_port, api_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
         mongo = spawn(
-            [sys.executable, "-m", "secantus", "--port", str(mongo_port), "--storage-path", str(work / "meta")],
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--port",
+                str(mongo_port),
+                "--storage-path",
+                str(work / "meta"),
+            ],
             log_path=work / "mongo.log",
             env=env,
         )
@@ -67,7 +75,11 @@ def main() -> int:
         uri = f"mongodb://127.0.0.1:{mongo_port}"
         metadata = MetadataStore(uri, "mixpeek", timeout_ms=1000)
         wait_for(lambda: metadata.ping())
-        api_env = env | {"MIXPEEK_DATA_DIR": str(work / "data"), "MIXPEEK_MONGO_URI": uri, "MIXPEEK_API_PORT": str(api_port)}
+        api_env = env | {
+            "MIXPEEK_DATA_DIR": str(work / "data"),
+            "MIXPEEK_MONGO_URI": uri,
+            "MIXPEEK_API_PORT": str(api_port),
+        }
         api = spawn(
             [sys.executable, "-m", "uvicorn", "mixpeek_orchestration.api.app:create_app", "--factory",
              "--port", str(api_port), "--log-level", "warning"],
@@ -87,7 +99,9 @@ def main() -> int:
 
         plugin = work / "big_plugin"
         shutil.copytree(REPO / "examples" / "plugins" / "my_extractor", plugin)
-        (plugin / "manifest.py").write_text((plugin / "manifest.py").read_text().replace("my_extractor", "big_plugin"))
+        (plugin / "manifest.py").write_text(
+            (plugin / "manifest.py").read_text().replace("my_extractor", "big_plugin")
+        )
         with (plugin / "weights.safetensors").open("wb") as out:
             for _ in range(args.size_mib):
                 out.write(os.urandom(1024 * 1024))
@@ -144,7 +158,10 @@ def main() -> int:
         return 0 if growth_mb < TARGET_MB else 1
     finally:
         for proc in reversed(processes):
-            stop_process_tree(proc.pid, psutil.Process(proc.pid).create_time() if psutil.pid_exists(proc.pid) else 0.0)
+            stop_process_tree(
+                proc.pid,
+                psutil.Process(proc.pid).create_time() if psutil.pid_exists(proc.pid) else 0.0,
+            )
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -37,6 +37,8 @@ class ErrorCode(Enum):
     OUTPUT_INVALID = ("output_invalid", 422, False)
     BLOCKED_BY_GUARD = ("blocked_by_guard", 403, False)
     TOOL_UNAVAILABLE = ("tool_unavailable", 400, False)
+    NOT_DEPLOYED = ("not_deployed", 409, False)
+    REALTIME_ERROR = ("realtime_error", 502, True)
     COMPONENT_UNAVAILABLE = ("component_unavailable", 503, True)
     STACK_ERROR = ("stack_error", 500, False)
 

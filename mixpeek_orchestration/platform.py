@@ -27,6 +27,7 @@ from mixpeek_orchestration.storage.vectors import VectorStore
 
 if TYPE_CHECKING:
     from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.serve.deployer import Deployer
     from mixpeek_orchestration.tenancy.accounts import Accounts
 
 COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster")
@@ -85,6 +86,12 @@ class Platform:
         from mixpeek_orchestration.plugins.registry import PluginRegistry
 
         return PluginRegistry(self.metadata, self.objects)
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        from mixpeek_orchestration.serve.deployer import Deployer
+
+        return Deployer(self)
 
     def ensure_indexes(self) -> None:
         """Create the metadata indexes every domain relies on (idempotent)."""

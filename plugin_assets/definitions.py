@@ -5,6 +5,9 @@ from dagster import Definitions, EnvVar
 from plugin_assets.plugins import (
     plugin_archive,
     plugin_assets_job,
+    plugin_deployment,
+    plugin_deployment_job,
+    plugin_deployment_sensor,
     plugin_scan_report,
     plugin_version,
     plugin_version_sensor,
@@ -13,9 +16,9 @@ from plugin_assets.resources import PlatformResource, RayResource
 from plugin_assets.skeleton import ray_data_smoke, ray_smoke_job
 
 defs = Definitions(
-    assets=[ray_data_smoke, plugin_archive, plugin_scan_report, plugin_version],
-    jobs=[ray_smoke_job, plugin_assets_job],
-    sensors=[plugin_version_sensor],
+    assets=[ray_data_smoke, plugin_archive, plugin_scan_report, plugin_version, plugin_deployment],
+    jobs=[ray_smoke_job, plugin_assets_job, plugin_deployment_job],
+    sensors=[plugin_version_sensor, plugin_deployment_sensor],
     resources={
         "ray": RayResource(address=EnvVar("MIXPEEK_RAY_ADDRESS")),
         "platform": PlatformResource(

@@ -210,3 +210,71 @@ PLUGIN_ASSET_KEYS = [
     AssetKey("plugin_scan_report"),
     AssetKey("plugin_version"),
 ]
+
+
+@asset(
+    partitions_def=plugin_versions_partitions,
+    group_name="plugins",
+    deps=[plugin_version],
+    kinds={"ray"},
+    description="A version's realtime Serve application: each materialisation is a rollout "
+    "(QUEUED -> PENDING -> IN_PROGRESS -> DEPLOYED / FAILED), blue-green per version.",
+)
+def plugin_deployment(
+    context: AssetExecutionContext, platform: PlatformResource
+) -> MaterializeResult:
+    stores = platform.get_platform()
+    namespace_id, _, plugin_id = context.partition_key.partition(SEPARATOR)
+    outcome = stores.deployer.rollout(namespace_id, plugin_id, log=context.log.info)
+    if outcome["status"] != "DEPLOYED":
+        raise RuntimeError(f"{plugin_id} failed to deploy: {outcome['error']}")
+    return MaterializeResult(
+        metadata={
+            "status": outcome["status"],
+            "route_prefix": outcome["route_prefix"],
+            "rollout_seconds": MetadataValue.float(outcome["seconds"]),
+        }
+    )
+
+
+plugin_deployment_job = define_asset_job(
+    "plugin_deployment_job",
+    selection=[plugin_deployment],
+    partitions_def=plugin_versions_partitions,
+)
+serve_removal_job_name = "serve_removal_job"
+
+
+@sensor(
+    job=plugin_deployment_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Deploy requests (QUEUED) -> a rollout run each; queued removals are applied; "
+    "DEPLOYED versions missing after a restart are queued again.",
+)
+def plugin_deployment_sensor(
+    context: SensorEvaluationContext, platform: PlatformResource
+) -> SensorResult:
+    stores = platform.get_platform()
+    deployer = stores.deployer
+    removals = deployer.pending_removals()
+    if removals:
+        removed = deployer.remove_apps(removals)
+        context.log.info("removed Serve applications: %s", removed)
+    requeued = deployer.reconcile_after_restart()
+    if requeued:
+        context.log.info("re-deploying after a restart: %s", requeued)
+    requests = []
+    keys = []
+    for doc in deployer.pending():
+        key = partition_key(doc["namespace_id"], doc["plugin_id"])
+        requested_at = doc["deployment"].get("requested_at")
+        deployer.mark(doc["namespace_id"], doc["plugin_id"], "PENDING")
+        keys.append(key)
+        requests.append(RunRequest(partition_key=key, run_key=f"{key}@{requested_at}"))
+    if not requests:
+        return SensorResult(skip_reason="no deploy requests")
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
+    )

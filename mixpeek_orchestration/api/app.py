@@ -10,12 +10,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration import __version__
 from mixpeek_orchestration.api.errors import install_error_handlers
-from mixpeek_orchestration.api.routes import health, namespaces, plugins, storage
+from mixpeek_orchestration.api.routes import health, namespaces, plugins, realtime, storage
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
@@ -37,7 +38,11 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
             logger.warning("metadata indexes not ensured: %s", exc.detail)
         except Exception as exc:
             logger.warning("metadata indexes not ensured (is the metadata server up?): %s", exc)
+        app.state.http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        )
         yield
+        await app.state.http.aclose()
         platform.close()
 
     app = FastAPI(
@@ -52,4 +57,5 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(storage.router)
     app.include_router(namespaces.router)
     app.include_router(plugins.router)
+    app.include_router(realtime.router)
     return app

@@ -126,3 +126,16 @@ class TextEmbeddingHandler:
                 ErrorCode.INVALID_REQUEST, "text_extractor expects inputs.text (a string)"
             )
         return {"embedding": encode_texts([text])[0].tolist(), "dim": EMBEDDING_DIM}
+
+    def predict_batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Many single-text requests in one forward pass (Serve batches concurrent calls)."""
+        texts = []
+        for request in requests:
+            text = request.get("text", request.get("query", request.get("value")))
+            if not isinstance(text, str):
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST, "text_extractor expects inputs.text (a string)"
+                )
+            texts.append(text)
+        vectors = encode_texts(texts)
+        return [{"embedding": v.tolist(), "dim": EMBEDDING_DIM} for v in vectors]

@@ -14,7 +14,7 @@ refer to*:
 2. **Solve**: propagates *tokens* through the graph with a worklist until nothing changes. A
    token names what a value may be: ``m:os`` (a module), ``p:numpy.load`` (an attribute path
    under a module), ``f:<id>`` (a function or lambda of this file, so calls see its returns),
-   ``c:<id>`` (a class of this file), ``o:utils.x`` (something from another file of the plugin).
+   ``o:utils.x`` (something from another file of the plugin).
    Attribute reads on unknown objects fall back to a per-attribute-name *field* that collects
    every ``obj.attr = value`` and class-body binding in the file, so ``self.o = os`` is followed.
 3. **Check**: judges the resolved sites: ``os`` attributes against an allowlist, paths of allowed
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import os
 import re
 import sys
@@ -53,11 +54,9 @@ __all__ = ["scan_directory", "scan_source"]
 # ---------------------------------------------------------------------------------------------
 
 #: How many distinct things one value may be before the analysis gives up (fails closed).
-MAX_TOKENS_PER_VALUE = 256
-#: Attribute paths longer than this stop being tracked. Flow-insensitive cycles
-#: (``node = node.parent``) would otherwise grow paths forever; a deep path cannot reach anything a
-#: short one cannot, because re-exported modules restart the path (``a.b.c.os`` is ``os``).
-MAX_PATH_DEPTH = 24
+MAX_TOKENS_PER_VALUE = 1024
+#: Paths into the plugin's own modules are followed this many components deep.
+MAX_OWN_PATH_DEPTH = 4
 #: String annotations / query strings longer than this are not parsed (an error in type places).
 MAX_EMBEDDED_SOURCE = 4_000
 #: The recursion limit ``ast.parse`` runs under: CPython's AST builder scales its depth limit
@@ -73,6 +72,23 @@ _ALL_FORBIDDEN_BUILTINS = P.FORBIDDEN_BUILTINS | P.DANGEROUS_BUILTINS
 _HARD_DENIED = P.FORBIDDEN_IMPORTS | P.DENIED_MODULES
 _REACHABLE_MODULES = _HARD_DENIED | P.DESERIALIZATION_MODULES | P.RESTRICTED_STDLIB_MODULES | {"os"}
 _ENV_TOKEN = "p:os.environ"
+
+
+def _prefixes(paths: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for path in paths:
+        parts = path.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return frozenset(out)
+
+
+# Module paths worth following deeper than ``module.attr``: prefixes of every path a rule names.
+# Other paths stop being tracked after two components; flow-insensitive cycles (``node =
+# node.parent``) would otherwise grow them combinatorially, and the rules that judge deeper
+# attributes only need the receiver (``PIL.Image`` for ``PIL.Image.io``), not the result.
+_INTERESTING_PATHS = _prefixes(
+    [*P.DANGEROUS_PATHS, *P.CONDITIONAL_LOADS, *P.KNOWN_SUBMODULES, "os.path", "os.environ"]
+)
 _ENV_TOKENS = frozenset({_ENV_TOKEN})
 
 # Calls whose result may be (an element of) their arguments: ``next(iter([os]))``.
@@ -89,6 +105,11 @@ _PASSTHROUGH_CALLS = frozenset(
         "collections.OrderedDict", "collections.defaultdict", "collections.deque",
     )
 )  # fmt: skip
+# Builtins the analysis tracks as values (passthrough and environ-safe callees); other builtins
+# are plain unknowns, which keeps token sets small.
+_TOKEN_BUILTINS = frozenset(
+    t.split(".", 1)[1] for t in _PASSTHROUGH_CALLS if t.startswith("p:builtins.")
+) | frozenset({"len", "print", "repr", "str", "bool"})
 # Calls that copy their argument into a plain container: ``dict(os.environ)`` is not environ.
 _COPYING_CALLS = frozenset(
     f"p:builtins.{n}" for n in ("dict", "list", "tuple", "set", "frozenset", "sorted")
@@ -113,13 +134,22 @@ _TYPING_GENERICS = frozenset(
     }
 )  # fmt: skip
 # Calls whose string arguments are evaluated as types: name -> (positional type slots, keyword
-# type slots). ``None`` slots means every positional argument after the first.
+# type slots). ``None`` slots means every positional argument after the first. The strings are
+# parsed and scanned like annotations.
 _TYPE_STRING_CALLS: dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]] = {
     "ForwardRef": ((0,), ()),
     "TypeAdapter": ((0,), ("type",)),
     "TypeVar": (None, ("bound",)),
     "NewType": ((1,), ()),
 }
+
+# Callee names (last attribute or bare name) that get a closer look.
+_SPECIAL_CALL_NAMES = frozenset(
+    {
+        *_TYPE_STRING_CALLS, "create_model", "eval", "query", "format", "format_map", "join",
+        "run", "run_async", "probe", "compile", "type", "ForwardRef",
+    }
+)  # fmt: skip
 
 _SUSPICIOUS_STRING = re.compile(
     r"__(?:import|builtins|subclasses|globals|getattribute|code|closure|mro|bases|base|reduce"
@@ -331,6 +361,27 @@ def _scan_file(
         result.violations.append(_violation(filename, line, 0, R_NULL, "Null byte in source"))
         return result
 
+    # The analysis allocates many small objects next to a large AST; the cyclic collector would
+    # sweep the whole live heap again and again. Pause it for this file (what we leave behind is
+    # collected once it is back on).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_parsed(source, filename, policy, plugin_modules, module, deadline, result)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _scan_parsed(
+    source: bytes | str,
+    filename: str,
+    policy: ScanPolicy,
+    plugin_modules: frozenset[str],
+    module: str | None,
+    deadline: float,
+    result: _FileResult,
+) -> _FileResult:
     tree = _parse(source, filename, result)
     if tree is None:
         return result
@@ -508,7 +559,8 @@ class _Scope:
     """
 
     __slots__ = (
-        "deleted", "fn", "globals_", "kind", "nonlocals", "parent", "star", "top_lines", "vars",
+        "deleted", "first_use", "fn", "globals_", "kind", "loads", "nonlocals", "parent", "star",
+        "top_lines", "vars",
     )  # fmt: skip
 
     def __init__(self, kind: str, parent: _Scope | None, fn: _FnInfo | None = None) -> None:
@@ -516,6 +568,8 @@ class _Scope:
         self.parent = parent
         self.fn = fn
         self.vars: dict[str, _Var] = {}
+        self.loads: dict[str, _Var] = {}  # one shared variable per name read in this scope
+        self.first_use: dict[str, int] = {}  # earliest read of a builtin-named name
         self.globals_: set[str] = set()
         self.nonlocals: set[str] = set()
         self.deleted: set[str] = set()
@@ -547,10 +601,13 @@ class _CallRec:
         self.func = func
         self.dst = dst
         self.via_attr = via_attr
-        self.args: list[tuple[_Var, bool]] = []  # (value, is_starred)
-        self.kwargs: list[tuple[str | None, _Var]] = []  # (name or None for **, value)
-        self.bound: set[str] = set()
+        self.args: list[tuple[_Var | None, bool]] = []  # (value or None, is_starred)
+        self.kwargs: list[tuple[str | None, _Var]] = _NO_KWARGS  # (name or None for **, value)
+        self.bound: set[str] | None = None  # local functions already wired
         self.passthrough = False
+
+
+_NO_KWARGS: list[tuple[str | None, _Var]] = []  # shared, never appended to
 
 
 _VALUE_TYPES = frozenset(
@@ -562,6 +619,7 @@ _VALUE_TYPES = frozenset(
 )  # fmt: skip
 
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_PLAIN_CONSTANTS = frozenset({int, float, complex, bool, type(None), type(...)})
 
 
 def _child_fields(tp: type) -> tuple[str, ...]:
@@ -619,6 +677,8 @@ class _ModuleScanner:
         self.exports: dict[str, frozenset[str]] = {}
         self.own_refs: list[tuple[str, int, int]] = []
         self._module_scope = _Scope("module", None)
+        self._scopes: list[_Scope] = [self._module_scope]
+        self._resolved: dict[tuple[int, str], _Scope | None] = {}
         self._handlers = self._build_handlers()
 
     # ----- reporting -------------------------------------------------------------------------
@@ -666,9 +726,24 @@ class _ModuleScanner:
 
     # ----- graph primitives -------------------------------------------------------------------
 
-    def _v(self, node: ast.AST | None) -> _Var | None:
-        """The value variable of an expression node, or None if it cannot carry a reference."""
-        if node is None or type(node) not in _VALUE_TYPES:
+    def _new_scope(self, kind: str, parent: _Scope, fn: _FnInfo | None = None) -> _Scope:
+        scope = _Scope(kind, parent, fn)
+        self._scopes.append(scope)
+        return scope
+
+    def _v(self, node: ast.AST | None, scope: _Scope) -> _Var | None:
+        """The value variable of an expression evaluated in ``scope`` (None: carries nothing).
+
+        All loads of one name in one scope share a variable (resolved once, in phase 2).
+        """
+        tp = type(node)
+        if tp is ast.Name:
+            name = node.id  # type: ignore[union-attr]
+            var = scope.loads.get(name)
+            if var is None:
+                var = scope.loads[name] = _Var()
+            return var
+        if tp not in _VALUE_TYPES:
             return None
         key = id(node)
         var = self._node_vars.get(key)
@@ -683,7 +758,7 @@ class _ModuleScanner:
         return var
 
     def _add(self, var: _Var, tokens: Iterable[str]) -> None:
-        new = set(tokens) - var.tokens
+        new = (tokens if type(tokens) is set else set(tokens)) - var.tokens  # type: ignore[operator]
         if new:
             var.tokens |= new
             if len(var.tokens) > MAX_TOKENS_PER_VALUE:
@@ -698,8 +773,9 @@ class _ModuleScanner:
         if src.tokens:
             self._apply(kind, dst, extra, set(src.tokens))
 
-    def _copy(self, node: ast.AST | None, dst: _Var) -> None:
-        self._edge(self._v(node), _COPY, dst)
+    def _copy(self, node: ast.AST | None, dst: _Var | None, scope: _Scope) -> None:
+        if dst is not None:
+            self._edge(self._v(node, scope), _COPY, dst)
 
     def _apply(self, kind: int, dst: object, extra: object, delta: set[str]) -> None:
         if kind == _COPY:
@@ -731,7 +807,7 @@ class _ModuleScanner:
         if kind == "m" or kind == "p":
             return self._step(tok[2:], attr)
         if kind == "o":
-            if tok.count(".") >= MAX_PATH_DEPTH:
+            if tok.count(".") >= MAX_OWN_PATH_DEPTH:
                 return None
             return f"{tok}.{attr}"
         return None
@@ -746,10 +822,12 @@ class _ModuleScanner:
         tok: str | None
         if canon is not None:
             tok = "m:" + canon
-        elif base.startswith("builtins.") or path.count(".") >= MAX_PATH_DEPTH:
-            tok = None  # attributes of builtin objects / of very deep paths are not modules
-        else:
+        elif base.startswith("builtins."):
+            tok = None  # attributes of builtin objects are not modules
+        elif "." not in base or path in _INTERESTING_PATHS:
             tok = "p:" + path
+        else:
+            tok = None  # see _INTERESTING_PATHS
         self._step_memo[key] = tok
         return tok
 
@@ -757,7 +835,9 @@ class _ModuleScanner:
         """A new thing the callee of ``call`` may be: wire returns / parameters / passthrough."""
         kind = tok[0]
         if kind == "f":
-            if tok in call.bound:
+            if call.bound is None:
+                call.bound = set()
+            elif tok in call.bound:
                 return
             call.bound.add(tok)
             info = self._fns.get(tok)
@@ -772,7 +852,7 @@ class _ModuleScanner:
         call.passthrough = True
         kind = _FILTER if copying else _COPY
         for var, _ in call.args:
-            self._edge(var, kind, call.dst)
+            self._edge(var, kind, call.dst)  # a None placeholder is skipped by _edge
         for _, var in call.kwargs:
             self._edge(var, kind, call.dst)
 
@@ -786,6 +866,8 @@ class _ModuleScanner:
         if info.kwarg:
             every.append(info.kwarg)
         for index, (var, starred) in enumerate(call.args):
+            if var is None:
+                continue
             targets: list[_Var | None]
             if starred:
                 targets = list(every)
@@ -832,18 +914,21 @@ class _ModuleScanner:
         for stmt in reversed(tree.body):
             self._stack.append((stmt, scope, _F_TOP))
         stack = self._stack
+        pop = stack.pop
         handlers = self._handlers
-        steps = 0
+        generic = self._generic
+        countdown = _TIME_CHECK_EVERY
         while stack:
-            node, scope, flags = stack.pop()
-            steps += 1
-            if steps % _TIME_CHECK_EVERY == 0:
+            node, scope, flags = pop()
+            countdown -= 1
+            if not countdown:
+                countdown = _TIME_CHECK_EVERY
                 self._tick()
             handler = handlers.get(type(node))
             if handler is not None:
                 handler(node, scope, flags)
             else:
-                self._generic(node, scope, flags)
+                generic(node, scope, flags)
 
     def _generic(self, node: ast.AST, scope: _Scope, flags: int) -> None:
         child_flags = flags & _INHERIT
@@ -855,6 +940,8 @@ class _ModuleScanner:
                     if isinstance(item, ast.AST):
                         push((item, scope, child_flags))
             elif isinstance(value, ast.AST):
+                if type(value) is ast.Constant and type(value.value) in _PLAIN_CONSTANTS:  # type: ignore[attr-defined]
+                    continue  # numbers, None, True: nothing to check
                 push((value, scope, child_flags))
 
     def _build_handlers(self) -> dict[type, object]:
@@ -1048,7 +1135,7 @@ class _ModuleScanner:
         info.is_method = scope.kind == "class" and not any(
             _last_name(d) == "staticmethod" for d in node.decorator_list
         )
-        inner = _Scope("function", scope, info)
+        inner = self._new_scope("function", scope, info)
         self._fns[token] = info
         self._setup_arguments(node.args, scope, inner, info)
         self._push(node.returns, scope, _F_TYPE)
@@ -1060,12 +1147,12 @@ class _ModuleScanner:
     def _h_lambda(self, node: ast.Lambda, scope: _Scope, flags: int) -> None:
         token = f"f:{id(node)}"
         info = _FnInfo()
-        inner = _Scope("function", scope, info)
+        inner = self._new_scope("function", scope, info)
         self._fns[token] = info
         self._setup_arguments(node.args, scope, inner, info)
         self._push(node.body, inner, flags & _F_FROMSTR)
-        self._copy(node.body, info.returns)
-        self._add(self._v(node), (token,))  # type: ignore[arg-type]
+        self._copy(node.body, info.returns, inner)
+        self._add(self._v(node, scope), (token,))  # type: ignore[arg-type]
         if flags & _F_FROMSTR:
             self.report(node, R_ANNOTATION, "Lambda inside a string annotation")
 
@@ -1094,11 +1181,11 @@ class _ModuleScanner:
             positional[len(positional) - len(defaults) :], defaults, strict=True
         ):
             self._push(default, outer)
-            self._copy(default, inner.vars[arg.arg])
+            self._copy(default, inner.vars[arg.arg], outer)
         for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             if default is not None:
                 self._push(default, outer)
-                self._copy(default, inner.vars[arg.arg])
+                self._copy(default, inner.vars[arg.arg], outer)
 
     def _bind_definition(
         self,
@@ -1116,7 +1203,9 @@ class _ModuleScanner:
         current = seed
         for decorator in reversed(decorators):
             result = _Var()
-            call = _CallRec(node, self._v(decorator), result, isinstance(decorator, ast.Attribute))
+            call = _CallRec(
+                node, self._v(decorator, scope), result, isinstance(decorator, ast.Attribute)
+            )
             call.args.append((current, False))
             self._calls.append(call)
             self._edge(call.func, _CALL, call)
@@ -1126,8 +1215,7 @@ class _ModuleScanner:
         self._edge(current, _COPY, var)
 
     def _h_class(self, node: ast.ClassDef, scope: _Scope, flags: int) -> None:
-        token = f"c:{id(node)}"
-        inner = _Scope("class", scope)
+        inner = self._new_scope("class", scope)
         self._push_all(node.bases, scope)
         for keyword in node.keywords:
             self._push(keyword.value, scope)
@@ -1140,12 +1228,13 @@ class _ModuleScanner:
         self._push_all(node.decorator_list, scope)
         for stmt in reversed(node.body):
             self._stack.append((stmt, inner, _F_TOP))
-        self._bind_definition(node, node.name, token, node.decorator_list, scope, flags)
+        # a class carries no token: calling it is an unknown callee, its attributes are fields
+        self._store_var(scope, node.name, node, flags)
 
     def _h_return(self, node: ast.Return, scope: _Scope, flags: int) -> None:
         self._push(node.value, scope)
         if scope.fn is not None:
-            self._copy(node.value, scope.fn.returns)
+            self._copy(node.value, scope.fn.returns, scope)
 
     def _h_yield(self, node: ast.Yield | ast.YieldFrom, scope: _Scope, flags: int) -> None:
         self._push(node.value, scope)
@@ -1153,7 +1242,7 @@ class _ModuleScanner:
         while fn_scope is not None and fn_scope.fn is None:
             fn_scope = fn_scope.parent
         if fn_scope is not None and fn_scope.fn is not None:
-            self._copy(node.value, fn_scope.fn.returns)
+            self._copy(node.value, fn_scope.fn.returns, scope)
 
     # ----- statements: bindings ------------------------------------------------------------
 
@@ -1176,8 +1265,9 @@ class _ModuleScanner:
 
     def _store_var(self, scope: _Scope, name: str, node: ast.AST, flags: int) -> _Var:
         """The variable a store of ``name`` writes, recording unconditional top-level binds."""
-        self._check_binding_name(name, node, scope)
-        target = self._binding_scope(scope, name)
+        if name[0] == "_":
+            self._check_binding_name(name, node, scope)
+        target = self._binding_scope(scope, name) if scope.globals_ or scope.nonlocals else scope
         var = target.vars.get(name)
         if var is None:
             var = target.vars[name] = _Var()
@@ -1190,7 +1280,7 @@ class _ModuleScanner:
 
     def _check_binding_name(self, name: str, node: ast.AST, scope: _Scope) -> None:
         """Binding special names: hooks that run code implicitly, or the interpreter's own."""
-        if not _is_dunder(name):
+        if name[:1] != "_" or not _is_dunder(name):
             return
         if name in P.DANGEROUS_DUNDER_NAMES:
             self.report(node, R_DUNDER, f"Binding {name} is not allowed")
@@ -1225,7 +1315,7 @@ class _ModuleScanner:
                     and not any(isinstance(e, ast.Starred) for e in (*elts, *val_node.elts))  # type: ignore[attr-defined]
                 ):
                     for elt, velt in zip(elts, val_node.elts, strict=True):  # type: ignore[attr-defined]
-                        todo.append((elt, self._v(velt), velt))
+                        todo.append((elt, self._v(velt, scope), velt))
                 else:
                     for elt in elts:
                         todo.append((elt, val, None))
@@ -1243,7 +1333,7 @@ class _ModuleScanner:
     ) -> None:
         self._push(node.value, scope)
         self._check_dunder_attribute(node, node.attr, ctx)
-        self._attr_sites.append((node, self._v(node.value), node.attr, ctx, None, None))
+        self._attr_sites.append((node, self._v(node.value, scope), node.attr, ctx, None, None))
         if value is not None:
             self._edge(value, _COPY, self._field(node.attr))
 
@@ -1257,7 +1347,7 @@ class _ModuleScanner:
         """``c[k] = v``: v flows into whatever ``c`` names; environ writes are checked later."""
         self._push(node.value, scope)
         self._push(node.slice, scope)
-        self._subscript_stores.append((node, self._v(node.value)))
+        self._subscript_stores.append((node, self._v(node.value, scope)))
         key = _const_str(node.slice)
         if key in P.UNSAFE_SWITCHES and value_node is not None:
             self._check_switch(key, value_node, node)
@@ -1273,7 +1363,7 @@ class _ModuleScanner:
 
     def _h_assign(self, node: ast.Assign, scope: _Scope, flags: int) -> None:
         self._push(node.value, scope)
-        value = self._v(node.value)
+        value = self._v(node.value, scope)
         for target in node.targets:
             self._bind_target(target, value, scope, flags, node.value)
             if isinstance(target, ast.Name) and target.id == "__match_args__":
@@ -1284,13 +1374,13 @@ class _ModuleScanner:
         target = node.target
         if isinstance(target, ast.Name):  # x += y reads x too
             self._name_sites.append((target, target.id, scope, _Var()))
-        self._bind_target(target, self._v(node.value), scope, flags & ~_F_TOP, node.value)
+        self._bind_target(target, self._v(node.value, scope), scope, flags & ~_F_TOP, node.value)
 
     def _h_ann_assign(self, node: ast.AnnAssign, scope: _Scope, flags: int) -> None:
         self._push(node.annotation, scope, _F_TYPE)
         if node.value is not None:
             self._push(node.value, scope)
-            self._bind_target(node.target, self._v(node.value), scope, flags, node.value)
+            self._bind_target(node.target, self._v(node.value, scope), scope, flags, node.value)
         elif not isinstance(node.target, ast.Name):
             self._push(node.target.value, scope)  # type: ignore[union-attr]
 
@@ -1298,14 +1388,14 @@ class _ModuleScanner:
         self._push_all(reversed(node.orelse), scope)
         self._push_all(reversed(node.body), scope)
         self._push(node.iter, scope)
-        self._bind_target(node.target, self._v(node.iter), scope, 0)
+        self._bind_target(node.target, self._v(node.iter, scope), scope, 0)
 
     def _h_with(self, node: ast.With | ast.AsyncWith, scope: _Scope, flags: int) -> None:
         self._push_all(reversed(node.body), scope)
         for item in node.items:
             self._push(item.context_expr, scope)
             if item.optional_vars is not None:
-                self._bind_target(item.optional_vars, self._v(item.context_expr), scope, 0)
+                self._bind_target(item.optional_vars, self._v(item.context_expr, scope), scope, 0)
 
     def _h_except(self, node: ast.ExceptHandler, scope: _Scope, flags: int) -> None:
         self._push_all(reversed(node.body), scope)
@@ -1339,7 +1429,7 @@ class _ModuleScanner:
 
     def _h_match(self, node: ast.Match, scope: _Scope, flags: int) -> None:
         self._push(node.subject, scope)
-        subject = self._v(node.subject) or _Var()
+        subject = self._v(node.subject, scope) or _Var()
         for case in reversed(node.cases):
             self._push_all(reversed(case.body), scope)
             self._push(case.guard, scope)
@@ -1394,14 +1484,22 @@ class _ModuleScanner:
             if not name.startswith(_QUERY_MARK):
                 return  # a column name of the data frame, not a Python name
             name = name[len(_QUERY_MARK) :]
-        if _is_dunder(name):
+        if name[0] == "_" and _is_dunder(name):
             if name in P.DANGEROUS_DUNDER_NAMES:
                 self.report(node, R_DUNDER, f"Dangerous dunder access: {name}")
             elif name == "__import__":
                 pass  # a forbidden builtin, reported by the name check
             elif name not in P.SAFE_DUNDERS:
                 self.report(node, R_DUNDER, f"Dunder access: {name}", "warning")
-        self._name_sites.append((node, name, scope, self._v(node)))  # type: ignore[arg-type]
+        if name in _TOKEN_BUILTINS:
+            line = node.lineno
+            if line < scope.first_use.get(name, line + 1):
+                scope.first_use[name] = line
+        loads = scope.loads
+        var = loads.get(node.id)
+        if var is None:
+            var = loads[node.id] = _Var()
+        self._name_sites.append((node, name, scope, var))
 
     def _h_attribute(self, node: ast.Attribute, scope: _Scope, flags: int) -> None:
         if type(node.ctx) is not ast.Load:
@@ -1409,13 +1507,18 @@ class _ModuleScanner:
                 node, None, scope, _STORE if type(node.ctx) is ast.Store else _DEL
             )
             return
-        self._push(node.value, scope, flags & (_F_FROMSTR | _F_QUERY))
-        if node.attr in _NAME_DUNDERS and isinstance(node.value, ast.Attribute):
-            self._name_reads.add(id(node.value))  # `x.__class__.__name__` is type(x).__name__
-        if not (node.attr == "__class__" and id(node) in self._name_reads):
-            self._check_dunder_attribute(node, node.attr, _LOAD)
-        receiver = self._v(node.value)
-        result = self._v(node)
+        self._stack.append((node.value, scope, flags & (_F_FROMSTR | _F_QUERY)))
+        attr = node.attr
+        if attr[0] == "_":
+            if attr in _NAME_DUNDERS and isinstance(node.value, ast.Attribute):
+                self._name_reads.add(id(node.value))  # `x.__class__.__name__` is type(x).__name__
+            if not (attr == "__class__" and id(node) in self._name_reads):
+                self._check_dunder_attribute(node, attr, _LOAD)
+        receiver = self._v(node.value, scope)
+        node_vars = self._node_vars
+        result = node_vars.get(id(node))
+        if result is None:
+            result = node_vars[id(node)] = _Var()
         self._attr_sites.append(
             (node, receiver, node.attr, _LOAD, self._call_of.get(id(node)), result)
         )
@@ -1453,7 +1556,7 @@ class _ModuleScanner:
                 slice_flags |= _F_TYPE
         if slice_flags != -1:
             self._push(node.slice, scope, slice_flags)
-        self._copy(node.value, self._v(node))  # type: ignore[arg-type]
+        self._copy(node.value, self._v(node, scope), scope)
 
     def _h_call(self, node: ast.Call, scope: _Scope, flags: int) -> None:
         func = node.func
@@ -1461,52 +1564,75 @@ class _ModuleScanner:
             self.report(node, R_ANNOTATION, "Call inside a string annotation")
         self._call_of[id(func)] = node
         inherit = flags & (_F_FROMSTR | _F_QUERY)
-        self._push(func, scope, inherit)
-        type_slots = _TYPE_STRING_CALLS.get(_last_name(func) or "")
-        for index, arg in enumerate(node.args):
-            arg_flags = inherit
-            if type_slots is not None and (
-                (type_slots[0] is None and index > 0) or (type_slots[0] and index in type_slots[0])
-            ):
-                arg_flags |= _F_TYPE
-                self._check_type_string_arg(arg, func)
-            self._push(arg, scope, arg_flags)
-        for keyword in node.keywords:
-            kw_flags = inherit
-            if type_slots is not None and keyword.arg in type_slots[1]:
-                kw_flags |= _F_TYPE
-                self._check_type_string_arg(keyword.value, func)
-            self._push(keyword.value, scope, kw_flags)
-            if keyword.arg in P.UNSAFE_SWITCHES:
-                self._check_switch(keyword.arg, keyword.value, keyword.value)
-        if _last_name(func) == "create_model":
-            self._create_model_types(node, scope)
-        rec = _CallRec(node, self._v(func), self._v(node), isinstance(func, ast.Attribute))  # type: ignore[arg-type]
+        push = self._stack.append
+        value_of = self._v
+        func_type = type(func)
+        via_attr = func_type is ast.Attribute
+        name = func.attr if via_attr else (func.id if func_type is ast.Name else None)  # type: ignore[attr-defined]
+        node_vars = self._node_vars
+        dst = node_vars.get(id(node))
+        if dst is None:
+            dst = node_vars[id(node)] = _Var()
+        rec = _CallRec(node, value_of(func, scope), dst, via_attr)
+        args = rec.args
+        push((func, scope, inherit))
         for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                var = self._v(arg.value)
+            if type(arg) is ast.Constant and type(arg.value) is not str:  # type: ignore[attr-defined]
+                args.append(
+                    (None, False)
+                )  # a number / None / bytes-free constant: nothing to check
+                continue
+            push((arg, scope, inherit))
+            if type(arg) is ast.Starred:
+                var = value_of(arg.value, scope)  # type: ignore[attr-defined]
                 if var is not None:
-                    rec.args.append((var, True))
+                    args.append((var, True))
             else:
-                var = self._v(arg)
-                rec.args.append((var if var is not None else _Var(), False))
+                args.append((value_of(arg, scope), False))  # type: ignore[arg-type]
+        switches = P.UNSAFE_SWITCHES
+        if node.keywords:
+            rec.kwargs = []
         for keyword in node.keywords:
-            var = self._v(keyword.value)
+            value = keyword.value
+            push((value, scope, inherit))
+            var = value_of(value, scope)
             if var is not None:
                 rec.kwargs.append((keyword.arg, var))
+            if keyword.arg in switches:
+                self._check_switch(keyword.arg, value, value)  # type: ignore[arg-type]
         self._calls.append(rec)
         self._edge(rec.func, _CALL, rec)
-        self._syntactic_call_checks(node, scope, flags)
+        if name in _SPECIAL_CALL_NAMES:
+            self._special_call(node, name, scope)  # type: ignore[arg-type]
+        if len(node.args) >= 2 and type(node.args[0]) is ast.Constant:
+            # kwargs.setdefault("trust_remote_code", True)
+            key = node.args[0].value  # type: ignore[attr-defined]
+            if key in switches:
+                self._check_switch(key, node.args[1], node)
 
-    def _syntactic_call_checks(self, node: ast.Call, scope: _Scope, flags: int) -> None:
-        """Checks that need only the call's shape: evaluators, format walks, switches."""
+    def _special_call(self, node: ast.Call, name: str, scope: _Scope) -> None:
+        """Calls recognised by name: type-string evaluators, then the shape checks."""
+        type_slots = _TYPE_STRING_CALLS.get(name)
+        if type_slots is not None:
+            positions, keywords = type_slots
+            for index, arg in enumerate(node.args):
+                if (positions is None and index > 0) or (positions and index in positions):
+                    self._check_type_string_arg(arg, node.func)
+                    if _const_str(arg) is not None:
+                        self._embedded_type_string(arg, scope, 0)  # type: ignore[arg-type]
+            for keyword in node.keywords:
+                if keyword.arg in keywords:
+                    self._check_type_string_arg(keyword.value, node.func)
+                    if _const_str(keyword.value) is not None:
+                        self._embedded_type_string(keyword.value, scope, 0)  # type: ignore[arg-type]
+        if name == "create_model":
+            self._create_model_types(node, scope)
+        self._syntactic_call_checks(node, scope)
+
+    def _syntactic_call_checks(self, node: ast.Call, scope: _Scope) -> None:
+        """Checks that need only the call's shape: evaluators, format walks, executables."""
         func = node.func
         args = node.args
-        # kwargs.setdefault("trust_remote_code", True) / update(("allow_pickle", True), ...)
-        if len(args) >= 2:
-            key = _const_str(args[0])
-            if key in P.UNSAFE_SWITCHES:
-                self._check_switch(key, args[1], node)
         if isinstance(func, ast.Attribute):
             attr = func.attr
             if attr in ("eval", "query") and (args or any(k.arg == "expr" for k in node.keywords)):
@@ -1593,7 +1719,7 @@ class _ModuleScanner:
     def _h_collect(self, node: ast.AST, scope: _Scope, flags: int) -> None:
         """IfExp, BoolOp, List, Tuple, Set, Starred, Await: the value is any of the parts."""
         self._generic(node, scope, flags)
-        dst = self._v(node)
+        dst = self._v(node, scope)
         tp = type(node)
         if tp is ast.IfExp:
             parts = (node.body, node.orelse)  # type: ignore[attr-defined]
@@ -1604,14 +1730,14 @@ class _ModuleScanner:
         else:
             parts = node.elts  # type: ignore[attr-defined]
         for part in parts:
-            self._copy(part, dst)  # type: ignore[arg-type]
+            self._copy(part, dst, scope)
 
     def _h_dict(self, node: ast.Dict, scope: _Scope, flags: int) -> None:
         self._generic(node, scope, flags)
-        dst = self._v(node)
+        dst = self._v(node, scope)
         for key, value in zip(node.keys, node.values, strict=True):
-            self._copy(key, dst)  # type: ignore[arg-type]
-            self._copy(value, dst)  # type: ignore[arg-type]
+            self._copy(key, dst, scope)
+            self._copy(value, dst, scope)
             name = _const_str(key)
             if name in P.UNSAFE_SWITCHES:
                 self._check_switch(name, value, value)
@@ -1624,27 +1750,28 @@ class _ModuleScanner:
         while target.kind == "comprehension":  # PEP 572: binds in the enclosing scope
             target = target.parent  # type: ignore[assignment]
         var = self._store_var(target, node.target.id, node.target, 0)
-        self._copy(node.value, var)
-        self._copy(node.value, self._v(node))  # type: ignore[arg-type]
+        self._copy(node.value, var, scope)
+        self._copy(node.value, self._v(node, scope), scope)
 
     def _h_comprehension(self, node: ast.AST, scope: _Scope, flags: int) -> None:
         generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
-        inner = _Scope("comprehension", scope)
+        inner = self._new_scope("comprehension", scope)
         inherit = flags & _INHERIT
-        dst = self._v(node)
+        dst = self._v(node, scope)
         if isinstance(node, ast.DictComp):
             self._push(node.key, inner, inherit)
             self._push(node.value, inner, inherit)
-            self._copy(node.key, dst)  # type: ignore[arg-type]
-            self._copy(node.value, dst)  # type: ignore[arg-type]
+            self._copy(node.key, dst, inner)
+            self._copy(node.value, dst, inner)
         else:
             self._push(node.elt, inner, inherit)  # type: ignore[attr-defined]
-            self._copy(node.elt, dst)  # type: ignore[attr-defined,arg-type]
+            self._copy(node.elt, dst, inner)  # type: ignore[attr-defined]
         for index, gen in enumerate(generators):
             # the first iterable is evaluated in the enclosing scope, the rest inside
-            self._push(gen.iter, scope if index == 0 else inner, inherit)
+            iter_scope = scope if index == 0 else inner
+            self._push(gen.iter, iter_scope, inherit)
             self._push_all(gen.ifs, inner, inherit)
-            self._bind_target(gen.target, self._v(gen.iter), inner, 0)
+            self._bind_target(gen.target, self._v(gen.iter, iter_scope), inner, 0)
 
     def _h_binop(self, node: ast.BinOp, scope: _Scope, flags: int) -> None:
         is_add = isinstance(node.op, ast.Add)
@@ -1789,21 +1916,37 @@ class _ModuleScanner:
             current = current.parent
         return None
 
+    def _resolve(self, scope: _Scope, name: str) -> _Scope | None:
+        key = (id(scope), name)
+        if key in self._resolved:
+            return self._resolved[key]
+        target = self._resolved[key] = self._lookup(scope, name)
+        return target
+
     def _resolve_names(self) -> None:
-        """Wire every name load to its binding, and container stores to their containers."""
-        memo: dict[tuple[int, str], _Scope | None] = {}
-        for index, (node, name, scope, var) in enumerate(self._name_sites):
+        """Wire every name read to its binding, and container stores to their containers.
+
+        The shared read variable of a name in a scope becomes an alias of the binding's variable
+        (same token set, same edge list), so reads cost no edges of their own. Builtins that
+        matter to the analysis (``next``, ``dict``...) get a token when no binding hides them.
+        """
+        for index, scope in enumerate(self._scopes):
             if index % _TIME_CHECK_EVERY == 0:
                 self._tick()
-            key = (id(scope), name)
-            if key in memo:
-                target = memo[key]
-            else:
-                target = memo[key] = self._lookup(scope, name)
-            if target is not None:
-                self._edge(target.vars[name], _COPY, var)
-            if name in _BUILTIN_NAMES and (target is None or not self._shadows(target, name, node)):
-                self._add(var, ("p:builtins." + name,))
+            for raw, var in scope.loads.items():
+                name = raw[len(_QUERY_MARK) :] if raw.startswith(_QUERY_MARK) else raw
+                target = self._resolve(scope, name)
+                builtin = name in _TOKEN_BUILTINS and (
+                    target is None or not self._shadows(target, name, scope.first_use.get(name, 0))
+                )
+                if target is None:
+                    if builtin:
+                        self._add(var, ("p:builtins." + name,))
+                elif builtin:
+                    self._edge(target.vars[name], _COPY, var)
+                    self._add(var, ("p:builtins." + name,))
+                else:
+                    self._alias(var, target.vars[name])
         for name, scope, value in self._container_stores:
             target = self._lookup(scope, name)
             if target is not None:
@@ -1814,7 +1957,19 @@ class _ModuleScanner:
             if site[3] == _LOAD and site[5] is not None and site[2] in fields:
                 self._edge(fields[site[2]], _COPY, site[5])
 
-    def _shadows(self, target: _Scope, name: str, use: ast.AST) -> bool:
+    def _alias(self, var: _Var, binding: _Var) -> None:
+        """Make ``var`` share ``binding``'s tokens and edges (its own edges move over)."""
+        if var is binding:
+            return
+        moved = var.edges
+        binding.edges.extend(moved)
+        var.edges = binding.edges
+        var.tokens = binding.tokens
+        if binding.tokens:
+            for kind, dst, extra in moved:
+                self._apply(kind, dst, extra, set(binding.tokens))
+
+    def _shadows(self, target: _Scope, name: str, line: int) -> bool:
         """Does the binding in ``target`` really hide the builtin of the same name at ``use``?
 
         A function's local always does (unbound locals raise, they never fall back). In a module
@@ -1825,18 +1980,21 @@ class _ModuleScanner:
             return True
         if name in target.deleted:
             return False
-        line = target.top_lines.get(name)
-        return line is not None and line < getattr(use, "lineno", 0)
+        bound = target.top_lines.get(name)
+        return bound is not None and bound < line
 
     # ----- phase 3: checks -------------------------------------------------------------------
 
     def _check_name_sites(self) -> None:
-        for node, name, _scope, var in self._name_sites:
-            if name in _ALL_FORBIDDEN_BUILTINS and "p:builtins." + name in var.tokens:
-                self.report(node, R_BUILTIN, f"Forbidden builtin: {name}")
-            for tok in var.tokens:
-                if tok[0] == "p" and tok[2:] in P.CONDITIONAL_LOADS:
-                    self._check_conditional(tok[2:], node, self._call_of.get(id(node)))
+        for node, name, scope, var in self._name_sites:
+            if name in _ALL_FORBIDDEN_BUILTINS:
+                target = self._resolve(scope, name)
+                if target is None or not self._shadows(target, name, node.lineno):  # type: ignore[attr-defined]
+                    self.report(node, R_BUILTIN, f"Forbidden builtin: {name}")
+            if var.tokens:
+                for tok in var.tokens:
+                    if tok[0] == "p" and tok[2:] in P.CONDITIONAL_LOADS:
+                        self._check_conditional(tok[2:], node, self._call_of.get(id(node)))
 
     def _check_attr_sites(self) -> None:
         for index, (node, receiver, attr, ctx, call, _result) in enumerate(self._attr_sites):
@@ -1880,10 +2038,8 @@ class _ModuleScanner:
         """Judge ``base.attr`` where ``base`` is a module (path) and report at ``node``."""
         if _is_dunder(attr):
             return  # dunders are judged by name where they appear
-        tok = self._step(base, attr)
-        if tok is None:
-            return
         path = f"{base}.{attr}"
+        tok = self._step(base, attr) or "p:" + path
         if ctx != _LOAD:
             top = base.split(".", 1)[0]
             if top in _STDLIB or self._judge_path(path) is not None or attr in P.DENIED_ATTRIBUTES:
@@ -1893,6 +2049,18 @@ class _ModuleScanner:
             module = tok[2:]
             if module != path and not self._module_allowed(module):
                 self.report(node, R_ATTR, f"Forbidden module access: {path} is the {module} module")
+            return
+        if (
+            attr in _REACHABLE_MODULES
+            and call is None
+            and base.split(".", 1)[0] not in _STDLIB
+            and path not in P.KNOWN_SUBMODULES
+            and not importing
+            and not self._module_allowed(attr)
+        ):
+            # `PIL.Image.io` used as a value, not called like `torch.jit.trace(...)`: assume it is
+            # the module it is named after (third-party re-exports are not known exactly)
+            self.report(node, R_ATTR, f"Forbidden module access: {path} may be the {attr} module")
             return
         verdict = self._judge_path(path)
         if verdict is not None:
@@ -1989,7 +2157,8 @@ class _ModuleScanner:
                 continue  # only functions of this file: arguments are followed into them
             values: set[str] = set()
             for var, _ in call.args:
-                values |= var.tokens
+                if var is not None:
+                    values |= var.tokens
             for _, var in call.kwargs:
                 values |= var.tokens
             if not values:

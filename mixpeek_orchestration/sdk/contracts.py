@@ -104,6 +104,27 @@ class RealtimeAdapter:
             )
         return result
 
+    @property
+    def batch_capable(self) -> bool:
+        """The handler accepts lists: ``predict_batch(requests: list[dict]) -> list[dict]``."""
+        return callable(getattr(self.handler, "predict_batch", None))
+
+    async def call_batch(self, requests: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Answer several requests with one ``predict_batch`` call (same order)."""
+        batch = [dict(r) for r in requests]
+        predict_batch = self.handler.predict_batch
+        if inspect.iscoroutinefunction(predict_batch):
+            with self._scope():
+                results = await predict_batch(batch)
+        else:
+            results = await asyncio.to_thread(self._call_scoped, predict_batch, batch)
+        if not isinstance(results, list) or len(results) != len(batch):
+            raise MixpeekError(
+                ErrorCode.OUTPUT_INVALID,
+                f"predict_batch returned {type(results).__name__} for {len(batch)} requests; expected a list of as many",
+            )
+        return results
+
     @contextmanager
     def _scope(self) -> Iterator[None]:
         from mixpeek_orchestration.plugins.guard import guarded

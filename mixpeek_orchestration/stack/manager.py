@@ -339,7 +339,9 @@ class Stack:
             "--dashboard-host", s.host,
             "--include-dashboard", "true",
             "--temp-dir", str(temp_dir),
-            "--num-cpus", str(s.ray_num_cpus or os.cpu_count() or 1),
+            # Logical CPUs: a local stack oversubscribes a small machine rather than leaving
+            # realtime replicas and batch actors pending on each other.
+            "--num-cpus", str(s.ray_num_cpus or max(os.cpu_count() or 1, 4)),
             "--object-store-memory", str(s.ray_object_store_memory_mb * 1024 * 1024),
         ]  # fmt: skip
         for flag, port in ports.items():

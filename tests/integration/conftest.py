@@ -46,7 +46,7 @@ def start_stack(data_dir: Path) -> RunningStack:
         api_port=free_port(),
         dagster_port=free_port(),
         serve_port=free_port(),
-        ray_num_cpus=2,
+        ray_num_cpus=6,
         ray_object_store_memory_mb=512,
     )
     stack = Stack(settings, report=lambda line: print(f"[stack {data_dir.name}] {line}"))

@@ -84,7 +84,7 @@ def test_seed_guide_sequence(tenant: Tenant) -> None:
     assert status["feature_uri"] == body["feature_uri"]
 
     listed = httpx.get(base, headers=tenant.headers).json()
-    assert [p["plugin_id"] for p in listed["results"]] == ["my_extractor_1_0_0"]
+    assert "my_extractor_1_0_0" in [p["plugin_id"] for p in listed["results"]]
 
     deleted = httpx.delete(f"{base}/my_extractor_1_0_0", headers=tenant.headers)
     assert deleted.status_code == 200 and deleted.json()["deployment_removed"] is False

@@ -1,0 +1,180 @@
+"""Deployments and realtime calls: ``.../plugins/{plugin_id}/deploy|undeploy|realtime`` and
+``/v1/inference``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from mixpeek_orchestration.api.deps import (
+    CallerDep,
+    HeaderNamespaceDep,
+    PathNamespaceDep,
+    PlatformDep,
+)
+from mixpeek_orchestration.api.schemas import ErrorResponse
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.serve.naming import route_prefix
+from mixpeek_orchestration.serve.relay import call_deployment
+from mixpeek_orchestration.tenancy.accounts import Namespace
+
+router = APIRouter(
+    tags=["realtime"], responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+)
+
+
+class DeployResponse(BaseModel):
+    status: Literal["queued", "not_deployed"]
+    message: str
+    route_prefix: str
+    estimated_completion_seconds: int
+
+
+class UndeployResponse(BaseModel):
+    plugin_id: str
+    status: Literal["NOT_DEPLOYED"] = "NOT_DEPLOYED"
+    deployment_removed: bool
+
+
+class RealtimeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class RealtimeTestResponse(BaseModel):
+    plugin_id: str
+    latency_ms: float
+    output: dict[str, Any]
+
+
+class InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inference_name: str | None = Field(
+        default=None, description="A plugin name (its serving version)"
+    )
+    feature_uri: str | None = Field(default=None, description="mixpeek://name@version/feature")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+PLUGIN = "/v1/namespaces/{namespace_id}/plugins/{plugin_id}"
+
+
+@router.post(f"{PLUGIN}/deploy", response_model=DeployResponse)
+async def deploy(
+    plugin_id: str,
+    namespace: PathNamespaceDep,
+    caller: CallerDep,
+    platform: PlatformDep,
+    deployment_type: Annotated[Literal["realtime", "batch_only"], Query()] = "realtime",
+) -> DeployResponse:
+    """Queue a realtime deployment (a deployer picks it up within ~30 s)."""
+    result = await run_in_threadpool(
+        platform.deployer.request_deploy,
+        caller,
+        namespace,
+        plugin_id,
+        batch_only=deployment_type == "batch_only",
+    )
+    return DeployResponse(**result)
+
+
+@router.post(f"{PLUGIN}/undeploy", response_model=UndeployResponse)
+async def undeploy(
+    plugin_id: str, namespace: PathNamespaceDep, platform: PlatformDep
+) -> UndeployResponse:
+    """Remove the version's Serve application (the archive is kept)."""
+    removed = await run_in_threadpool(platform.deployer.request_removal, namespace, plugin_id)
+    return UndeployResponse(plugin_id=plugin_id, deployment_removed=removed)
+
+
+async def _relay(
+    request: Request,
+    platform: Any,
+    namespace: Namespace,
+    doc: dict[str, Any],
+    body: RealtimeRequest,
+) -> tuple[dict[str, Any], float]:
+    status = doc.get("deployment", {}).get("status", "NOT_DEPLOYED")
+    if status != "DEPLOYED":
+        raise MixpeekError(
+            ErrorCode.NOT_DEPLOYED,
+            f"{doc['plugin_id']} is not deployed (status {status}); POST .../{doc['plugin_id']}/deploy first",
+            status=status,
+        )
+    prefix = route_prefix(namespace.namespace_id, doc["plugin_id"])
+    return await call_deployment(
+        request.app.state.http, platform.settings.serve_url, prefix, body.inputs, body.parameters
+    )
+
+
+@router.post(f"{PLUGIN}/realtime")
+async def realtime(
+    plugin_id: str,
+    body: RealtimeRequest,
+    request: Request,
+    namespace: PathNamespaceDep,
+    platform: PlatformDep,
+) -> dict[str, Any]:
+    """Call the version's realtime handler; the answer is the handler's."""
+    doc = await run_in_threadpool(platform.registry.get_version, namespace, plugin_id)
+    output, _ = await _relay(request, platform, namespace, doc, body)
+    return output
+
+
+@router.post(f"{PLUGIN}/realtime/test", response_model=RealtimeTestResponse)
+async def realtime_test(
+    plugin_id: str,
+    body: RealtimeRequest,
+    request: Request,
+    namespace: PathNamespaceDep,
+    platform: PlatformDep,
+) -> RealtimeTestResponse:
+    """Call the handler and report the round-trip latency with its answer."""
+    doc = await run_in_threadpool(platform.registry.get_version, namespace, plugin_id)
+    output, latency = await _relay(request, platform, namespace, doc, body)
+    return RealtimeTestResponse(plugin_id=plugin_id, latency_ms=round(latency, 2), output=output)
+
+
+@router.post("/v1/inference")
+async def inference(
+    body: InferenceRequest, request: Request, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """Realtime inference by plugin name (its serving version) or by feature URI."""
+    if (body.inference_name is None) == (body.feature_uri is None):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, "Give exactly one of inference_name or feature_uri"
+        )
+
+    def resolve() -> dict[str, Any]:
+        if body.feature_uri is not None:
+            doc = platform.registry.versions.find_one(
+                {
+                    "org_id": namespace.org_id,
+                    "namespace_id": namespace.namespace_id,
+                    "feature_uris": body.feature_uri,
+                },
+                {"_id": 0, "files": 0},
+            )
+            if doc is None:
+                raise MixpeekError(
+                    ErrorCode.NOT_FOUND, f"No plugin version produces {body.feature_uri}"
+                )
+            return doc
+        return platform.deployer.serving_version(namespace, body.inference_name)
+
+    doc = await run_in_threadpool(resolve)
+    output, latency = await _relay(
+        request,
+        platform,
+        namespace,
+        doc,
+        RealtimeRequest(inputs=body.inputs, parameters=body.parameters),
+    )
+    return {**output, "plugin_id": doc["plugin_id"], "latency_ms": round(latency, 2)}

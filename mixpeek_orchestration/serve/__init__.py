@@ -1,0 +1,1 @@
+"""Realtime: plugin versions as Ray Serve applications (deployment, rollout, relay)."""

@@ -1,0 +1,87 @@
+"""The API's relay to realtime deployments: one place that calls Serve over HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+async def call_deployment(
+    client: httpx.AsyncClient,
+    serve_url: str,
+    prefix: str,
+    inputs: dict[str, Any],
+    parameters: dict[str, Any],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> tuple[dict[str, Any], float]:
+    """POST ``{inputs, parameters}`` to a deployment; returns its answer and the latency (ms).
+
+    Raises:
+        MixpeekError: ``realtime_error`` / ``component_unavailable`` when the deployment cannot
+            answer; the handler's own 4xx / 5xx answers keep their status and ``detail``.
+    """
+    start = time.perf_counter()
+    try:
+        response = await client.post(
+            f"{serve_url}{prefix}",
+            json={"inputs": inputs, "parameters": parameters},
+            timeout=timeout_s,
+        )
+    except httpx.TimeoutException:
+        raise MixpeekError(
+            ErrorCode.REALTIME_ERROR,
+            f"The deployment at {prefix} did not answer within {timeout_s:.0f}s",
+        ) from None
+    except httpx.TransportError as exc:
+        raise MixpeekError(
+            ErrorCode.COMPONENT_UNAVAILABLE,
+            f"Ray Serve is not reachable at {serve_url}: {exc}",
+            component="serve",
+        ) from None
+    latency_ms = (time.perf_counter() - start) * 1e3
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500]}
+    if response.status_code == 404:
+        raise MixpeekError(ErrorCode.NOT_DEPLOYED, f"No realtime deployment answers at {prefix}")
+    if response.status_code >= 400:
+        detail = (
+            body.get("detail", f"HTTP {response.status_code}")
+            if isinstance(body, dict)
+            else str(body)
+        )
+        code = next(
+            (c for c in ErrorCode if isinstance(body, dict) and c.value == body.get("code")),
+            ErrorCode.REALTIME_ERROR,
+        )
+        error = MixpeekError(
+            code, f"Realtime handler error: {detail}", upstream_status=response.status_code
+        )
+        error.code = code
+        raise _with_status(error, response.status_code)
+    if not isinstance(body, dict):
+        raise MixpeekError(ErrorCode.REALTIME_ERROR, "Realtime handler answered a non-object")
+    return body, latency_ms
+
+
+class _StatusError(MixpeekError):
+    def __init__(self, base: MixpeekError, status: int) -> None:
+        super().__init__(base.code, base.detail, **base.fields)
+        self._status = status
+
+    @property
+    def http_status(self) -> int:
+        return self._status
+
+
+def _with_status(error: MixpeekError, status: int) -> MixpeekError:
+    # Keep the handler's own status: a 400 for bad inputs stays a 400, a crash is a 502.
+    return _StatusError(error, status if status < 500 else 502)

@@ -1,0 +1,207 @@
+"""Realtime: deploy through the deployer (Dagster sensor + asset), call, blue-green, failures."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mixpeek_orchestration.plugins.archive import build_archive
+from tests.integration.conftest import RunningStack, Tenant
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "my_extractor"
+
+
+def publish(
+    tenant: Tenant,
+    tmp_path: Path,
+    name: str,
+    version: str,
+    *,
+    label: str = "positive",
+    realtime: str | None = None,
+) -> dict[str, Any]:
+    root = tmp_path / f"{name}-{version}"
+    shutil.copytree(SEED, root)
+    manifest = root / "manifest.py"
+    manifest.write_text(manifest.read_text().replace("my_extractor", name))
+    handler = root / "realtime.py"
+    handler.write_text(
+        realtime
+        if realtime is not None
+        else handler.read_text().replace('"positive"', f'"{label}"')
+    )
+    archive = tmp_path / f"{name}-{version}.zip"
+    build_archive(root, archive)
+    return tenant.client().publish_archive(archive, name=name, version=version)
+
+
+def plugins_url(tenant: Tenant) -> str:
+    return f"{tenant.base_url}/namespaces/{tenant.namespace_id}/plugins"
+
+
+def deploy(tenant: Tenant, plugin_id: str) -> dict[str, Any]:
+    response = httpx.post(f"{plugins_url(tenant)}/{plugin_id}/deploy", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_status(
+    tenant: Tenant, plugin_id: str, wanted: set[str], timeout: float = 240
+) -> dict[str, Any]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(
+            f"{plugins_url(tenant)}/{plugin_id}/status", headers=tenant.headers
+        ).json()
+        if not seen or seen[-1] != status["status"]:
+            seen.append(status["status"])
+        if status["status"] in wanted:
+            status["seen"] = seen
+            return status
+        time.sleep(1)
+    pytest.fail(f"{plugin_id} stayed {seen} for {timeout}s")
+
+
+def infer(tenant: Tenant, **body: Any) -> httpx.Response:
+    return httpx.post(
+        f"{tenant.base_url}/inference",
+        headers=tenant.headers | {"X-Namespace": tenant.namespace_id},
+        json=body,
+        timeout=60,
+    )
+
+
+BROKEN_HANDLER = """
+class RealtimeHandler:
+    def __init__(self):
+        raise RuntimeError("weights are missing")
+
+    def predict(self, request):
+        return {}
+"""
+
+
+def test_deploy_call_blue_green_and_failure(
+    stack: RunningStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    first = publish(tenant, tmp_path, "rt_plugin", "1.0.0", label="blue")
+    queued = deploy(tenant, first["plugin_id"])
+    assert queued["status"] == "queued"
+    assert (
+        queued["route_prefix"] == f"/inference/custom_plugin_{tenant.namespace_id}_rt_plugin_1_0_0"
+    )
+    status = wait_status(tenant, first["plugin_id"], {"DEPLOYED", "FAILED"})
+    assert status["status"] == "DEPLOYED", status
+    assert status["deployed_at"]
+
+    answer = httpx.post(
+        f"{plugins_url(tenant)}/{first['plugin_id']}/realtime",
+        headers=tenant.headers,
+        json={"inputs": {"text": "a sunny day"}, "parameters": {}},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["embedding"]) == 384 and answer.json()["label"] in ("blue", "negative")
+    timed = httpx.post(
+        f"{plugins_url(tenant)}/{first['plugin_id']}/realtime/test",
+        headers=tenant.headers,
+        json={"inputs": {"text": "x"}},
+        timeout=60,
+    )
+    assert timed.status_code == 200 and timed.json()["latency_ms"] > 0
+    by_uri = infer(tenant, feature_uri=first["feature_uri"], inputs={"text": "a sunny day"})
+    assert by_uri.status_code == 200 and by_uri.json()["plugin_id"] == first["plugin_id"]
+
+    # A client calls the plugin by name throughout the rollouts below.
+    answered: Counter[str] = Counter()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        while not stop.is_set():
+            response = infer(tenant, inference_name="rt_plugin", inputs={"text": "hello there"})
+            if response.status_code == 200:
+                answered[response.json()["plugin_id"]] += 1
+            else:
+                failures.append(f"{response.status_code} {response.text[:200]}")
+            time.sleep(0.05)
+
+    loop = threading.Thread(target=client_loop)
+    loop.start()
+    try:
+        second = publish(tenant, tmp_path, "rt_plugin", "1.0.1", label="green")
+        deploy(tenant, second["plugin_id"])
+        assert (
+            wait_status(tenant, second["plugin_id"], {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+        )
+        deadline = time.monotonic() + 30
+        while answered[second["plugin_id"]] < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert answered[first["plugin_id"]] > 0 and answered[second["plugin_id"]] >= 5
+
+        broken = publish(tenant, tmp_path, "rt_plugin", "1.0.2", realtime=BROKEN_HANDLER)
+        deploy(tenant, broken["plugin_id"])
+        failed = wait_status(tenant, broken["plugin_id"], {"DEPLOYED", "FAILED"})
+        assert failed["status"] == "FAILED" and "weights are missing" in failed["error"]
+        served_before = answered[second["plugin_id"]]
+        time.sleep(3)
+        assert answered[second["plugin_id"]] > served_before  # the running version kept answering
+    finally:
+        stop.set()
+        loop.join()
+    assert failures == []
+
+    # Undeploy removes the application; calls then say it is not deployed.
+    undeploy = httpx.post(
+        f"{plugins_url(tenant)}/{first['plugin_id']}/undeploy", headers=tenant.headers
+    )
+    assert undeploy.status_code == 200 and undeploy.json()["deployment_removed"] is True
+    refused = httpx.post(
+        f"{plugins_url(tenant)}/{first['plugin_id']}/realtime",
+        headers=tenant.headers,
+        json={"inputs": {"text": "x"}},
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "not_deployed"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first["route_prefix"] in stack.platform().serve.routes():
+        time.sleep(1)
+    assert first["route_prefix"] not in stack.platform().serve.routes()
+
+
+def test_batch_only_and_plugins_without_a_handler(tenant: Tenant, tmp_path: Path) -> None:
+    result = publish(tenant, tmp_path, "rt_batch", "1.0.0")
+    answer = httpx.post(
+        f"{plugins_url(tenant)}/{result['plugin_id']}/deploy?deployment_type=batch_only",
+        headers=tenant.headers,
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "not_deployed"
+    status = httpx.get(
+        f"{plugins_url(tenant)}/{result['plugin_id']}/status", headers=tenant.headers
+    ).json()
+    assert status["status"] == "NOT_DEPLOYED"
+
+    root = tmp_path / "no_handler"
+    shutil.copytree(SEED, root)
+    (root / "realtime.py").unlink()
+    (root / "manifest.py").write_text(
+        (root / "manifest.py").read_text().replace("my_extractor", "rt_nohandler")
+    )
+    archive = tmp_path / "no_handler.zip"
+    build_archive(root, archive)
+    plugin = tenant.client().publish_archive(archive, name="rt_nohandler", version="1.0.0")
+    refused = httpx.post(
+        f"{plugins_url(tenant)}/{plugin['plugin_id']}/deploy", headers=tenant.headers
+    )
+    assert refused.status_code == 422 and "batch_only" in refused.json()["detail"]
+    unknown = infer(tenant, inference_name="rt_batch", inputs={"text": "x"})
+    assert unknown.status_code == 409 and unknown.json()["code"] == "not_deployed"
