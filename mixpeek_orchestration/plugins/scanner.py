@@ -1480,6 +1480,11 @@ class _ModuleScanner:
             else:
                 self._store_var(scope, name, node, 0)
             return
+        self._name_load(node, scope, flags)
+
+    def _name_load(self, node: ast.Name, scope: _Scope, flags: int) -> None:
+        """A name read (also called directly by parents, saving a trip through the stack)."""
+        name = node.id
         if flags & _F_QUERY:
             if not name.startswith(_QUERY_MARK):
                 return  # a column name of the data frame, not a Python name
@@ -1507,7 +1512,11 @@ class _ModuleScanner:
                 node, None, scope, _STORE if type(node.ctx) is ast.Store else _DEL
             )
             return
-        self._stack.append((node.value, scope, flags & (_F_FROMSTR | _F_QUERY)))
+        value = node.value
+        if type(value) is ast.Name and type(value.ctx) is ast.Load:  # type: ignore[attr-defined]
+            self._name_load(value, scope, flags & (_F_FROMSTR | _F_QUERY))  # type: ignore[arg-type]
+        else:
+            self._stack.append((value, scope, flags & (_F_FROMSTR | _F_QUERY)))
         attr = node.attr
         if attr[0] == "_":
             if attr in _NAME_DUNDERS and isinstance(node.value, ast.Attribute):
@@ -1575,14 +1584,20 @@ class _ModuleScanner:
             dst = node_vars[id(node)] = _Var()
         rec = _CallRec(node, value_of(func, scope), dst, via_attr)
         args = rec.args
-        push((func, scope, inherit))
+        name_load = self._name_load
+        if func_type is ast.Name:
+            name_load(func, scope, inherit)  # type: ignore[arg-type]
+        else:
+            push((func, scope, inherit))
         for arg in node.args:
-            if type(arg) is ast.Constant and type(arg.value) is not str:  # type: ignore[attr-defined]
-                args.append(
-                    (None, False)
-                )  # a number / None / bytes-free constant: nothing to check
+            arg_type = type(arg)
+            if arg_type is ast.Constant and type(arg.value) is not str:  # type: ignore[attr-defined]
+                args.append((None, False))  # a plain constant: nothing to check or follow
                 continue
-            push((arg, scope, inherit))
+            if arg_type is ast.Name:
+                name_load(arg, scope, inherit)  # type: ignore[arg-type]
+            else:
+                push((arg, scope, inherit))
             if type(arg) is ast.Starred:
                 var = value_of(arg.value, scope)  # type: ignore[attr-defined]
                 if var is not None:

@@ -14,6 +14,7 @@ and the alias keeps pointing at the previous version.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -221,10 +222,8 @@ class Deployer:
         if status != "RUNNING":
             error = _first_error(message)
             log(f"{app} failed after {elapsed}s: {error}")
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 serve.delete(app)
-            except Exception:  # already gone
-                pass
             self.mark(namespace_id, plugin_id, "FAILED", error=error, failed_at=now())
             return {"status": "FAILED", "error": error, "seconds": elapsed}
         self.mark(
