@@ -105,11 +105,22 @@ _PASSTHROUGH_CALLS = frozenset(
         "collections.OrderedDict", "collections.defaultdict", "collections.deque",
     )
 )  # fmt: skip
-# Builtins the analysis tracks as values (passthrough and environ-safe callees); other builtins
-# are plain unknowns, which keeps token sets small.
-_TOKEN_BUILTINS = frozenset(
+# Builtins are not tracked as values (they are called everywhere and would flood the graph);
+# calls to these, by their bare name when no binding hides the builtin, are recognised instead.
+_PASSTHROUGH_BUILTINS = frozenset(
     t.split(".", 1)[1] for t in _PASSTHROUGH_CALLS if t.startswith("p:builtins.")
-) | frozenset({"len", "print", "repr", "str", "bool"})
+)
+_COPYING_BUILTINS = frozenset({"dict", "list", "tuple", "set", "frozenset", "sorted"})
+_ENV_SAFE_BUILTINS = _COPYING_BUILTINS | {
+    "len",
+    "print",
+    "repr",
+    "str",
+    "bool",
+    "iter",
+    "enumerate",
+}
+_KNOWN_BUILTIN_CALLS = _PASSTHROUGH_BUILTINS | _ENV_SAFE_BUILTINS
 # Calls that copy their argument into a plain container: ``dict(os.environ)`` is not environ.
 _COPYING_CALLS = frozenset(
     f"p:builtins.{n}" for n in ("dict", "list", "tuple", "set", "frozenset", "sorted")
@@ -559,8 +570,8 @@ class _Scope:
     """
 
     __slots__ = (
-        "deleted", "first_use", "fn", "globals_", "kind", "loads", "nonlocals", "parent", "star",
-        "top_lines", "vars",
+        "deleted", "fn", "globals_", "kind", "loads", "nonlocals", "parent", "star", "top_lines",
+        "vars",
     )  # fmt: skip
 
     def __init__(self, kind: str, parent: _Scope | None, fn: _FnInfo | None = None) -> None:
@@ -569,7 +580,6 @@ class _Scope:
         self.fn = fn
         self.vars: dict[str, _Var] = {}
         self.loads: dict[str, _Var] = {}  # one shared variable per name read in this scope
-        self.first_use: dict[str, int] = {}  # earliest read of a builtin-named name
         self.globals_: set[str] = set()
         self.nonlocals: set[str] = set()
         self.deleted: set[str] = set()
@@ -594,7 +604,9 @@ class _FnInfo:
 class _CallRec:
     """A call site: where its result goes and what flows into the callee's parameters."""
 
-    __slots__ = ("args", "bound", "dst", "func", "kwargs", "node", "passthrough", "via_attr")
+    __slots__ = (
+        "args", "bound", "builtin", "dst", "func", "kwargs", "node", "passthrough", "via_attr",
+    )  # fmt: skip
 
     def __init__(self, node: ast.AST, func: _Var | None, dst: _Var, via_attr: bool) -> None:
         self.node = node
@@ -605,6 +617,9 @@ class _CallRec:
         self.kwargs: list[tuple[str | None, _Var]] = _NO_KWARGS  # (name or None for **, value)
         self.bound: set[str] | None = None  # local functions already wired
         self.passthrough = False
+        # (name, scope) of a bare-name callee that may be a known builtin; after resolution, the
+        # builtin's name if it is one, else None
+        self.builtin: tuple[str, _Scope] | str | None = None
 
 
 _NO_KWARGS: list[tuple[str | None, _Var]] = []  # shared, never appended to
@@ -664,6 +679,7 @@ class _ModuleScanner:
         self._work: list[tuple[_Var, set[str]]] = []
         self._fns: dict[str, _FnInfo] = {}
         self._calls: list[_CallRec] = []
+        self._builtin_calls: list[_CallRec] = []  # calls of a bare name that may be a builtin
         self._call_of: dict[int, ast.Call] = {}  # id(func expr) -> its Call
         # (node, receiver, attribute, context, enclosing call if node is its callee, result)
         self._attr_sites: list[
@@ -1496,10 +1512,6 @@ class _ModuleScanner:
                 pass  # a forbidden builtin, reported by the name check
             elif name not in P.SAFE_DUNDERS:
                 self.report(node, R_DUNDER, f"Dunder access: {name}", "warning")
-        if name in _TOKEN_BUILTINS:
-            line = node.lineno
-            if line < scope.first_use.get(name, line + 1):
-                scope.first_use[name] = line
         loads = scope.loads
         var = loads.get(node.id)
         if var is None:
@@ -1617,6 +1629,9 @@ class _ModuleScanner:
                 self._check_switch(keyword.arg, value, value)  # type: ignore[arg-type]
         self._calls.append(rec)
         self._edge(rec.func, _CALL, rec)
+        if func_type is ast.Name and name in _KNOWN_BUILTIN_CALLS:
+            rec.builtin = (name, scope)  # type: ignore[assignment]
+            self._builtin_calls.append(rec)
         if name in _SPECIAL_CALL_NAMES:
             self._special_call(node, name, scope)  # type: ignore[arg-type]
         if len(node.args) >= 2 and type(node.args[0]) is ast.Constant:
@@ -1942,8 +1957,8 @@ class _ModuleScanner:
         """Wire every name read to its binding, and container stores to their containers.
 
         The shared read variable of a name in a scope becomes an alias of the binding's variable
-        (same token set, same edge list), so reads cost no edges of their own. Builtins that
-        matter to the analysis (``next``, ``dict``...) get a token when no binding hides them.
+        (same token set, same edge list), so reads cost no edges of their own. Calls of builtins
+        that pass their arguments through (``next``, ``list``...) get passthrough edges.
         """
         for index, scope in enumerate(self._scopes):
             if index % _TIME_CHECK_EVERY == 0:
@@ -1951,17 +1966,18 @@ class _ModuleScanner:
             for raw, var in scope.loads.items():
                 name = raw[len(_QUERY_MARK) :] if raw.startswith(_QUERY_MARK) else raw
                 target = self._resolve(scope, name)
-                builtin = name in _TOKEN_BUILTINS and (
-                    target is None or not self._shadows(target, name, scope.first_use.get(name, 0))
-                )
-                if target is None:
-                    if builtin:
-                        self._add(var, ("p:builtins." + name,))
-                elif builtin:
-                    self._edge(target.vars[name], _COPY, var)
-                    self._add(var, ("p:builtins." + name,))
-                else:
+                if target is not None:
                     self._alias(var, target.vars[name])
+        for call in self._builtin_calls:
+            name, scope = call.builtin  # type: ignore[misc]
+            target = self._resolve(scope, name)
+            if target is None or not self._shadows(target, name, call.node.lineno):  # type: ignore[attr-defined]
+                call.builtin = name
+                if name in _PASSTHROUGH_BUILTINS:
+                    self._passthrough(call, name in _COPYING_BUILTINS)
+                call.passthrough = True  # a builtin's result is not (a part of) a module
+            else:
+                call.builtin = None
         for name, scope, value in self._container_stores:
             target = self._lookup(scope, name)
             if target is not None:
@@ -2183,7 +2199,10 @@ class _ModuleScanner:
                 self.report(
                     call.node, R_ESCAPE, f"Module object passed to a call: {', '.join(modules)}"
                 )
-            if _ENV_TOKEN in values and not (foreign and set(foreign) <= _ENV_SAFE_READERS):
+            safe_reader = (not foreign and call.builtin in _ENV_SAFE_BUILTINS) or (
+                foreign and set(foreign) <= _ENV_SAFE_READERS
+            )
+            if _ENV_TOKEN in values and not safe_reader:
                 self.report(call.node, R_ENV, "os.environ passed to a call that may modify it")
 
     def _check_subscript_stores(self) -> None:

@@ -205,3 +205,37 @@ def test_batch_only_and_plugins_without_a_handler(tenant: Tenant, tmp_path: Path
     assert refused.status_code == 422 and "batch_only" in refused.json()["detail"]
     unknown = infer(tenant, inference_name="rt_batch", inputs={"text": "x"})
     assert unknown.status_code == 409 and unknown.json()["code"] == "not_deployed"
+
+
+def test_builtins_deploy_the_same_way(tenant: Tenant, tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    for name in ("text_extractor", "image_extractor"):
+        installed = httpx.post(
+            f"{plugins_url(tenant)}/builtins/{name}", headers=tenant.headers, timeout=120
+        )
+        assert installed.status_code == 200, installed.text
+        again = httpx.post(
+            f"{plugins_url(tenant)}/builtins/{name}", headers=tenant.headers, timeout=120
+        )
+        assert again.json()["already_registered"] is True
+        deploy(tenant, f"{name}_1_0_0")
+    for name in ("text_extractor", "image_extractor"):
+        assert wait_status(tenant, f"{name}_1_0_0", {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+
+    text = infer(tenant, inference_name="text_extractor", inputs={"text": "a dog in the park"})
+    assert text.status_code == 200 and len(text.json()["embedding"]) == 384
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, format="PNG")
+    image = infer(
+        tenant,
+        feature_uri="mixpeek://image_extractor@1.0.0/image_extractor_embedding",
+        inputs={"image_base64": base64.b64encode(buffer.getvalue()).decode()},
+    )
+    assert image.status_code == 200, image.text
+    assert len(image.json()["embedding"]) == 1280
+    bad = infer(tenant, inference_name="image_extractor", inputs={"image_base64": "not base64!"})
+    assert bad.status_code == 400 and "image_base64" in bad.json()["detail"]

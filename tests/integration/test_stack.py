@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from mixpeek_orchestration.compute.serve import SKELETON_ROUTE
 from plugin_assets.definitions import defs
 from plugin_assets.resources import RayResource
 from plugin_assets.skeleton import ray_data_smoke
-from tests.integration.conftest import RunningStack, start_stack
+from tests.integration.conftest import RunningStack, create_tenant, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,35 @@ def test_definitions_load() -> None:
     assert defs.resolve_job_def("ray_smoke_job") is not None
 
 
+def _wait_deployed(
+    base: str,
+    headers: dict[str, str],
+    plugin_id: str,
+    *,
+    require_route: object = None,
+    timeout: float = 300,
+) -> bool:
+    """Wait until a version is DEPLOYED (and, after a restart, answering again)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{base}/{plugin_id}/status", headers=headers).json()
+        if status["status"] == "FAILED":
+            raise AssertionError(status)
+        if status["status"] == "DEPLOYED":
+            if require_route is None:
+                return True
+            probe = httpx.post(
+                f"{base}/{plugin_id}/realtime",
+                headers=headers,
+                json={"inputs": {"text": "x"}},
+                timeout=30,
+            )
+            if probe.status_code == 200:
+                return True
+        time.sleep(2)
+    return False
+
+
 def test_second_stack_side_by_side_and_data_survives_restart(
     stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -112,6 +142,14 @@ def test_second_stack_side_by_side_and_data_survives_restart(
         platform.metadata.collection("persist").insert_one({"k": "v"})
         platform.objects.put_bytes("org/ns/persist.txt", b"kept")
         platform.close()
+        tenant = create_tenant(second, "restart")
+        base = f"{tenant.base_url}/namespaces/{tenant.namespace_id}/plugins"
+        installed = httpx.post(
+            f"{base}/builtins/text_extractor", headers=tenant.headers, timeout=120
+        )
+        assert installed.status_code == 200, installed.text
+        httpx.post(f"{base}/text_extractor_1_0_0/deploy", headers=tenant.headers).raise_for_status()
+        assert _wait_deployed(base, tenant.headers, "text_extractor_1_0_0")
         assert httpx.get(f"{stack.api_url}/healthz", timeout=30).json()["status"] == "ok"
 
         second.stack.down()
@@ -120,5 +158,14 @@ def test_second_stack_side_by_side_and_data_survives_restart(
         assert platform.metadata.collection("persist").find_one({}, {"_id": 0}) == {"k": "v"}
         assert platform.objects.get_bytes("org/ns/persist.txt") == b"kept"
         platform.close()
+        # Deployment state survived: the deployer re-deploys the version on the new Ray.
+        assert _wait_deployed(base, tenant.headers, "text_extractor_1_0_0", require_route=restarted)
+        answer = httpx.post(
+            f"{base}/text_extractor_1_0_0/realtime",
+            headers=tenant.headers,
+            json={"inputs": {"text": "hi"}},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and len(answer.json()["embedding"]) == 384
     finally:
         second.stack.down()

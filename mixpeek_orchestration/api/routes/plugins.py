@@ -222,6 +222,28 @@ async def publish(
     return _confirm_answer(result)
 
 
+@router.post("/builtins/{name}", response_model=ConfirmResponse)
+async def install_builtin(
+    name: str, namespace: PathNamespaceDep, caller: CallerDep, platform: PlatformDep
+) -> JSONResponse:
+    """Install a built-in extractor (``text_extractor``, ``image_extractor``) as a plugin of
+    this namespace; deploy it like any plugin. Idempotent."""
+    import io
+
+    from mixpeek_orchestration.extractors.packaging import builtin_plugin_archive
+
+    archive = await run_in_threadpool(builtin_plugin_archive, name)
+    result = await run_in_threadpool(
+        platform.registry.publish_archive,
+        caller,
+        namespace,
+        io.BytesIO(archive),
+        name=name,
+        message="built-in",
+    )
+    return _confirm_answer(result)
+
+
 @router.get("", response_model=PluginList)
 async def list_plugins(namespace: PathNamespaceDep, platform: PlatformDep) -> PluginList:
     docs = await run_in_threadpool(platform.registry.list_plugins, namespace)
