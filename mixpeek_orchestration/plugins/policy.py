@@ -112,7 +112,7 @@ RESTRICTED_STDLIB_MODULES: frozenset[str] = frozenset(
         "io", "codecs", "tempfile", "pathlib", "glob", "fileinput", "select", "selectors",
         "mmap", "asyncio", "concurrent", "socketserver", "ssl", "webbrowser", "platform",
         "posixpath", "ntpath", "genericpath", "tarfile", "zipfile", "gzip", "bz2", "lzma",
-        "ftplib", "smtplib", "telnetlib", "_osx_support",
+        "ftplib", "smtplib", "telnetlib", "urllib", "http", "_osx_support",
     }
 )  # fmt: skip
 
@@ -190,7 +190,8 @@ DENIED_ATTRIBUTES: dict[str, tuple[str, str]] = {
         for name in (
             "load_library", "load_inline", "cpp_extension", "ctypeslib", "CDLL", "PyDLL",
             "WinDLL", "OleDLL", "LoadLibrary", "dlopen", "register_custom_ops_library",
-            "ExtensionFileLoader",
+            "ExtensionFileLoader", "register_execution_provider_library",
+            "CUDAPluggableAllocator",
         )
     },
     **{
@@ -275,7 +276,6 @@ DANGEROUS_PATHS: dict[str, tuple[str, str, str]] = {
     "torch.utils.cpp_extension": ("native-code", "compiles and loads extensions", "error"),
     "torch.ops.load_library": ("native-code", "loads shared libraries", "error"),
     "torch.classes.load_library": ("native-code", "loads shared libraries", "error"),
-    "torch._C": ("dangerous-attribute", "torch C internals", "warning"),
     # processes, files, threads
     "torch.multiprocessing": ("forbidden-import", "starts processes", "error"),
     "torch.utils.collect_env": ("forbidden-call", "runs subprocesses", "error"),
@@ -288,6 +288,11 @@ DANGEROUS_PATHS: dict[str, tuple[str, str, str]] = {
     "contextlib.chdir": ("forbidden-call", "changes the working directory", "error"),
     "mimetypes.init": ("forbidden-call", "reads files", "error"),
     "mimetypes.read_mime_types": ("forbidden-call", "reads files", "error"),
+    # file access of modules an operator may allow for their in-memory parts (io.BytesIO)
+    "io.open": ("forbidden-call", "opens files", "error"),
+    "io.open_code": ("forbidden-call", "opens files", "error"),
+    "io.FileIO": ("forbidden-call", "opens files", "error"),
+    "codecs.open": ("forbidden-call", "opens files", "error"),
 }
 
 # Loaders that are safe only with an explicit keyword: path -> (keyword, required constant).
@@ -295,6 +300,32 @@ CONDITIONAL_LOADS: dict[str, tuple[str, object]] = {
     "torch.load": ("weights_only", True),
     "torch.serialization.load": ("weights_only", True),
 }
+
+# Calls that are fine unless given these keywords, or more positional arguments than this (the
+# later positional parameters are the dangerous ones), and that must be called directly (an alias
+# could be called any way; classes, CapWords, are exempt from that last rule since annotations,
+# isinstance() and subclasses name them): path -> (keywords, max positional or None, rule).
+GUARDED_CALLS: dict[str, tuple[frozenset[str], int | None, str]] = {
+    "logging.basicConfig": (frozenset({"filename", "filemode"}), 0, "forbidden-call"),  # a file
+    "ffmpeg.run": (frozenset({"cmd"}), 1, "forbidden-call"),  # cmd: the executable to run
+    "ffmpeg.run_async": (frozenset({"cmd"}), 1, "forbidden-call"),
+    "ffmpeg.probe": (frozenset({"cmd"}), 1, "forbidden-call"),
+    "ffmpeg.compile": (frozenset({"cmd"}), 1, "forbidden-call"),
+    # positional forms of the unsafe switches (their keyword forms are UNSAFE_SWITCHES)
+    "numpy.load": (frozenset(), 2, "unsafe-deserialization"),  # 3rd positional: allow_pickle
+    "numpy.lib.npyio.load": (frozenset(), 2, "unsafe-deserialization"),
+    "numpy.lib.format.read_array": (frozenset(), 1, "unsafe-deserialization"),
+    "numpy.lib.npyio.NpzFile": (frozenset(), 2, "unsafe-deserialization"),
+    "sentence_transformers.SentenceTransformer": (frozenset(), 3, "remote-code"),
+    "sentence_transformers.CrossEncoder": (frozenset(), 3, "remote-code"),
+    "transformers.pipeline": (frozenset(), 2, "remote-code"),  # later: trust_remote_code
+}
+
+# Private (underscore) attributes of library modules are errors (internals re-export anything),
+# except these configuration namespaces ordinary model code touches.
+PRIVATE_ATTRIBUTES_ALLOWED: frozenset[str] = frozenset(
+    {"torch._dynamo", "torch._inductor", "torch._logging"}
+)
 
 # Keyword / dict-key switches that turn on remote code or pickle: name -> (rule, safe values,
 # severity when unsafe). A value is safe only when it is one of these constants.

@@ -14,16 +14,35 @@ refer to*:
 2. **Solve**: propagates *tokens* through the graph with a worklist until nothing changes. A
    token names what a value may be: ``m:os`` (a module), ``p:numpy.load`` (an attribute path
    under a module), ``f:<id>`` (a function or lambda of this file, so calls see its returns),
-   ``o:utils.x`` (something from another file of the plugin).
-   Attribute reads on unknown objects fall back to a per-attribute-name *field* that collects
-   every ``obj.attr = value`` and class-body binding in the file, so ``self.o = os`` is followed.
+   ``o:utils.x`` (something from another file of the plugin). Reads of one name in one scope
+   share a variable, aliased to the binding's. Attribute reads on unknown objects fall back to a
+   per-attribute-name *field* that collects every ``obj.attr = value`` and class-body binding in
+   the file, so ``self.o = os`` is followed; ``f.attr`` for a local function ``f`` also reads
+   ``f()``'s result (properties). Arguments of calls to local functions flow into parameters;
+   calls of unknown callees may return their arguments.
 3. **Check**: judges the resolved sites: ``os`` attributes against an allowlist, paths of allowed
    libraries against :data:`~mixpeek_orchestration.plugins.policy.DANGEROUS_PATHS`, modules
    reached through re-exports (``logging.os``, ``enum.bltns``), bare names of forbidden builtins
-   (honouring real shadowing), module objects escaping into calls the analysis cannot follow.
+   (honouring real shadowing), module objects escaping into calls the analysis cannot follow or
+   returned from special methods that run implicitly (``__getattr__``, ``__getitem__``...).
+
+Decisions worth knowing:
+
+* ``os.environ`` is read-only: ``os.environ[...] = ...``, ``update``/``setdefault``/``pop`` and
+  ``os.putenv`` are errors (environment variables steer libraries and child processes). Copies
+  (``dict(os.environ)``, ``{**os.environ}``, ``os.environ.copy()``) may be written.
+* Escape-prone dunders (``__subclasses__``, ``__globals__``, ``__dict__``, ``__self__``...) are
+  errors even without ``--strict``; other dunders are warnings, and ordinary ones
+  (``__init__``, ``__name__``; ``x.__class__.__name__``) pass.
+* Private attributes of library modules are errors (``torch.serialization._load``), except a few
+  configuration namespaces (``torch._dynamo``); of the plugin's own objects they are fine.
+* Modules of allowed libraries are only known by name: third-party re-exports under unusual
+  names are caught when they are unmistakable (``anything.subprocess``), or when an ambiguous
+  one (``PIL.Image.io``) is used as a module rather than called.
 
 The scanner fails closed: a file that cannot be decoded or parsed, is too large, contains a null
-byte, exceeds the time budget, or trips an internal error yields an ``error`` violation.
+byte, exceeds the time budget, or trips an internal error or analysis limit yields an ``error``
+violation. It never imports or runs plugin code.
 
 Example:
     >>> [v.message for v in scan_source("import subprocess\\n", "x.py")]
@@ -33,7 +52,6 @@ Example:
 from __future__ import annotations
 
 import ast
-import builtins
 import gc
 import os
 import re
@@ -66,7 +84,6 @@ PARSE_RECURSION_CEILING = 10_000
 _TIME_CHECK_EVERY = 1024
 
 _STDLIB = frozenset(sys.stdlib_module_names)
-_BUILTIN_NAMES = frozenset(dir(builtins))
 _OS_NAMES = frozenset(dir(os))
 _ALL_FORBIDDEN_BUILTINS = P.FORBIDDEN_BUILTINS | P.DANGEROUS_BUILTINS
 _HARD_DENIED = P.FORBIDDEN_IMPORTS | P.DENIED_MODULES
@@ -87,7 +104,15 @@ def _prefixes(paths: Iterable[str]) -> frozenset[str]:
 # node.parent``) would otherwise grow them combinatorially, and the rules that judge deeper
 # attributes only need the receiver (``PIL.Image`` for ``PIL.Image.io``), not the result.
 _INTERESTING_PATHS = _prefixes(
-    [*P.DANGEROUS_PATHS, *P.CONDITIONAL_LOADS, *P.KNOWN_SUBMODULES, "os.path", "os.environ"]
+    [
+        *P.DANGEROUS_PATHS,
+        *P.CONDITIONAL_LOADS,
+        *P.GUARDED_CALLS,
+        *P.KNOWN_SUBMODULES,
+        *P.PRIVATE_ATTRIBUTES_ALLOWED,
+        "os.path",
+        "os.environ",
+    ]
 )
 _ENV_TOKENS = frozenset({_ENV_TOKEN})
 
@@ -111,15 +136,9 @@ _PASSTHROUGH_BUILTINS = frozenset(
     t.split(".", 1)[1] for t in _PASSTHROUGH_CALLS if t.startswith("p:builtins.")
 )
 _COPYING_BUILTINS = frozenset({"dict", "list", "tuple", "set", "frozenset", "sorted"})
-_ENV_SAFE_BUILTINS = _COPYING_BUILTINS | {
-    "len",
-    "print",
-    "repr",
-    "str",
-    "bool",
-    "iter",
-    "enumerate",
-}
+_ENV_SAFE_BUILTINS = _COPYING_BUILTINS | frozenset(
+    ("len", "print", "repr", "str", "bool", "iter", "enumerate")
+)
 _KNOWN_BUILTIN_CALLS = _PASSTHROUGH_BUILTINS | _ENV_SAFE_BUILTINS
 # Calls that copy their argument into a plain container: ``dict(os.environ)`` is not environ.
 _COPYING_CALLS = frozenset(
@@ -169,7 +188,6 @@ _SUSPICIOUS_STRING = re.compile(
 )
 _FORMAT_FIELD = re.compile(r"\{([^{}]*)\}")
 _PLAIN_PERCENT = re.compile(r"(?:[^%]|%s|%r|%%){0,400}")
-_DUNDER = re.compile(r"__\w+__")
 
 # Rule ids (stable; tests and tooling key on them).
 R_PARSE = "parse-error"
@@ -224,6 +242,19 @@ _COPY, _ATTR, _CALL, _FILTER = 0, 1, 2, 3
 
 # Site contexts.
 _LOAD, _STORE, _DEL = 0, 1, 2
+
+
+# Memo tables of pure lookups (module path steps and path verdicts), shared across scans so
+# every file importing `typing` does not recompute them; cleared when they grow large.
+_STEP_MEMO: dict[tuple[str, str], str | None] = {}
+_PATH_MEMO: dict[str, tuple[str, str, str] | None] = {}
+_MEMO_LIMIT = 100_000
+
+
+def _bounded(memo: dict) -> dict:  # type: ignore[type-arg]
+    if len(memo) > _MEMO_LIMIT:
+        memo.clear()
+    return memo
 
 
 class _ScanTimeout(Exception):
@@ -505,6 +536,16 @@ def _canonical_module(base: str, attr: str) -> str | None:
     return None
 
 
+_SDK_TOPS = frozenset(p.split(".", 1)[0] for p in P.SDK_PREFIXES + P.COMPAT_PREFIXES)
+
+
+def _is_sdk_path(dotted: str) -> bool:
+    """The platform SDK or a hosted-product compatibility path (``engine.inference...``)."""
+    return any(
+        dotted == p or dotted.startswith(p + ".") for p in P.SDK_PREFIXES + P.COMPAT_PREFIXES
+    )
+
+
 def _module_name(rel: str) -> str:
     """``processors/core.py`` -> ``processors.core``; ``pkg/__init__.py`` -> ``pkg``."""
     parts = rel[:-3].split("/")
@@ -570,7 +611,7 @@ class _Scope:
     """
 
     __slots__ = (
-        "deleted", "fn", "globals_", "kind", "loads", "nonlocals", "parent", "star", "top_lines",
+        "deleted", "fn", "globals_", "kind", "loads", "nonlocals", "parent", "top_lines",
         "vars",
     )  # fmt: skip
 
@@ -580,19 +621,29 @@ class _Scope:
         self.fn = fn
         self.vars: dict[str, _Var] = {}
         self.loads: dict[str, _Var] = {}  # one shared variable per name read in this scope
-        self.globals_: set[str] = set()
-        self.nonlocals: set[str] = set()
-        self.deleted: set[str] = set()
+        # rarely written: shared empty values until then (scopes are created by the thousand)
+        self.globals_: frozenset[str] | set[str] = _EMPTY
+        self.nonlocals: frozenset[str] | set[str] = _EMPTY
+        self.deleted: frozenset[str] | set[str] = _EMPTY
         self.top_lines: dict[str, int] = {}
-        self.star = False
+
+    def declare(self, kind: str, names: list[str]) -> None:
+        """Record ``global`` / ``nonlocal`` / ``del`` names."""
+        current = getattr(self, kind)
+        setattr(self, kind, set(current) | set(names))
+
+
+_EMPTY: frozenset[str] = frozenset()
 
 
 class _FnInfo:
     """A function or lambda of the file: parameters (for argument flow) and its return value."""
 
-    __slots__ = ("by_name", "is_method", "kwarg", "positional", "returns", "vararg")
+    __slots__ = ("by_name", "is_method", "kwarg", "name", "node", "positional", "returns", "vararg")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, node: ast.AST) -> None:
+        self.name = name
+        self.node = node
         self.positional: list[_Var] = []
         self.by_name: dict[str, _Var] = {}
         self.vararg: _Var | None = None
@@ -681,6 +732,8 @@ class _ModuleScanner:
         self._calls: list[_CallRec] = []
         self._builtin_calls: list[_CallRec] = []  # calls of a bare name that may be a builtin
         self._call_of: dict[int, ast.Call] = {}  # id(func expr) -> its Call
+        self._through_returns: set[tuple[str, int, str]] = set()
+        self._class_bases: set[int] = set()  # ids of base-class expressions
         # (node, receiver, attribute, context, enclosing call if node is its callee, result)
         self._attr_sites: list[
             tuple[ast.AST, _Var | None, str, int, ast.Call | None, _Var | None]
@@ -688,8 +741,9 @@ class _ModuleScanner:
         self._name_sites: list[tuple[ast.AST, str, _Scope, _Var]] = []
         self._container_stores: list[tuple[str, _Scope, _Var]] = []
         self._subscript_stores: list[tuple[ast.AST, _Var | None]] = []
-        self._step_memo: dict[tuple[str, str], str] = {}
-        self._path_memo: dict[str, tuple[str, str, str] | None] = {}
+        # pure functions of their arguments: shared by every scan (see _bounded)
+        self._step_memo = _bounded(_STEP_MEMO)
+        self._path_memo = _bounded(_PATH_MEMO)
         self.exports: dict[str, frozenset[str]] = {}
         self.own_refs: list[tuple[str, int, int]] = []
         self._module_scope = _Scope("module", None)
@@ -738,6 +792,7 @@ class _ModuleScanner:
         self._check_name_sites()
         self._check_calls()
         self._check_subscript_stores()
+        self._check_protocol_returns()
         self._collect_exports()
 
     # ----- graph primitives -------------------------------------------------------------------
@@ -797,7 +852,14 @@ class _ModuleScanner:
         if kind == _COPY:
             self._add(dst, delta)  # type: ignore[arg-type]
         elif kind == _ATTR:
-            out = [t for t in (self._attr_token(tok, extra) for tok in delta) if t]  # type: ignore[arg-type]
+            out = []
+            for tok in delta:
+                if tok[0] == "f":
+                    self._attr_of_result(tok, dst, extra)  # type: ignore[arg-type]
+                else:
+                    stepped = self._attr_token(tok, extra)  # type: ignore[arg-type]
+                    if stepped:
+                        out.append(stepped)
             if out:
                 self._add(dst, out)  # type: ignore[arg-type]
         elif kind == _FILTER:
@@ -805,6 +867,36 @@ class _ModuleScanner:
         else:
             for tok in delta:
                 self._on_callee(dst, tok)  # type: ignore[arg-type]
+
+    def _attr_of_result(self, fn: str, dst: _Var, attr: str) -> None:
+        """``f.attr`` for a local function ``f`` may really be ``f().attr``: properties, cached
+        properties and ``property(lambda self: ...)`` are called by the attribute read."""
+        key = (fn, id(dst), attr)
+        if key in self._through_returns:
+            return
+        self._through_returns.add(key)
+        info = self._fns.get(fn)
+        if info is not None:
+            # deferred through the worklist: nested functions would otherwise recurse here
+            info.returns.edges.append((_ATTR, dst, attr))
+            if info.returns.tokens:
+                self._work.append((info.returns, set(info.returns.tokens)))
+
+    def _expand(self, tokens: Iterable[str]) -> set[str]:
+        """``tokens`` plus what the local functions among them return (transitively)."""
+        out = set(tokens)
+        todo = [t for t in out if t[0] == "f"]
+        seen = set(todo)
+        while todo:
+            info = self._fns.get(todo.pop())
+            if info is None:
+                continue
+            for tok in info.returns.tokens:
+                out.add(tok)
+                if tok[0] == "f" and tok not in seen:
+                    seen.add(tok)
+                    todo.append(tok)
+        return out
 
     def _solve(self) -> None:
         work = self._work
@@ -1030,9 +1122,7 @@ class _ModuleScanner:
                 node, R_FORBIDDEN_IMPORT, f"Forbidden import: {dotted} (unsafe deserialization)"
             )
             return None
-        if any(
-            dotted == p or dotted.startswith(p + ".") for p in P.SDK_PREFIXES + P.COMPAT_PREFIXES
-        ):
+        if top in _SDK_TOPS and _is_sdk_path(dotted):
             return "p"
         if (
             top in self.plugin_modules
@@ -1077,7 +1167,6 @@ class _ModuleScanner:
             base = self._resolve_relative(node.module, node.level)
             for alias in node.names:
                 if alias.name == "*":
-                    scope.star = True
                     if base is not None:
                         self.own_refs.append((f"{base}.*", node.lineno, node.col_offset))
                     continue
@@ -1090,14 +1179,9 @@ class _ModuleScanner:
             return
         module = node.module or ""
         # `from engine.plugins.extractors import pipeline` names a compat path through its member
-        sdk = [
-            alias
-            for alias in node.names
-            if any(
-                f"{module}.{alias.name}" == p or f"{module}.{alias.name}".startswith(p + ".")
-                for p in P.SDK_PREFIXES + P.COMPAT_PREFIXES
-            )
-        ]
+        sdk = []
+        if module.split(".", 1)[0] in _SDK_TOPS:
+            sdk = [alias for alias in node.names if _is_sdk_path(f"{module}.{alias.name}")]
         kind = "p" if sdk and len(sdk) == len(node.names) else self._import_status(module, node)
         if kind is None:
             return
@@ -1105,7 +1189,6 @@ class _ModuleScanner:
             self._judge_import_path(module, node)
         for alias in node.names:
             if alias.name == "*":
-                scope.star = True
                 if kind == "o":
                     self.own_refs.append((f"{module}.*", node.lineno, node.col_offset))
                 elif kind == "m" and module not in P.STAR_IMPORT_SAFE:
@@ -1147,7 +1230,7 @@ class _ModuleScanner:
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope, flags: int
     ) -> None:
         token = f"f:{id(node)}"
-        info = _FnInfo()
+        info = _FnInfo(node.name, node)
         info.is_method = scope.kind == "class" and not any(
             _last_name(d) == "staticmethod" for d in node.decorator_list
         )
@@ -1162,7 +1245,7 @@ class _ModuleScanner:
 
     def _h_lambda(self, node: ast.Lambda, scope: _Scope, flags: int) -> None:
         token = f"f:{id(node)}"
-        info = _FnInfo()
+        info = _FnInfo("<lambda>", node)
         inner = self._new_scope("function", scope, info)
         self._fns[token] = info
         self._setup_arguments(node.args, scope, inner, info)
@@ -1176,46 +1259,58 @@ class _ModuleScanner:
         self, args: ast.arguments, outer: _Scope, inner: _Scope, info: _FnInfo
     ) -> None:
         """Parameters bind in the function; defaults and annotations evaluate outside it."""
-        positional = [*args.posonlyargs, *args.args]
-        for arg in positional:
-            var = inner.vars.setdefault(arg.arg, _Var())
+        params = inner.vars
+        push = self._stack.append
+        positional = args.args if not args.posonlyargs else [*args.posonlyargs, *args.args]
+        for index, arg in enumerate(positional):
+            var = params[arg.arg] = _Var()
             info.positional.append(var)
-            if arg not in args.posonlyargs:
+            if index >= len(args.posonlyargs):
                 info.by_name[arg.arg] = var
+            if arg.annotation is not None:
+                push((arg.annotation, outer, _F_TYPE))
         for arg in args.kwonlyargs:
-            info.by_name[arg.arg] = inner.vars.setdefault(arg.arg, _Var())
-        if args.vararg:
-            info.vararg = inner.vars.setdefault(args.vararg.arg, _Var())
-        if args.kwarg:
-            info.kwarg = inner.vars.setdefault(args.kwarg.arg, _Var())
-        for arg in [*positional, *args.kwonlyargs, args.vararg, args.kwarg]:
+            info.by_name[arg.arg] = params[arg.arg] = _Var()
+            if arg.annotation is not None:
+                push((arg.annotation, outer, _F_TYPE))
+        for arg, slot in ((args.vararg, "vararg"), (args.kwarg, "kwarg")):
             if arg is not None:
+                setattr(info, slot, params.setdefault(arg.arg, _Var()))
+                if arg.annotation is not None:
+                    push((arg.annotation, outer, _F_TYPE))
+        for arg in (*positional, *args.kwonlyargs, args.vararg, args.kwarg):
+            if arg is not None and arg.arg[0] == "_":
                 self._check_binding_name(arg.arg, arg, inner)
-                self._push(arg.annotation, outer, _F_TYPE)
         defaults = args.defaults
-        for arg, default in zip(
-            positional[len(positional) - len(defaults) :], defaults, strict=True
-        ):
-            self._push(default, outer)
-            self._copy(default, inner.vars[arg.arg], outer)
+        if defaults:
+            for arg, default in zip(
+                positional[len(positional) - len(defaults) :], defaults, strict=True
+            ):
+                push((default, outer, 0))
+                self._copy(default, params[arg.arg], outer)
         for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             if default is not None:
-                self._push(default, outer)
-                self._copy(default, inner.vars[arg.arg], outer)
+                push((default, outer, 0))
+                self._copy(default, params[arg.arg], outer)
 
     def _bind_definition(
         self,
         node: ast.AST,
         name: str,
-        token: str,
+        token: str | None,
         decorators: list[ast.expr],
         scope: _Scope,
         flags: int,
     ) -> None:
         """Bind a def/class name; decorators are calls whose result is what the name holds."""
         var = self._store_var(scope, name, node, flags)
+        if not decorators:
+            if token is not None:
+                self._add(var, (token,))
+            return
         seed = _Var()
-        self._add(seed, (token,))
+        if token is not None:
+            self._add(seed, (token,))
         current = seed
         for decorator in reversed(decorators):
             result = _Var()
@@ -1244,8 +1339,14 @@ class _ModuleScanner:
         self._push_all(node.decorator_list, scope)
         for stmt in reversed(node.body):
             self._stack.append((stmt, inner, _F_TOP))
-        # a class carries no token: calling it is an unknown callee, its attributes are fields
-        self._store_var(scope, node.name, node, flags)
+        # a class carries no token (calling it is an unknown callee, its attributes are fields),
+        # but a decorator may replace it with anything: model that like a decorated def
+        if node.decorator_list:
+            self._bind_definition(node, node.name, None, node.decorator_list, scope, flags)
+        else:
+            self._store_var(scope, node.name, node, flags)
+        for base in node.bases:
+            self._class_bases.add(id(base))
 
     def _h_return(self, node: ast.Return, scope: _Scope, flags: int) -> None:
         self._push(node.value, scope)
@@ -1420,16 +1521,16 @@ class _ModuleScanner:
             self._store_var(scope, node.name, node, 0)
 
     def _h_global(self, node: ast.Global, scope: _Scope, flags: int) -> None:
-        scope.globals_.update(node.names)
+        scope.declare("globals_", node.names)
 
     def _h_nonlocal(self, node: ast.Nonlocal, scope: _Scope, flags: int) -> None:
-        scope.nonlocals.update(node.names)
+        scope.declare("nonlocals", node.names)
 
     def _h_delete(self, node: ast.Delete, scope: _Scope, flags: int) -> None:
         for target in node.targets:
             if isinstance(target, ast.Name):
                 self._check_binding_name(target.id, target, scope)
-                self._binding_scope(scope, target.id).deleted.add(target.id)
+                self._binding_scope(scope, target.id).declare("deleted", [target.id])
             elif isinstance(target, ast.Attribute):
                 self._attribute_store(target, None, scope, _DEL)
             elif isinstance(target, ast.Subscript):
@@ -1492,19 +1593,25 @@ class _ModuleScanner:
         name = node.id
         if type(node.ctx) is not ast.Load:  # a stray store/del target: bind without a value
             if type(node.ctx) is ast.Del:
-                self._binding_scope(scope, name).deleted.add(name)
+                self._binding_scope(scope, name).declare("deleted", [name])
             else:
                 self._store_var(scope, name, node, 0)
             return
         self._name_load(node, scope, flags)
 
-    def _name_load(self, node: ast.Name, scope: _Scope, flags: int) -> None:
-        """A name read (also called directly by parents, saving a trip through the stack)."""
-        name = node.id
+    def _name_load(self, node: ast.Name, scope: _Scope, flags: int) -> _Var:
+        """A name read; returns its (shared) variable. Parents call this directly for Name
+        children, saving a trip through the stack."""
+        raw = node.id
+        loads = scope.loads
+        var = loads.get(raw)
+        if var is None:
+            var = loads[raw] = _Var()
+        name = raw
         if flags & _F_QUERY:
-            if not name.startswith(_QUERY_MARK):
-                return  # a column name of the data frame, not a Python name
-            name = name[len(_QUERY_MARK) :]
+            if not raw.startswith(_QUERY_MARK):
+                return var  # a column name of the data frame, not a Python name
+            name = raw[len(_QUERY_MARK) :]
         if name[0] == "_" and _is_dunder(name):
             if name in P.DANGEROUS_DUNDER_NAMES:
                 self.report(node, R_DUNDER, f"Dangerous dunder access: {name}")
@@ -1512,11 +1619,8 @@ class _ModuleScanner:
                 pass  # a forbidden builtin, reported by the name check
             elif name not in P.SAFE_DUNDERS:
                 self.report(node, R_DUNDER, f"Dunder access: {name}", "warning")
-        loads = scope.loads
-        var = loads.get(node.id)
-        if var is None:
-            var = loads[node.id] = _Var()
         self._name_sites.append((node, name, scope, var))
+        return var
 
     def _h_attribute(self, node: ast.Attribute, scope: _Scope, flags: int) -> None:
         if type(node.ctx) is not ast.Load:
@@ -1525,25 +1629,27 @@ class _ModuleScanner:
             )
             return
         value = node.value
+        receiver: _Var | None
         if type(value) is ast.Name and type(value.ctx) is ast.Load:  # type: ignore[attr-defined]
-            self._name_load(value, scope, flags & (_F_FROMSTR | _F_QUERY))  # type: ignore[arg-type]
+            receiver = self._name_load(value, scope, flags & (_F_FROMSTR | _F_QUERY))  # type: ignore[arg-type]
         else:
             self._stack.append((value, scope, flags & (_F_FROMSTR | _F_QUERY)))
+            receiver = self._v(value, scope)
         attr = node.attr
         if attr[0] == "_":
             if attr in _NAME_DUNDERS and isinstance(node.value, ast.Attribute):
                 self._name_reads.add(id(node.value))  # `x.__class__.__name__` is type(x).__name__
             if not (attr == "__class__" and id(node) in self._name_reads):
                 self._check_dunder_attribute(node, attr, _LOAD)
-        receiver = self._v(node.value, scope)
         node_vars = self._node_vars
         result = node_vars.get(id(node))
         if result is None:
             result = node_vars[id(node)] = _Var()
-        self._attr_sites.append(
-            (node, receiver, node.attr, _LOAD, self._call_of.get(id(node)), result)
-        )
-        self._edge(receiver, _ATTR, result, node.attr)
+        self._attr_sites.append((node, receiver, attr, _LOAD, self._call_of.get(id(node)), result))
+        if receiver is not None:
+            receiver.edges.append((_ATTR, result, attr))
+            if receiver.tokens:
+                self._apply(_ATTR, result, attr, set(receiver.tokens))
 
     def _check_dunder_attribute(self, node: ast.AST, attr: str, ctx: int) -> None:
         if not _is_dunder(attr):
@@ -1594,23 +1700,24 @@ class _ModuleScanner:
         dst = node_vars.get(id(node))
         if dst is None:
             dst = node_vars[id(node)] = _Var()
-        rec = _CallRec(node, value_of(func, scope), dst, via_attr)
-        args = rec.args
         name_load = self._name_load
         if func_type is ast.Name:
-            name_load(func, scope, inherit)  # type: ignore[arg-type]
+            func_var = name_load(func, scope, inherit)  # type: ignore[arg-type]
         else:
             push((func, scope, inherit))
+            func_var = value_of(func, scope)
+        rec = _CallRec(node, func_var, dst, via_attr)
+        args = rec.args
         for arg in node.args:
             arg_type = type(arg)
             if arg_type is ast.Constant and type(arg.value) is not str:  # type: ignore[attr-defined]
                 args.append((None, False))  # a plain constant: nothing to check or follow
                 continue
             if arg_type is ast.Name:
-                name_load(arg, scope, inherit)  # type: ignore[arg-type]
-            else:
-                push((arg, scope, inherit))
-            if type(arg) is ast.Starred:
+                args.append((name_load(arg, scope, inherit), False))  # type: ignore[arg-type]
+                continue
+            push((arg, scope, inherit))
+            if arg_type is ast.Starred:
                 var = value_of(arg.value, scope)  # type: ignore[attr-defined]
                 if var is not None:
                     args.append((var, True))
@@ -1759,6 +1866,12 @@ class _ModuleScanner:
             parts = (node.value,)  # type: ignore[attr-defined]
         else:
             parts = node.elts  # type: ignore[attr-defined]
+            for part in parts:  # [*os.environ] unpacks into a new container: drop environ
+                if type(part) is ast.Starred:
+                    self._edge(self._v(part, scope), _FILTER, dst)
+                else:
+                    self._copy(part, dst, scope)
+            return
         for part in parts:
             self._copy(part, dst, scope)
 
@@ -1766,6 +1879,9 @@ class _ModuleScanner:
         self._generic(node, scope, flags)
         dst = self._v(node, scope)
         for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:  # {**mapping}: a copy of its items, never os.environ itself
+                self._edge(self._v(value, scope), _FILTER, dst)
+                continue
             self._copy(key, dst, scope)
             self._copy(value, dst, scope)
             name = _const_str(key)
@@ -1878,7 +1994,7 @@ class _ModuleScanner:
             self._embedded_type_string(node, scope, flags)
 
     def _check_string(self, text: str, node: ast.AST) -> None:
-        match = _SUSPICIOUS_STRING.search(text)
+        match = _SUSPICIOUS_STRING.search(text) if "_" in text else None  # every needle has one
         if match:
             self.report(
                 node, R_SUSPICIOUS, f"String contains an escape primitive: {match.group(0)}"
@@ -2024,7 +2140,9 @@ class _ModuleScanner:
                     self.report(node, R_BUILTIN, f"Forbidden builtin: {name}")
             if var.tokens:
                 for tok in var.tokens:
-                    if tok[0] == "p" and tok[2:] in P.CONDITIONAL_LOADS:
+                    if tok[0] == "p" and (
+                        tok[2:] in P.CONDITIONAL_LOADS or tok[2:] in P.GUARDED_CALLS
+                    ):
                         self._check_conditional(tok[2:], node, self._call_of.get(id(node)))
 
     def _check_attr_sites(self) -> None:
@@ -2032,6 +2150,8 @@ class _ModuleScanner:
             if index % _TIME_CHECK_EVERY == 0:
                 self._tick()
             tokens = receiver.tokens if receiver is not None else ()
+            if tokens and any(t[0] == "f" for t in tokens):
+                tokens = self._expand(tokens)
             module_like = False
             for tok in tokens:
                 kind = tok[0]
@@ -2099,7 +2219,7 @@ class _ModuleScanner:
             if importing and rule == R_CALL and path.startswith("os."):
                 rule, message = R_FORBIDDEN_IMPORT, f"Forbidden import: {path}"
             self.report(node, rule, message, severity)
-        elif path in P.CONDITIONAL_LOADS and not importing:
+        elif (path in P.CONDITIONAL_LOADS or path in P.GUARDED_CALLS) and not importing:
             self._check_conditional(path, node, call)
 
     def _module_allowed(self, module: str) -> bool:
@@ -2162,13 +2282,37 @@ class _ModuleScanner:
         if last.startswith("_") and not _is_dunder(last):
             if top in _STDLIB:
                 return (R_PRIVATE, f"Private attribute of a standard module: {path}", "error")
-            return (R_PRIVATE, f"Private attribute of a library module: {path}", "warning")
+            if not any(path == a or path.startswith(a + ".") for a in P.PRIVATE_ATTRIBUTES_ALLOWED):
+                return (R_PRIVATE, f"Private attribute of a library module: {path}", "error")
         return None
 
     def _check_conditional(self, path: str, node: ast.AST, call: ast.Call | None) -> None:
+        """A loader / call that is safe only in a checked form, and only when called directly
+        (an alias could be called any way)."""
+        direct = call is not None and call.func is node
+        guarded = P.GUARDED_CALLS.get(path)
+        if guarded is not None:
+            if id(node) in self._class_bases:
+                return  # subclassing is not calling; keyword switches are checked on every call
+            keywords, max_positional, rule = guarded
+            if not direct:
+                if path.rsplit(".", 1)[-1][:1].isupper():
+                    return  # a class named in an annotation, isinstance() or a subclass
+                problem = "not called directly, so its arguments cannot be checked"
+            elif any(kw.arg in keywords or kw.arg is None for kw in call.keywords):  # type: ignore[union-attr]
+                problem = "with " + "/".join(sorted(keywords)) + " (or **kwargs)"
+            elif max_positional is not None and (
+                len(call.args) > max_positional  # type: ignore[union-attr]
+                or any(isinstance(a, ast.Starred) for a in call.args)  # type: ignore[union-attr]
+            ):
+                problem = f"with more than {max_positional} positional arguments (unsafe switch)"
+            else:
+                return
+            self.report(node, rule, f"{_RULE_WORDS.get(rule, 'Forbidden call')}: {path} {problem}")
+            return
         keyword, required = P.CONDITIONAL_LOADS[path]
-        if call is not None and call.func is node:
-            for kw in call.keywords:
+        if direct:
+            for kw in call.keywords:  # type: ignore[union-attr]
                 if (
                     kw.arg == keyword
                     and isinstance(kw.value, ast.Constant)
@@ -2186,6 +2330,8 @@ class _ModuleScanner:
             foreign = [t for t in callee if t[0] != "f"]
             if callee and not foreign:
                 continue  # only functions of this file: arguments are followed into them
+            if call.node.__class__ is not ast.Call:
+                continue  # a decorator applied to a def: it receives the function, by design
             values: set[str] = set()
             for var, _ in call.args:
                 if var is not None:
@@ -2194,6 +2340,8 @@ class _ModuleScanner:
                 values |= var.tokens
             if not values:
                 continue
+            if any(t[0] == "f" for t in values):
+                values = self._expand(values)  # a callback that returns a module hands it over
             modules = sorted(t[2:] for t in values if t[0] == "m")
             if modules:
                 self.report(
@@ -2210,18 +2358,40 @@ class _ModuleScanner:
             if container is not None and _ENV_TOKEN in container.tokens:
                 self.report(node, R_ENV, "Environment write: os.environ[...]")
 
+    def _check_protocol_returns(self) -> None:
+        """Special methods run implicitly (``obj.x`` -> ``__getattr__``, ``obj[k]``, ``obj()``,
+        iteration, ``with``), so their results reach places the analysis does not connect. They
+        must not return module objects or ``os.environ``."""
+        for info in self._fns.values():
+            if not (_is_dunder(info.name) and info.returns.tokens):
+                continue
+            risky = sorted(_risky(self._expand(info.returns.tokens)))
+            if risky:
+                what = ", ".join(t[2:] for t in risky)
+                self.report(info.node, R_ESCAPE, f"{info.name} returns a module object: {what}")
+
     def _collect_exports(self) -> None:
-        """Module-level names another plugin file could import that carry a module object."""
+        """What another plugin file could import from this one that carries a module object:
+        module-level names (functions count by what they return), and attributes."""
         for name, var in self._module_scope.vars.items():
-            risky = frozenset(
-                t
-                for t in var.tokens
-                if t[0] == "m"
-                or t.startswith(("p:os", "p:builtins"))
-                or t[2:] in P.CONDITIONAL_LOADS
-            )
+            risky = _risky(self._expand(var.tokens) if var.tokens else ())
             if risky:
                 self.exports[name] = risky
+        stored = frozenset(t for var in self._fields.values() for t in _risky(var.tokens))
+        if stored:
+            self.exports[_ATTRIBUTES_EXPORT] = stored
+
+
+_ATTRIBUTES_EXPORT = "<attributes>"
+
+
+def _risky(tokens: Iterable[str]) -> frozenset[str]:
+    """Tokens another file must not receive unseen: modules, ``os`` paths, guarded loaders."""
+    return frozenset(
+        t
+        for t in tokens
+        if t[0] == "m" or t.startswith(("p:os", "p:builtins")) or t[2:] in P.CONDITIONAL_LOADS
+    )
 
 
 _RULE_WORDS = {
@@ -2257,6 +2427,8 @@ def _cross_file_violations(results: list[_FileResult]) -> list[Violation]:
                     name = parts[cut]
                     table = exports[module]
                     hits = sorted(table) if name == "*" else ([name] if name in table else [])
+                    if _ATTRIBUTES_EXPORT in table and _ATTRIBUTES_EXPORT not in hits:
+                        hits.append(_ATTRIBUTES_EXPORT)  # a module object stored as an attribute
                     for hit in hits:
                         what = ", ".join(sorted(t[2:] for t in table[hit]))
                         out.append(

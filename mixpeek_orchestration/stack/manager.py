@@ -419,6 +419,23 @@ class Stack:
         home = s.dagster_home
         workspace = str(home / "workspace.yaml")
         env = self._child_env(state)
+        if "dagster-webserver" not in state.processes and "dagster-daemon" not in state.processes:
+            # Create / migrate the SQLite instance storage once, before two processes race to do
+            # it (concurrent first starts can leave two alembic heads and a broken instance).
+            log = s.logs_dir / "dagster-migrate.log"
+            with log.open("ab") as handle:
+                result = subprocess.run(
+                    [_bin("dagster"), "instance", "migrate"],
+                    env=env, cwd=home, stdout=handle, stderr=subprocess.STDOUT, timeout=300, check=False,
+                )  # fmt: skip
+            if result.returncode != 0:
+                from mixpeek_orchestration.stack.processes import log_tail
+
+                raise MixpeekError(
+                    ErrorCode.STACK_ERROR,
+                    f"dagster: migrating the instance storage failed (log: {log})\n{log_tail(log)}",
+                    component="dagster",
+                )
         if "dagster-webserver" not in state.processes:
             command = [
                 _bin("dagster-webserver"),

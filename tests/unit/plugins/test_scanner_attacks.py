@@ -380,6 +380,137 @@ ATTACKS: list[Case] = [
         "def f(loop, proto):\n    return loop.subprocess_shell(proto, 'id')\n",
         "forbidden-call",
     ),
+    # --- protocol methods and properties call code implicitly ---------------------------
+    _case(
+        "property-returns-module",
+        "import os\nclass A:\n    @property\n    def o(self):\n        return os\n    def run(self):\n        return self.o.getcwd()\n",
+        "forbidden-call",
+    ),
+    _case(
+        "property-call-lambda",
+        "import os\nclass A:\n    o = property(lambda self: os)\n    def run(self):\n        return self.o.listdir('/')\n",
+        "forbidden-call",
+        "module-escape",
+    ),
+    _case(
+        "getattr-protocol",
+        "import os\nclass A:\n    def __getattr__(self, name):\n        return os\nA().x.getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "getitem-protocol",
+        "import os\nclass A:\n    def __getitem__(self, k):\n        return os\nA()['x'].getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "call-protocol",
+        "import os\nclass A:\n    def __call__(self):\n        return os\nA()().getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "iter-protocol",
+        "import os\nclass A:\n    def __iter__(self):\n        yield os\nfor m in A():\n    m.getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "enter-protocol",
+        "import os\nclass A:\n    def __enter__(self):\n        return os\n    def __exit__(self, *a):\n        pass\nwith A() as m:\n    m.getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "new-protocol",
+        "import os\nclass A:\n    def __new__(cls):\n        return os\nA().getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "metaclass-call-protocol",
+        "import os\nclass M(type):\n    def __call__(cls):\n        return os\nclass A(metaclass=M):\n    pass\nA().getcwd()\n",
+        "module-escape",
+    ),
+    _case(
+        "defaultdict-factory",
+        "import os\nfrom collections import defaultdict\nd = defaultdict(lambda: os)\nd['x'].getcwd()\n",
+        "forbidden-call",
+        "module-escape",
+    ),
+    _case(
+        "callback-returns-module",
+        "import os\nimport pandas as pd\ns = pd.Series([1]).map(lambda x: os)\n",
+        "module-escape",
+    ),
+    _case(
+        "lazy-import-unsafe-load",
+        "def _torch():\n    import torch\n    return torch\ndef f(p):\n    return _torch().load(p)\n",
+        "unsafe-deserialization",
+    ),
+    _case(
+        "class-decorator-returns-module",
+        "import os\n@(lambda c: os)\nclass A:\n    pass\nA.getcwd()\n",
+        "forbidden-call",
+    ),
+    _case(
+        "class-decorator-function",
+        "import os\ndef deco(c):\n    return os\n@deco\nclass A:\n    pass\nA.listdir('/')\n",
+        "forbidden-call",
+    ),
+    # --- positional forms of unsafe switches, native libraries ---------------------------
+    _case(
+        "numpy-load-positional-allow-pickle",
+        "import numpy as np\nnp.load('x.npy', None, True)\n",
+        "unsafe-deserialization",
+    ),
+    _case(
+        "numpy-load-aliased",
+        "import numpy as np\nload = np.load\nload('x.npy', None, True)\n",
+        "unsafe-deserialization",
+    ),
+    _case(
+        "sentence-transformers-positional-trust",
+        "from sentence_transformers import SentenceTransformer\nSentenceTransformer('x', None, None, None, None, None, None, True)\n",
+        "remote-code",
+    ),
+    _case(
+        "pipeline-positional-trust",
+        "from transformers import pipeline\npipeline('t', 'm', None, None, None, None, None, None, None, None, None, None, None, True)\n",
+        "remote-code",
+    ),
+    _case(
+        "onnxruntime-ep-library",
+        "import onnxruntime as ort\nort.register_execution_provider_library('x', '/tmp/x.so')\n",
+        "native-code",
+    ),
+    _case(
+        "torch-pluggable-allocator",
+        "import torch\ntorch.cuda.memory.CUDAPluggableAllocator('/tmp/x.so', 'a', 'f')\n",
+        "native-code",
+    ),
+    # --- private internals of libraries -------------------------------------------------
+    _case(
+        "torch-private-load", "import torch\ntorch.serialization._load('x')\n", "private-attribute"
+    ),
+    _case(
+        "numpy-private-internals",
+        "import numpy as np\nnp.core._multiarray_umath\n",
+        "private-attribute",
+    ),
+    _case(
+        "mimetypes-urllib",
+        "import mimetypes\nmimetypes.urllib.request.urlopen('file:///etc/passwd')\n",
+        "dangerous-attribute",
+    ),
+    _case(
+        "logging-basicconfig-file",
+        "import logging\nlogging.basicConfig(filename='/home/u/.bashrc')\n",
+        "forbidden-call",
+    ),
+    _case(
+        "ffmpeg-positional-cmd", "import ffmpeg\nffmpeg.run(stream, '/bin/sh')\n", "forbidden-call"
+    ),
+    _case(
+        "ffmpeg-probe-cmd",
+        "from ffmpeg import probe\nprobe('x', cmd='/bin/sh')\n",
+        "forbidden-call",
+    ),
     # --- forbidden builtins -------------------------------------------------------------
     _case("eval", "eval('1+1')\n", "forbidden-builtin"),
     _case(
@@ -763,6 +894,20 @@ def test_cross_file_module_reexport(tmp_path: Path) -> None:
     assert ("pipeline.py", "module-reexport") in hits
     assert ("realtime.py", "module-reexport") in hits
     assert not report.passed
+
+
+def test_cross_file_function_returning_module(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("import os\ndef get():\n    return os\n")
+    (tmp_path / "main.py").write_text("from .helpers import get\nget().getcwd()\n")
+    report = scan_directory(tmp_path)
+    assert any(v.file == "main.py" and v.rule == "module-reexport" for v in report.errors)
+
+
+def test_cross_file_attribute_holding_module(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("import os\nclass Box:\n    o = os\n")
+    (tmp_path / "main.py").write_text("from .helpers import Box\nBox.o.getcwd()\n")
+    report = scan_directory(tmp_path)
+    assert any(v.file == "main.py" and v.rule == "module-reexport" for v in report.errors)
 
 
 def test_cross_file_star_reexport(tmp_path: Path) -> None:

@@ -461,6 +461,10 @@ def load_weights(path: str) -> dict:
     return load_file(path)
 
 
+def load_arrays(path: str) -> tuple:
+    return np.load(path, mmap_mode="r"), np.load(path, allow_pickle=False)
+
+
 def thumbnail(path: str, size: int = 128) -> np.ndarray:
     frame = cv2.imread(path)
     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -521,7 +525,17 @@ class RealtimeHandler:
 TRANSFORMERS_MODEL = """from typing import List
 
 import torch
-from transformers import AutoModel, AutoTokenizer
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModel, AutoTokenizer, pipeline
+
+
+class MultiQa(SentenceTransformer):
+    # subclassing a guarded class is fine; calling it is what gets checked
+    pass
+
+
+def classifier(name: str):
+    return pipeline("text-classification", model=name, device=-1), MultiQa(name, device="cpu")
 
 
 class Encoder:
@@ -596,6 +610,138 @@ def use(cache: Cache) -> Any:
     return cache.open("x") or cache.compile()
 '''
 
+LAZY_HELPERS = '''"""Lazy imports and torch compiler knobs: patterns that look like module juggling."""
+import functools
+import logging
+
+import torch
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+torch._dynamo.config.suppress_errors = True
+torch.backends.cudnn.benchmark = True
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+@functools.lru_cache(maxsize=None)
+def _transformers():
+    import transformers
+
+    return transformers
+
+
+def load_weights(path: str) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def zeros(n: int):
+    return _np().zeros(n, dtype=_np().float32)
+
+
+def tokenizer(name: str):
+    return _transformers().AutoTokenizer.from_pretrained(name)
+
+
+class Lazy:
+    def __init__(self) -> None:
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = torch.nn.Linear(4, 4)
+        return self._model
+
+    def __getattr__(self, name: str):
+        return getattr_default(name)
+
+
+def getattr_default(name: str) -> str:
+    return f"missing:{name}"
+'''
+
+IDIOMS = '''"""Everyday idioms that resemble dangerous ones."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Annotated, Any, Dict, List, Literal, Optional, cast
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from .manifest import Params
+
+log = logging.getLogger(__name__)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENV = {**os.environ, "EXTRA": "1"}
+ENV["MORE"] = "2"
+KEYS = [*os.environ]
+KEYS[0] = "x"
+compile = True  # a module-level flag that shadows the builtin, unconditionally
+
+
+class Row(BaseModel):
+    kind: Literal["text", "image or video"] = "text"
+    label: Annotated[str, "free text, not a type"] = ""
+    scores: Dict[str, "float"] = Field(default_factory=dict)
+    shape: "np.ndarray | None" = None
+    parent: Optional["Row"] = None
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    @field_validator("label")
+    @classmethod
+    def strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def check(self) -> "Row":
+        return self
+
+
+class Model:
+    def __init__(self, **kwargs: Any) -> None:
+        self.name = kwargs.get("name", type(self).__name__)
+        self.metric = None
+
+    def eval(self) -> "Model":
+        return self
+
+    def predict(self, input: Dict[str, Any]) -> Dict[str, Any]:
+        text = input.get("text", "")
+        return {"n": len(text), "who": f"{self.__class__.__name__}:{self.name!r}"}
+
+    def __repr__(self) -> str:
+        return "{}({!r})".format(type(self).__name__, self.name)
+
+
+def describe(df: pd.DataFrame) -> str:
+    if compile:
+        df = df.query("score > 0.5 and label == 'x'")
+    cols = ", ".join(sorted(df.columns))
+    rows = "{:,} rows / {:.2f} avg".format(len(df), float(df["score"].mean()))
+    payload = json.dumps({"cols": cols, "rows": rows}, default=str)
+    log.info("%s", payload)
+    return cast("str", payload)
+
+
+def stack(items: List[np.ndarray]) -> np.ndarray:
+    out = np.stack(items).astype(np.float32)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+if __name__ == "__main__":
+    print(describe(pd.DataFrame({"score": [1.0], "label": ["x"]})), Model().eval())
+'''
+
 BENIGN_MODULES: list[tuple[str, str]] = [
     ("text-embedder", TEXT_EMBEDDER),
     ("image-embedder", IMAGE_EMBEDDER),
@@ -609,13 +755,26 @@ BENIGN_MODULES: list[tuple[str, str]] = [
     ("realtime-async", REALTIME_ASYNC),
     ("transformers-model", TRANSFORMERS_MODEL),
     ("state-machine", STATE_MACHINE),
+    ("idioms", IDIOMS),
 ]
+
+# benign, but with warnings the rules call for (a class defining __getattr__)
+BENIGN_WITH_WARNINGS: list[tuple[str, str]] = [("lazy-helpers", LAZY_HELPERS)]
 
 
 @pytest.mark.parametrize(("name", "source"), BENIGN_MODULES, ids=[n for n, _ in BENIGN_MODULES])
 def test_benign_module_is_clean(name: str, source: str) -> None:
     violations = scan_source(source, f"{name}.py", plugin_modules=frozenset({"manifest"}))
     assert violations == [], violations
+
+
+@pytest.mark.parametrize(
+    ("name", "source"), BENIGN_WITH_WARNINGS, ids=[n for n, _ in BENIGN_WITH_WARNINGS]
+)
+def test_benign_module_has_no_errors(name: str, source: str) -> None:
+    violations = scan_source(source, f"{name}.py")
+    assert [v for v in violations if v.severity == "error"] == [], violations
+    assert {v.rule for v in violations} <= {"dangerous-definition"}
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

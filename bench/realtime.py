@@ -1,0 +1,285 @@
+"""Benchmark: realtime latency and throughput, in-process vs Ray Serve vs the API, same run.
+
+Starts a whole local stack (the same code as ``mixpeek up``) on free ports, publishes and deploys
+
+* ``text_embedder`` (examples/plugins): an async ``run_inference`` handler, one request at a time;
+* ``text_extractor`` (built-in): ``predict_batch``, so Serve batches concurrent requests;
+
+then measures, for short queries:
+
+1. latency p50 / p99 of the text example in-process (its handler loaded in this process through
+   ``PluginRuntime``), through Serve over HTTP, and through the API (``/realtime``);
+2. throughput at 1, 8 and 32 concurrent clients against Serve, without and with batching;
+3. a soak: ``--soak-seconds`` at 16 concurrent clients through the API, counting errors.
+
+Targets: Serve-path p50 overhead <= 5 ms over in-process; batched throughput at 32 clients
+>= 3x the sequential (1 client) throughput.
+
+Run: ``python bench/realtime.py [--requests 200] [--seconds 10] [--soak-seconds 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mixpeek_orchestration.client import PlatformClient  # noqa: E402
+from mixpeek_orchestration.platform import Platform  # noqa: E402
+from mixpeek_orchestration.plugins.archive import build_archive  # noqa: E402
+from mixpeek_orchestration.settings import load_settings  # noqa: E402
+from mixpeek_orchestration.stack import Stack  # noqa: E402
+from mixpeek_orchestration.stack.processes import free_port  # noqa: E402
+
+QUERIES = [f"query number {i}: a dog playing in the park" for i in range(64)]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+    }
+
+
+def sequential(call: Any, n: int) -> list[float]:
+    latencies = []
+    for i in range(n):
+        start = time.perf_counter()
+        call(QUERIES[i % len(QUERIES)])
+        latencies.append((time.perf_counter() - start) * 1e3)
+    return latencies
+
+
+async def load(
+    url: str, body: Any, *, clients: int, seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``clients`` concurrent loops POSTing for ``seconds``; returns requests/s and errors."""
+    done = 0
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers or {}) as client:
+
+        async def loop(worker: int) -> None:
+            nonlocal done
+            i = worker
+            while time.monotonic() < deadline:
+                response = await client.post(url, json=body(i))
+                if response.status_code == 200:
+                    done += 1
+                else:
+                    errors.append(f"{response.status_code} {response.text[:120]}")
+                i += clients
+
+        start = time.monotonic()
+        await asyncio.gather(*(loop(w) for w in range(clients)))
+        elapsed = time.monotonic() - start
+    return {
+        "clients": clients,
+        "requests": done,
+        "rps": round(done / elapsed, 1),
+        "errors": len(errors),
+        "first_error": errors[:1],
+    }
+
+
+IN_PROCESS = """
+import json, sys, time
+from pathlib import Path
+from mixpeek_orchestration.plugins.runtime import PluginRuntime
+runtime = PluginRuntime.open(Path(sys.argv[1]), dedicated_process=True)
+handler = runtime.realtime()
+queries = [f"query number {i}: a dog playing in the park" for i in range(64)]
+for q in queries[:5]:
+    handler.call_sync({"text": q})
+latencies = []
+for i in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    handler.call_sync({"text": queries[i % 64]})
+    latencies.append((time.perf_counter() - start) * 1e3)
+print(json.dumps(latencies))
+"""
+
+
+def measure_in_process(example: Path, n: int) -> list[float]:
+    """The handler called directly (guarded, as in a replica), in a fresh process."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS, str(example), str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def wait_deployed(client: PlatformClient, plugin_id: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.status(plugin_id)
+        if status["status"] == "DEPLOYED":
+            return
+        if status["status"] == "FAILED":
+            raise RuntimeError(f"{plugin_id} failed: {status['error']}")
+        time.sleep(1)
+    raise RuntimeError(f"{plugin_id} not deployed after {timeout}s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--soak-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mixpeek-bench-rt-"))
+    settings = load_settings(
+        data_dir=work / "data",
+        api_port=free_port(),
+        dagster_port=free_port(),
+        serve_port=free_port(),
+        ray_num_cpus=6,
+    )
+    stack = Stack(settings, report=lambda line: print(f"  {line}"))
+    print("starting a stack ...")
+    state = stack.up(timeout_s=300)
+    results: dict[str, Any] = {"benchmark": "realtime"}
+    try:
+        resolved = stack.settings_for(state)
+        platform = Platform(resolved)
+        platform.accounts.ensure_indexes()
+        _, key = platform.accounts.create_organization("bench")
+        client = PlatformClient(f"{resolved.api_url}/v1", key)
+        client.namespace = client.create_namespace("bench")["namespace_id"]
+        headers = {"Authorization": f"Bearer {key}"}
+
+        example = REPO / "examples" / "plugins" / "text_embedder"
+        archive = work / "text_embedder.zip"
+        build_archive(example, archive)
+        unbatched = client.publish_archive(archive, name="text_embedder", version="1.0.0")[
+            "plugin_id"
+        ]
+        batched = client.request(
+            "POST", f"/namespaces/{client.namespace}/plugins/builtins/text_extractor"
+        )["plugin_id"]
+        for plugin_id in (unbatched, batched):
+            client.request("POST", f"/namespaces/{client.namespace}/plugins/{plugin_id}/deploy")
+        for plugin_id in (unbatched, batched):
+            wait_deployed(client, plugin_id)
+        routes = {p: client.status(p)["route_prefix"] for p in (unbatched, batched)}
+        serve_url = resolved.serve_url
+        api_realtime = (
+            f"{resolved.api_url}/v1/namespaces/{client.namespace}/plugins/{unbatched}/realtime"
+        )
+
+        # 1. latency, same handler: in-process (its own clean process, as a replica would be),
+        #    Serve over HTTP, API
+        in_process = measure_in_process(example, args.requests)
+        http = httpx.Client(timeout=60)
+        for query in QUERIES[:5]:
+            http.post(f"{serve_url}{routes[unbatched]}", json={"inputs": {"text": query}})
+        via_serve = sequential(
+            lambda q: http.post(
+                f"{serve_url}{routes[unbatched]}", json={"inputs": {"text": q}}
+            ).raise_for_status(),
+            args.requests,
+        )
+        via_api = sequential(
+            lambda q: http.post(
+                api_realtime, headers=headers, json={"inputs": {"text": q}}
+            ).raise_for_status(),
+            args.requests,
+        )
+        latency = {
+            "in_process": percentiles(in_process),
+            "serve_http": percentiles(via_serve),
+            "api": percentiles(via_api),
+        }
+        latency["serve_overhead_p50_ms"] = round(
+            latency["serve_http"]["p50_ms"] - latency["in_process"]["p50_ms"], 2
+        )
+        latency["api_overhead_p50_ms"] = round(
+            latency["api"]["p50_ms"] - latency["in_process"]["p50_ms"], 2
+        )
+        results["latency"] = latency
+
+        # 2. throughput against Serve, 1 / 8 / 32 clients, without and with batching
+        throughput: dict[str, list[dict[str, Any]]] = {}
+        for label, plugin_id in (("unbatched", unbatched), ("batched", batched)):
+            url = f"{serve_url}{routes[plugin_id]}"
+            throughput[label] = [
+                asyncio.run(
+                    load(
+                        url,
+                        lambda i: {"inputs": {"text": QUERIES[i % 64]}},
+                        clients=c,
+                        seconds=args.seconds,
+                    )
+                )
+                for c in (1, 8, 32)
+            ]
+        results["throughput"] = throughput
+        results["batched_32_vs_sequential"] = round(
+            throughput["batched"][2]["rps"] / throughput["unbatched"][0]["rps"], 2
+        )
+
+        # 3. soak through the API by name, 16 clients
+        soak = asyncio.run(
+            load(
+                f"{resolved.api_url}/v1/inference",
+                lambda i: {"inference_name": "text_extractor", "inputs": {"text": QUERIES[i % 64]}},
+                clients=16,
+                seconds=args.soak_seconds,
+                headers=headers | {"X-Namespace": client.namespace},
+            )
+        )
+        results["soak_16_clients"] = soak | {"seconds": args.soak_seconds}
+    finally:
+        stack.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+    lat = results["latency"]
+    print(f"\n{'latency (p50 / p99 ms)':<26}{'in-process':>16}{'Serve HTTP':>16}{'API':>16}")
+    print(
+        f"{'text_embedder':<26}"
+        + "".join(
+            f"{lat[k]['p50_ms']:>8.2f} / {lat[k]['p99_ms']:<6.2f}"
+            for k in ("in_process", "serve_http", "api")
+        )
+    )
+    print(
+        f"Serve p50 overhead {lat['serve_overhead_p50_ms']} ms (target <= 5), API p50 overhead {lat['api_overhead_p50_ms']} ms"
+    )
+    print(f"\n{'throughput (req/s)':<26}{'1 client':>12}{'8 clients':>12}{'32 clients':>12}")
+    for label, rows in results["throughput"].items():
+        print(f"{label:<26}" + "".join(f"{r['rps']:>12.1f}" for r in rows))
+    print(f"batched @32 / sequential = {results['batched_32_vs_sequential']}x (target >= 3x)")
+    soak = results["soak_16_clients"]
+    print(
+        f"soak: {soak['requests']} requests in {soak['seconds']:.0f}s at 16 clients, {soak['errors']} errors"
+    )
+    print(json.dumps(results))
+    ok = (
+        lat["serve_overhead_p50_ms"] <= 5
+        and results["batched_32_vs_sequential"] >= 3
+        and soak["errors"] == 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
