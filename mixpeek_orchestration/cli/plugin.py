@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -288,6 +290,16 @@ def _client(base_url: str | None, api_key: str | None, namespace: str | None):  
     )
 
 
+@contextmanager
+def _api(base_url: str | None, api_key: str | None, namespace: str | None) -> Iterator[Any]:
+    """A client of the API; its errors end the command with the detail (and violations)."""
+    try:
+        with _client(base_url, api_key, namespace) as client:
+            yield client
+    except MixpeekError as exc:
+        raise _api_error(exc) from None
+
+
 def _api_error(exc: MixpeekError) -> typer.Exit:
     violations = exc.fields.get("violations") or []
     errors = exc.fields.get("validation_errors") or exc.fields.get("errors") or []
@@ -368,11 +380,8 @@ def publish(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Validate locally, upload (with progress) and confirm the manifest's version."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            _print_published(_upload(path, client, version=None, message=message, auto_bump=False))
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        _print_published(_upload(path, client, version=None, message=message, auto_bump=False))
 
 
 @plugin_app.command()
@@ -387,13 +396,8 @@ def push(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Publish a new version; the patch version is bumped when --version is omitted."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            _print_published(
-                _upload(path, client, version=version, message=message, auto_bump=True)
-            )
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        _print_published(_upload(path, client, version=version, message=message, auto_bump=True))
 
 
 @plugin_app.command("list")
@@ -404,11 +408,8 @@ def list_plugins(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Plugins (every version) in the namespace."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            plugins = client.list_plugins()
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        plugins = client.list_plugins()
     if as_json:
         typer.echo(json.dumps(plugins, indent=2))
         return
@@ -449,21 +450,18 @@ def pull(
     target = out or Path(name)
     if target.exists():
         raise _fail(f"{target} already exists")
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            versions = client.versions(name)
-            chosen = version or versions["active_version"]
-            plugin_id = plugin_id_for(name, chosen)
-            with tempfile.TemporaryDirectory() as tmp:
-                archive = Path(tmp) / "source.zip"
-                expected = client.download_source(plugin_id, archive)
-                actual = hashlib.sha256(archive.read_bytes()).hexdigest()
-                if expected and expected != actual:
-                    raise _fail(f"downloaded archive sha256 {actual} does not match {expected}")
-                with open_plugin_archive(archive) as extracted:
-                    shutil.copytree(extracted.root, target)
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        versions = client.versions(name)
+        chosen = version or versions["active_version"]
+        plugin_id = plugin_id_for(name, chosen)
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "source.zip"
+            expected = client.download_source(plugin_id, archive)
+            actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+            if expected and expected != actual:
+                raise _fail(f"downloaded archive sha256 {actual} does not match {expected}")
+            with open_plugin_archive(archive) as extracted:
+                shutil.copytree(extracted.root, target)
     console.print(f"pulled {plugin_id} into {target}")
 
 
@@ -475,11 +473,8 @@ def log(
     namespace: NamespaceOpt = None,
 ) -> None:
     """History of a plugin: publishes, rollbacks, deletions, with who and why."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            entries = client.log(name)
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        entries = client.log(name)
     table = Table("when", "action", "version", "who", "message")
     for e in entries:
         table.add_row(e["at"][:19], e["action"], e["version"] or "", e["actor"], e["message"])
@@ -496,14 +491,11 @@ def status(
     """Deployment status of a plugin version."""
     from mixpeek_orchestration.sdk.manifest import plugin_id_for
 
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            plugin_id = plugin
-            if not re.search(r"_\d+_\d+_\d+$", plugin):
-                plugin_id = plugin_id_for(plugin, client.versions(plugin)["active_version"])
-            typer.echo(json.dumps(client.status(plugin_id), indent=2))
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        plugin_id = plugin
+        if not re.search(r"_\d+_\d+_\d+$", plugin):
+            plugin_id = plugin_id_for(plugin, client.versions(plugin)["active_version"])
+        typer.echo(json.dumps(client.status(plugin_id), indent=2))
 
 
 @plugin_app.command()
@@ -516,11 +508,8 @@ def rollback(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Make an earlier version the active one."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            result = client.rollback(name, version, message=message)
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        result = client.rollback(name, version, message=message)
     console.print(f"{result['name']}: active version is now {result['active_version']}")
 
 
@@ -534,11 +523,8 @@ def diff(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Per-file unified diff of two versions."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            result = client.diff(name, v1, v2)
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        result = client.diff(name, v1, v2)
     if not result["files"]:
         console.print("no differences")
     for change in result["files"]:
@@ -553,9 +539,6 @@ def delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a plugin version (its archive and record)."""
-    try:
-        with _client(base_url, api_key, namespace) as client:
-            result = client.delete(plugin_id)
-    except MixpeekError as exc:
-        raise _api_error(exc) from None
+    with _api(base_url, api_key, namespace) as client:
+        result = client.delete(plugin_id)
     typer.echo(json.dumps(result))
