@@ -94,16 +94,9 @@ def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -
 def plugin_scan_report(
     context: AssetExecutionContext, platform: PlatformResource
 ) -> MaterializeResult:
-    import tempfile
-    from pathlib import Path
-
     stores = platform.get_platform()
     namespace, doc = _version(stores, context.partition_key)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "archive.zip"
-        with stores.objects.open_read(doc["archive_key"]) as source, path.open("wb") as out:
-            while chunk := source.read(1 << 20):
-                out.write(chunk)
+    with stores.registry.download_archive(doc["archive_key"]) as (path, _sha256):
         try:
             with open_plugin_archive(path) as extracted:
                 report = scan_directory(extracted.root)

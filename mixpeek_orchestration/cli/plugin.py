@@ -87,22 +87,16 @@ def scan(
     from mixpeek_orchestration.plugins.policy import ScanPolicy
     from mixpeek_orchestration.plugins.report import Violation
     from mixpeek_orchestration.plugins.scanner import scan_directory
-    from mixpeek_orchestration.plugins.validation import archived
+    from mixpeek_orchestration.plugins.validation import as_archive
 
     policy = ScanPolicy(strict=strict)
     violations: list[Violation] = []
     sha256 = None
     files = 0
+    if not path.exists():
+        raise _fail(f"{path} is neither a plugin directory nor a zip archive", 2)
     try:
-        if path.is_dir():
-            context = archived(path)
-        elif path.is_file():
-            from contextlib import nullcontext
-
-            context = nullcontext(path)
-        else:
-            raise _fail(f"{path} is neither a plugin directory nor a zip archive", 2)
-        with context as archive, open_plugin_archive(archive) as extracted:
+        with as_archive(path) as archive, open_plugin_archive(archive) as extracted:
             report = scan_directory(extracted.root, policy=policy)
             violations, sha256, files = (
                 list(report.violations),
@@ -314,7 +308,7 @@ def _api_error(exc: MixpeekError) -> typer.Exit:
 def _upload(path: Path, client, *, version: str | None, message: str, auto_bump: bool) -> dict:  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from mixpeek_orchestration.plugins.validation import archived, check_plugin_path
+    from mixpeek_orchestration.plugins.validation import as_archive, check_plugin_path
 
     check = check_plugin_path(path)
     if not check.passed:
@@ -332,7 +326,7 @@ def _upload(path: Path, client, *, version: str | None, message: str, auto_bump:
             if auto_bump
             else description["version"]
         )
-    with archived(path) if path.is_dir() else _nullcontext(path) as archive:
+    with as_archive(path) as archive:
         size = archive.stat().st_size
         with Progress(
             "[progress.description]{task.description}",
@@ -350,12 +344,6 @@ def _upload(path: Path, client, *, version: str | None, message: str, auto_bump:
                 message=message,
                 progress=lambda n: bar.advance(task, n),
             )
-
-
-def _nullcontext(value):  # type: ignore[no-untyped-def]
-    from contextlib import nullcontext
-
-    return nullcontext(value)
 
 
 def _print_published(result: dict) -> None:  # type: ignore[type-arg]

@@ -219,7 +219,7 @@ class PluginRegistry:
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"Archive is {info.size} bytes; the limit is {self.limits.max_compressed_bytes}",
             )
-        with self._download(upload["object_key"]) as (path, sha256):
+        with self.download_archive(upload["object_key"]) as (path, sha256):
             result = self._register(
                 caller,
                 namespace,
@@ -254,7 +254,29 @@ class PluginRegistry:
         message: str = "",
     ) -> dict[str, Any]:
         """One-shot upload: check and register an archive streamed in the request."""
-        with tempfile.TemporaryDirectory(prefix="mixpeek-publish-") as tmp:
+        with self._spool(source) as (path, sha256):
+            return self._register(
+                caller,
+                namespace,
+                path,
+                sha256,
+                name=name,
+                version=version,
+                description="",
+                message=message,
+            )
+
+    @contextmanager
+    def download_archive(self, key: str) -> Iterator[tuple[Path, str]]:
+        """Stream an object to a private temporary file, hashing it on the way."""
+        with self.objects.open_read(key) as source, self._spool(source) as spooled:
+            yield spooled
+
+    @contextmanager
+    def _spool(self, source: IO[bytes]) -> Iterator[tuple[Path, str]]:
+        """Copy a stream to a private temporary file in chunks, hashing it and refusing more
+        than the archive limit on the way; yields the file and its sha256."""
+        with tempfile.TemporaryDirectory(prefix="mixpeek-archive-") as tmp:
             path = Path(tmp) / "archive.zip"
             digest = hashlib.sha256()
             size = 0
@@ -266,27 +288,6 @@ class PluginRegistry:
                             ErrorCode.PAYLOAD_TOO_LARGE,
                             f"Archive exceeds the limit of {self.limits.max_compressed_bytes} bytes",
                         )
-                    digest.update(chunk)
-                    out.write(chunk)
-            return self._register(
-                caller,
-                namespace,
-                path,
-                digest.hexdigest(),
-                name=name,
-                version=version,
-                description="",
-                message=message,
-            )
-
-    @contextmanager
-    def _download(self, key: str) -> Iterator[tuple[Path, str]]:
-        """Stream an object to a private temporary file, hashing it on the way."""
-        with tempfile.TemporaryDirectory(prefix="mixpeek-confirm-") as tmp:
-            path = Path(tmp) / "archive.zip"
-            digest = hashlib.sha256()
-            with self.objects.open_read(key) as source, path.open("wb") as out:
-                while chunk := source.read(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
             yield path, digest.hexdigest()
@@ -521,7 +522,7 @@ class PluginRegistry:
     def extracted(self, namespace: Namespace, plugin_id: str) -> Iterator[Path]:
         """The version's sources, extracted (through the gate) into a temporary directory."""
         doc = self.get_version(namespace, plugin_id)
-        with self._download(doc["archive_key"]) as (path, sha256):
+        with self.download_archive(doc["archive_key"]) as (path, sha256):
             if sha256 != doc["sha256"]:
                 raise MixpeekError(
                     ErrorCode.STACK_ERROR,

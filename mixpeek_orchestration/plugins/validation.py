@@ -175,11 +175,18 @@ def check_plugin_archive(
 
 
 @contextmanager
-def archived(root: Path) -> Iterator[Path]:
-    """Zip a plugin directory (deterministically) into a temporary file."""
+def as_archive(path: Path) -> Iterator[Path]:
+    """A plugin directory zipped (deterministically) into a temporary file, or a zip as is."""
+    if path.is_file():
+        yield path
+        return
+    if not path.is_dir():
+        raise MixpeekError(
+            ErrorCode.NOT_FOUND, f"{path} is neither a plugin directory nor a zip archive"
+        )
     with tempfile.TemporaryDirectory(prefix="mixpeek-pack-") as tmp:
-        target = Path(tmp) / f"{root.resolve().name}.zip"
-        build_archive(root, target)
+        target = Path(tmp) / f"{path.resolve().name}.zip"
+        build_archive(path, target)
         yield target
 
 
@@ -191,11 +198,5 @@ def check_plugin_path(
     dry_run: bool = True,
 ) -> PluginCheck:
     """Check a plugin directory or zip exactly as an upload would be checked."""
-    if path.is_dir():
-        with archived(path) as archive:
-            return check_plugin_archive(archive, policy=policy, limits=limits, dry_run=dry_run)
-    if not path.is_file():
-        raise MixpeekError(
-            ErrorCode.NOT_FOUND, f"{path} is neither a plugin directory nor a zip archive"
-        )
-    return check_plugin_archive(path, policy=policy, limits=limits, dry_run=dry_run)
+    with as_archive(path) as archive:
+        return check_plugin_archive(archive, policy=policy, limits=limits, dry_run=dry_run)

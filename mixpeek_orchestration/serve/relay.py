@@ -62,26 +62,19 @@ async def call_deployment(
             (c for c in ErrorCode if isinstance(body, dict) and c.value == body.get("code")),
             ErrorCode.REALTIME_ERROR,
         )
-        error = MixpeekError(
+        raise UpstreamError(
             code, f"Realtime handler error: {detail}", upstream_status=response.status_code
         )
-        error.code = code
-        raise _with_status(error, response.status_code)
     if not isinstance(body, dict):
         raise MixpeekError(ErrorCode.REALTIME_ERROR, "Realtime handler answered a non-object")
     return body, latency_ms
 
 
-class _StatusError(MixpeekError):
-    def __init__(self, base: MixpeekError, status: int) -> None:
-        super().__init__(base.code, base.detail, **base.fields)
-        self._status = status
+class UpstreamError(MixpeekError):
+    """A handler's error answer: keeps its status (a 400 for bad inputs stays a 400), while a
+    crash (5xx) becomes a 502 from the API."""
 
     @property
     def http_status(self) -> int:
-        return self._status
-
-
-def _with_status(error: MixpeekError, status: int) -> MixpeekError:
-    # Keep the handler's own status: a 400 for bad inputs stays a 400, a crash is a 502.
-    return _StatusError(error, status if status < 500 else 502)
+        status = int(self.fields["upstream_status"])
+        return status if status < 500 else 502
