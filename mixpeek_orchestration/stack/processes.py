@@ -21,17 +21,28 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 # picked there and bound a few seconds later can be lost to them. Stacks pick from between.
 PORT_RANGE = (20000, 32000)
 
+# A picked port stays free until its user binds it, so two picks in a row could agree; each pick
+# is remembered and never handed out again by this process.
+_handed_out: set[int] = set()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``, outside the ephemeral and Ray ranges."""
+    """A TCP port that is free right now on ``host``, outside the ephemeral and Ray ranges.
+
+    Never the same port twice in one process, so several picks made before any is bound
+    (a Ray head takes ten) are distinct.
+    """
     for _ in range(200):
         port = random.randrange(*PORT_RANGE)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise MixpeekError(ErrorCode.STACK_ERROR, f"no free port in {PORT_RANGE} on {host}")
 
 

@@ -16,6 +16,7 @@ from mixpeek_orchestration.settings import load_settings
 from mixpeek_orchestration.stack import Stack, StackState
 from mixpeek_orchestration.stack.manager import dagster_instance_yaml, workspace_yaml
 from mixpeek_orchestration.stack.processes import (
+    PORT_RANGE,
     free_port,
     process_create_time,
     spawn,
@@ -110,3 +111,10 @@ def test_cli_status_exits_nonzero_when_down(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert '"status": "error"' in result.stdout
+
+
+def test_free_port_never_hands_out_the_same_port_twice() -> None:
+    # A Ray head takes ten picked ports before binding any; a repeat makes `ray start` refuse.
+    picks = [free_port() for _ in range(300)]
+    assert len(set(picks)) == len(picks)
+    assert all(PORT_RANGE[0] <= port < PORT_RANGE[1] for port in picks)
