@@ -7,9 +7,13 @@ Starts a whole local stack (the same code as ``mixpeek up``) on free ports, publ
 
 then measures, for short queries:
 
-1. latency p50 / p99 of the text example in-process (its handler loaded in this process through
-   ``PluginRuntime``), through Serve over HTTP, and through the API (``/realtime``);
-2. throughput at 1, 8 and 32 concurrent clients against Serve, without and with batching;
+1. latency p50 / p99 of the text example in-process (its handler loaded in a fresh process
+   through ``PluginRuntime``, guarded, as in a replica), through a Serve ``DeploymentHandle``,
+   through Serve's HTTP proxy, and through the API (``/realtime``); and the floor of the Serve
+   HTTP path on this machine: the skeleton echo application, which runs no model, through the
+   same proxy;
+2. throughput at 1, 8 and 32 concurrent clients, without and with batching, through handles
+   and through the HTTP proxy;
 3. a soak: ``--soak-seconds`` at 16 concurrent clients through the API, counting errors.
 
 Targets: Serve-path p50 overhead <= 5 ms over in-process; batched throughput at 32 clients
@@ -37,8 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixpeek_orchestration.client import PlatformClient  # noqa: E402
+from mixpeek_orchestration.compute.serve import SKELETON_ROUTE  # noqa: E402
 from mixpeek_orchestration.platform import Platform  # noqa: E402
 from mixpeek_orchestration.plugins.archive import build_archive  # noqa: E402
+from mixpeek_orchestration.serve.naming import app_name  # noqa: E402
 from mixpeek_orchestration.settings import load_settings  # noqa: E402
 from mixpeek_orchestration.stack import Stack  # noqa: E402
 from mixpeek_orchestration.stack.processes import free_port  # noqa: E402
@@ -116,15 +122,37 @@ print(json.dumps(latencies))
 
 def measure_in_process(example: Path, n: int) -> list[float]:
     """The handler called directly (guarded, as in a replica), in a fresh process."""
+    import os
     import subprocess
 
+    # Ray gives a replica with num_cpus=1 one intra-op thread (OMP_NUM_THREADS=1); so does this.
     out = subprocess.run(
         [sys.executable, "-c", IN_PROCESS, str(example), str(n)],
         capture_output=True,
         text=True,
         check=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def handle_load(handle: Any, *, clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` concurrent loops calling ``handle.infer`` for ``seconds``."""
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(worker: int) -> None:
+        nonlocal done
+        i = worker
+        while time.monotonic() < deadline:
+            await handle.infer.remote({"text": QUERIES[i % 64]})
+            done += 1
+            i += clients
+
+    start = time.monotonic()
+    await asyncio.gather(*(loop(w) for w in range(clients)))
+    elapsed = time.monotonic() - start
+    return {"clients": clients, "requests": done, "rps": round(done / elapsed, 1), "errors": 0}
 
 
 def wait_deployed(client: PlatformClient, plugin_id: str, timeout: float = 300) -> None:
@@ -187,11 +215,26 @@ def main() -> int:
         )
 
         # 1. latency, same handler: in-process (its own clean process, as a replica would be),
-        #    Serve over HTTP, API
+        #    a DeploymentHandle, Serve over HTTP, the API; and the HTTP floor (an echo, no model)
+        from ray import serve
+
+        platform.ray.connect()
+        handles = {p: serve.get_app_handle(app_name(client.namespace, p)) for p in routes}
         in_process = measure_in_process(example, args.requests)
         http = httpx.Client(timeout=60)
         for query in QUERIES[:5]:
             http.post(f"{serve_url}{routes[unbatched]}", json={"inputs": {"text": query}})
+            http.post(f"{serve_url}{SKELETON_ROUTE}", json={"inputs": {"text": query}})
+            handles[unbatched].infer.remote({"text": query}).result()
+        floor = sequential(
+            lambda q: http.post(
+                f"{serve_url}{SKELETON_ROUTE}", json={"inputs": {"text": q}}
+            ).raise_for_status(),
+            args.requests,
+        )
+        via_handle = sequential(
+            lambda q: handles[unbatched].infer.remote({"text": q}).result(), args.requests
+        )
         via_serve = sequential(
             lambda q: http.post(
                 f"{serve_url}{routes[unbatched]}", json={"inputs": {"text": q}}
@@ -204,24 +247,32 @@ def main() -> int:
             ).raise_for_status(),
             args.requests,
         )
-        latency = {
+        latency: dict[str, Any] = {
             "in_process": percentiles(in_process),
+            "serve_handle": percentiles(via_handle),
             "serve_http": percentiles(via_serve),
             "api": percentiles(via_api),
+            "serve_http_floor_echo": percentiles(floor),
         }
-        latency["serve_overhead_p50_ms"] = round(
-            latency["serve_http"]["p50_ms"] - latency["in_process"]["p50_ms"], 2
-        )
-        latency["api_overhead_p50_ms"] = round(
-            latency["api"]["p50_ms"] - latency["in_process"]["p50_ms"], 2
+        p50 = {k: v["p50_ms"] for k, v in latency.items()}
+        latency["handle_overhead_p50_ms"] = round(p50["serve_handle"] - p50["in_process"], 2)
+        latency["serve_overhead_p50_ms"] = round(p50["serve_http"] - p50["in_process"], 2)
+        latency["api_overhead_p50_ms"] = round(p50["api"] - p50["in_process"], 2)
+        # what this platform adds on the HTTP path beyond Serve's own proxy round trip
+        latency["serve_overhead_beyond_floor_p50_ms"] = round(
+            latency["serve_overhead_p50_ms"] - p50["serve_http_floor_echo"], 2
         )
         results["latency"] = latency
 
-        # 2. throughput against Serve, 1 / 8 / 32 clients, without and with batching
+        # 2. throughput, 1 / 8 / 32 clients, without and with batching, handle and HTTP
         throughput: dict[str, list[dict[str, Any]]] = {}
         for label, plugin_id in (("unbatched", unbatched), ("batched", batched)):
+            throughput[f"{label}_handle"] = [
+                asyncio.run(handle_load(handles[plugin_id], clients=c, seconds=args.seconds))
+                for c in (1, 8, 32)
+            ]
             url = f"{serve_url}{routes[plugin_id]}"
-            throughput[label] = [
+            throughput[f"{label}_http"] = [
                 asyncio.run(
                     load(
                         url,
@@ -232,10 +283,23 @@ def main() -> int:
                 )
                 for c in (1, 8, 32)
             ]
+        throughput["floor_echo_http"] = [
+            asyncio.run(
+                load(
+                    f"{serve_url}{SKELETON_ROUTE}",
+                    lambda i: {"inputs": {"text": QUERIES[i % 64]}},
+                    clients=c,
+                    seconds=args.seconds,
+                )
+            )
+            for c in (1, 32)
+        ]
         results["throughput"] = throughput
-        results["batched_32_vs_sequential"] = round(
-            throughput["batched"][2]["rps"] / throughput["unbatched"][0]["rps"], 2
-        )
+        for path in ("handle", "http"):
+            results[f"batched_32_vs_sequential_{path}"] = round(
+                throughput[f"batched_{path}"][2]["rps"] / throughput[f"unbatched_{path}"][0]["rps"],
+                2,
+            )
 
         # 3. soak through the API by name, 16 clients
         soak = asyncio.run(
@@ -253,21 +317,22 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     lat = results["latency"]
-    print(f"\n{'latency (p50 / p99 ms)':<26}{'in-process':>16}{'Serve HTTP':>16}{'API':>16}")
+    print(f"\n{'latency p50 / p99 (ms)':<28}{'p50':>10}{'p99':>10}")
+    for key in ("in_process", "serve_handle", "serve_http", "api", "serve_http_floor_echo"):
+        print(f"{key:<28}{lat[key]['p50_ms']:>10.2f}{lat[key]['p99_ms']:>10.2f}")
     print(
-        f"{'text_embedder':<26}"
-        + "".join(
-            f"{lat[k]['p50_ms']:>8.2f} / {lat[k]['p99_ms']:<6.2f}"
-            for k in ("in_process", "serve_http", "api")
-        )
+        f"p50 overhead over in-process: handle {lat['handle_overhead_p50_ms']} ms, "
+        f"Serve HTTP {lat['serve_overhead_p50_ms']} ms (target <= 5; of which the echo floor "
+        f"{lat['serve_http_floor_echo']['p50_ms']} ms), API {lat['api_overhead_p50_ms']} ms"
     )
-    print(
-        f"Serve p50 overhead {lat['serve_overhead_p50_ms']} ms (target <= 5), API p50 overhead {lat['api_overhead_p50_ms']} ms"
-    )
-    print(f"\n{'throughput (req/s)':<26}{'1 client':>12}{'8 clients':>12}{'32 clients':>12}")
+    print(f"\n{'throughput (req/s)':<26}{'1 client':>12}{'8 / 32 clients':>24}")
     for label, rows in results["throughput"].items():
         print(f"{label:<26}" + "".join(f"{r['rps']:>12.1f}" for r in rows))
-    print(f"batched @32 / sequential = {results['batched_32_vs_sequential']}x (target >= 3x)")
+    for path in ("handle", "http"):
+        print(
+            f"batched @32 / sequential ({path}) = "
+            f"{results[f'batched_32_vs_sequential_{path}']}x (target >= 3x)"
+        )
     soak = results["soak_16_clients"]
     print(
         f"soak: {soak['requests']} requests in {soak['seconds']:.0f}s at 16 clients, {soak['errors']} errors"
@@ -275,7 +340,7 @@ def main() -> int:
     print(json.dumps(results))
     ok = (
         lat["serve_overhead_p50_ms"] <= 5
-        and results["batched_32_vs_sequential"] >= 3
+        and results["batched_32_vs_sequential_http"] >= 3
         and soak["errors"] == 0
     )
     return 0 if ok else 1

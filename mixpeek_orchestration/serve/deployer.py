@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.plugins.fetch import plugin_spec
 from mixpeek_orchestration.serve.naming import app_name, route_prefix
 from mixpeek_orchestration.tenancy.accounts import Caller, Namespace, now
 
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 ESTIMATED_SECONDS = 60
 ROLLOUT_TIMEOUT_S = 600.0
-ARCHIVE_URL_TTL_S = 3600
 
 
 def serve_options(manifest: dict[str, Any], app: str) -> dict[str, Any]:
@@ -193,16 +193,7 @@ class Deployer:
         app = app_name(namespace_id, plugin_id)
         prefix = route_prefix(namespace_id, plugin_id)
         self.mark(namespace_id, plugin_id, "IN_PROGRESS", started_at=now())
-        spec = {
-            "plugin_id": plugin_id,
-            "org_id": doc["org_id"],
-            "namespace_id": namespace_id,
-            "sha256": doc["sha256"],
-            "archive_url": self.platform.objects.presign_get(
-                doc["archive_key"], expires_in=ARCHIVE_URL_TTL_S
-            ).url,
-            "allowed_hosts": [],
-        }
+        spec = plugin_spec(doc, self.platform.objects)
         options = serve_options(doc.get("manifest", {}), "plugin")
         self.platform.ray.connect()
         self.platform.serve.start()

@@ -1,9 +1,7 @@
 """The Ray Serve deployment hosting one plugin version's realtime handler.
 
-A replica never reads a developer's tree or the platform's stores: it is given a presigned URL
-of the version's archive and its sha256, downloads and verifies the bytes, extracts them through
-the archive gate into its scratch directory, removes platform secrets from its environment, and
-loads the plugin with :class:`PluginRuntime` under the runtime guard. Requests
+A replica loads its version from the stored archive, verified and guarded
+(:func:`~mixpeek_orchestration.plugins.fetch.open_stored_plugin`). Requests
 (``{"inputs": {...}, "parameters": {...}}``) are answered by the handler; when it accepts lists
 (``predict_batch``), concurrent requests are batched with ``@serve.batch``.
 
@@ -12,12 +10,8 @@ This module imports Ray Serve; only the deployer and replicas import it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -29,22 +23,6 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 logger = logging.getLogger("mixpeek.serve")
 MAX_BATCH_SIZE = 32
 BATCH_WAIT_S = 0.004
-
-
-def _download(url: str, sha256: str, target: Path) -> None:
-    import httpx
-
-    digest = hashlib.sha256()
-    with httpx.stream("GET", url, timeout=120) as response, target.open("wb") as out:
-        if response.status_code != 200:
-            raise RuntimeError(f"archive download answered HTTP {response.status_code}")
-        for chunk in response.iter_bytes(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != sha256:
-        raise RuntimeError(
-            f"archive sha256 {digest.hexdigest()} does not match the registered {sha256}"
-        )
 
 
 def _error(exc: BaseException) -> JSONResponse:
@@ -65,30 +43,11 @@ class PluginDeployment:
     """One plugin version's realtime handler, loaded from its archive."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from mixpeek_orchestration.plugins.archive import extract_archive
-        from mixpeek_orchestration.plugins.guard import scrubbed_environ
-        from mixpeek_orchestration.plugins.runtime import PluginRuntime
-        from mixpeek_orchestration.sdk.context import PluginContext
+        from mixpeek_orchestration.plugins.fetch import open_stored_plugin
 
         start = time.perf_counter()
         self.plugin_id = spec["plugin_id"]
-        scratch = Path(tempfile.mkdtemp(prefix=f"mixpeek-replica-{self.plugin_id}-"))
-        archive = scratch / "archive.zip"
-        _download(spec["archive_url"], spec["sha256"], archive)
-        extracted = extract_archive(archive, scratch / "plugin")
-        archive.unlink()
-        # A replica is a dedicated process: its plugin never sees platform secrets.
-        for key in set(os.environ) - set(scrubbed_environ()):
-            del os.environ[key]
-        context = PluginContext(
-            org_id=spec["org_id"], namespace_id=spec["namespace_id"], scratch_dir=scratch / "work"
-        )
-        self.runtime = PluginRuntime.open(
-            extracted.root,
-            context=context,
-            allowed_hosts=spec.get("allowed_hosts", ()),
-            dedicated_process=True,
-        )
+        self.runtime = open_stored_plugin(spec)
         adapter = self.runtime.realtime()
         if adapter is None:
             raise MixpeekError(
@@ -103,6 +62,7 @@ class PluginDeployment:
         )
 
     async def __call__(self, request: Request) -> JSONResponse:
+        """HTTP entry (the Serve proxy): ``{"inputs": {...}, "parameters": {...}}``."""
         try:
             body = await request.json()
         except ValueError:
@@ -110,22 +70,35 @@ class PluginDeployment:
                 {"detail": "body must be JSON {inputs, parameters}", "code": "invalid_request"},
                 status_code=400,
             )
-        if not isinstance(body, dict) or not isinstance(body.get("inputs", {}), dict):
+        if not isinstance(body, dict):
             return JSONResponse(
-                {"detail": "inputs must be an object", "code": "invalid_request"}, status_code=400
+                {
+                    "detail": "body must be an object {inputs, parameters}",
+                    "code": "invalid_request",
+                },
+                status_code=400,
             )
-        inputs = body.get("inputs") or {}
-        parameters = body.get("parameters") or {}
         try:
-            if self.adapter.batch_capable and not parameters:
-                result = await self._batched(inputs)
-                if isinstance(result, Exception):
-                    raise result
-            else:
-                result = await self.adapter(inputs, parameters)
+            return JSONResponse(await self.infer(body.get("inputs"), body.get("parameters")))
         except Exception as exc:
             return _error(exc)
-        return JSONResponse(result)
+
+    async def infer(
+        self, inputs: dict[str, Any] | None, parameters: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Answer one request; the entry for in-cluster callers holding a DeploymentHandle.
+
+        Raises the handler's error (a :class:`MixpeekError` for bad input).
+        """
+        if not isinstance(inputs or {}, dict) or not isinstance(parameters or {}, dict):
+            raise MixpeekError(ErrorCode.INVALID_REQUEST, "inputs and parameters must be objects")
+        inputs, parameters = inputs or {}, parameters or {}
+        if self.adapter.batch_capable and not parameters:
+            result = await self._batched(inputs)
+            if isinstance(result, Exception):
+                raise result
+            return result  # type: ignore[no-any-return]
+        return await self.adapter(inputs, parameters)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _batched(self, inputs: list[dict[str, Any]]) -> list[Any]:

@@ -347,6 +347,10 @@ class Stack:
         for flag, port in ports.items():
             command += [f"--{flag}", str(port)]
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray turns token authentication on by itself when a token file exists (~/.ray/auth_token,
+        # left by any earlier `ray.init`), and drivers without RAY_AUTH_MODE=token are then
+        # refused. The local head follows the operator's RAY_AUTH_MODE, off unless they set it.
+        env.setdefault("RAY_AUTH_MODE", "disabled")
         self._launch("ray", command, state, started, env=env)
         address = f"{s.host}:{ports['port']}"
         dashboard = f"http://{s.host}:{ports['dashboard-port']}"
