@@ -31,6 +31,16 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
+_TERMINATE_RUN = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+    ... on RunNotFoundError { message }
+  }
+}
+"""
 _RUN_STATUS = """
 query Status($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run { status } ... on Error { message } }
@@ -118,6 +128,15 @@ class DagsterWebserver:
                 ErrorCode.NOT_FOUND, f"Dagster run {run_id}: {result.get('message')}"
             )
         return result["status"]  # type: ignore[no-any-return]
+
+    def terminate_run(self, run_id: str) -> None:
+        """Ask Dagster to stop a run (its worker gets SIGTERM; the run ends CANCELED)."""
+        result = self.graphql(_TERMINATE_RUN, {"runId": run_id})["terminateRun"]
+        if result["__typename"] != "TerminateRunSuccess":
+            raise MixpeekError(
+                ErrorCode.STACK_ERROR,
+                f"Dagster did not terminate run {run_id}: {result.get('message', result['__typename'])}",
+            )
 
     def wait_for_run(self, run_id: str, *, timeout_s: float = 300.0, poll_s: float = 1.0) -> str:
         """Poll a run until it ends; returns its final status (``SUCCESS``, ``FAILURE``, ...)."""

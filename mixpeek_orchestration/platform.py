@@ -26,6 +26,11 @@ from mixpeek_orchestration.storage.objects import ObjectStore, object_store_from
 from mixpeek_orchestration.storage.vectors import VectorStore
 
 if TYPE_CHECKING:
+    from mixpeek_orchestration.ingest.buckets import Buckets
+    from mixpeek_orchestration.ingest.collections import Collections
+    from mixpeek_orchestration.ingest.documents import Documents
+    from mixpeek_orchestration.ingest.engine import IngestionEngine
+    from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.plugins.registry import PluginRegistry
     from mixpeek_orchestration.serve.deployer import Deployer
     from mixpeek_orchestration.tenancy.accounts import Accounts
@@ -93,10 +98,49 @@ class Platform:
 
         return Deployer(self)
 
+    @cached_property
+    def buckets(self) -> Buckets:
+        from mixpeek_orchestration.ingest.buckets import Buckets
+
+        return Buckets(self.metadata, self.objects)
+
+    @cached_property
+    def documents(self) -> Documents:
+        from mixpeek_orchestration.ingest.documents import Documents
+
+        return Documents(self.metadata, self.vectors)
+
+    @cached_property
+    def collections(self) -> Collections:
+        from mixpeek_orchestration.ingest.collections import Collections
+
+        return Collections(self.metadata, self.buckets, self.registry, self.documents)
+
+    @cached_property
+    def planner(self) -> IngestPlanner:
+        from mixpeek_orchestration.ingest.planner import IngestPlanner
+
+        return IngestPlanner(
+            self.metadata,
+            self.buckets,
+            self.collections,
+            batch_objects=self.settings.ingest_batch_objects,
+        )
+
+    @cached_property
+    def ingestion(self) -> IngestionEngine:
+        from mixpeek_orchestration.ingest.engine import IngestionEngine
+
+        return IngestionEngine(self)
+
     def ensure_indexes(self) -> None:
         """Create the metadata indexes every domain relies on (idempotent)."""
         self.accounts.ensure_indexes()
         self.registry.ensure_indexes()
+        self.buckets.ensure_indexes()
+        self.documents.ensure_indexes()
+        self.collections.ensure_indexes()
+        self.planner.ensure_indexes()
 
     def health_checks(self) -> dict[str, Callable[[], ComponentHealth]]:
         return {

@@ -63,6 +63,10 @@ class MixpeekSettings(BaseSettings):
     # Orchestration.
     dagster_url: str | None = None
     """Base URL of an external Dagster webserver; unset starts a local one."""
+    ingest_batch_objects: int = Field(default=2000, ge=1, le=100_000)
+    """Objects per ingestion run: uploads are grouped so that thousands do not mean thousands
+    of runs, and each run's actors (and models) start once for the whole batch."""
+    ingest_sensor_interval_s: int = Field(default=10, ge=1)
 
     # Object store: a local directory unless an S3 bucket is configured.
     s3_bucket: str | None = None

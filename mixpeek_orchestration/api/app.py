@@ -16,7 +16,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration import __version__
 from mixpeek_orchestration.api.errors import install_error_handlers
-from mixpeek_orchestration.api.routes import health, namespaces, plugins, realtime, storage
+from mixpeek_orchestration.api.routes import (
+    buckets,
+    collections,
+    health,
+    namespaces,
+    plugins,
+    realtime,
+    storage,
+)
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
@@ -58,4 +66,6 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(namespaces.router)
     app.include_router(plugins.router)
     app.include_router(realtime.router)
+    app.include_router(buckets.router)
+    app.include_router(collections.router)
     return app

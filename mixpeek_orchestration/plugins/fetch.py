@@ -32,7 +32,15 @@ def plugin_spec(version: dict[str, Any], objects: ObjectStore) -> dict[str, Any]
             version["archive_key"], expires_in=ARCHIVE_URL_TTL_S
         ).url,
         "allowed_hosts": [],
+        "asset_url_prefixes": [blob_url_prefix(version, objects)],
     }
+
+
+def blob_url_prefix(scope: dict[str, Any], objects: ObjectStore) -> str:
+    """How every signed URL of the namespace's bucket files starts (local store or S3)."""
+    probe = f"{scope['org_id']}/{scope['namespace_id']}/buckets/"
+    url = objects.presign_get(f"{probe}probe", expires_in=60).url
+    return url[: url.index("buckets/probe") + len("buckets/")]
 
 
 def download_archive(url: str, sha256: str, target: Path) -> None:
@@ -56,7 +64,8 @@ def open_stored_plugin(spec: dict[str, Any]) -> PluginRuntime:
     """Download, verify, gate and load the plugin ``spec`` names, in this dedicated process.
 
     ``spec`` holds ``plugin_id``, ``org_id``, ``namespace_id``, ``archive_url``, ``sha256`` and
-    optionally ``allowed_hosts``.
+    optionally ``allowed_hosts`` and ``asset_url_prefixes`` (signed URLs of the namespace's
+    stored blobs, which the plugin may download).
     """
     from mixpeek_orchestration.plugins.archive import extract_archive
     from mixpeek_orchestration.plugins.guard import scrubbed_environ
@@ -72,7 +81,10 @@ def open_stored_plugin(spec: dict[str, Any]) -> PluginRuntime:
     for key in set(os.environ) - set(scrubbed_environ()):
         del os.environ[key]
     context = PluginContext(
-        org_id=spec["org_id"], namespace_id=spec["namespace_id"], scratch_dir=scratch / "work"
+        org_id=spec["org_id"],
+        namespace_id=spec["namespace_id"],
+        scratch_dir=scratch / "work",
+        asset_url_prefixes=tuple(spec.get("asset_url_prefixes", ())),
     )
     return PluginRuntime.open(
         extracted.root,

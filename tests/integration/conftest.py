@@ -54,14 +54,28 @@ def start_stack(data_dir: Path) -> RunningStack:
     return RunningStack(stack, state, stack.settings_for(state))
 
 
+def attach_or_start(data_dir: Path) -> RunningStack:
+    stack = Stack(load_settings(data_dir=data_dir))
+    state = stack.state()
+    if state is None:
+        return start_stack(data_dir)
+    return RunningStack(stack, state, stack.settings_for(state))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack-a"))
+    # TEST_STACK_DIR: attach to (or start and keep) the stack of that data dir, for
+    # iterating on one test without starting a stack each time. CI never sets it.
+    keep = os.environ.get("TEST_STACK_DIR")
+    running = (
+        attach_or_start(Path(keep)) if keep else start_stack(tmp_path_factory.mktemp("stack-a"))
+    )
     try:
         yield running
     finally:
         _disconnect_ray()
-        running.stack.down()
+        if not keep:
+            running.stack.down()
 
 
 def _disconnect_ray() -> None:
@@ -135,6 +149,8 @@ def create_tenant(stack: RunningStack, org: str, namespace: str = "main") -> Ten
     created = json.loads(result.stdout)
     base_url = f"{stack.api_url}/v1"
     client = PlatformClient(base_url, created["api_key"])
+    if os.environ.get("TEST_STACK_DIR"):  # a kept stack already has this tenant's namespace
+        namespace = f"{namespace}-{os.urandom(3).hex()}"
     ns = client.create_namespace(namespace)
     client.close()
     return Tenant(created["org_id"], created["api_key"], ns["namespace_id"], base_url)

@@ -1,0 +1,255 @@
+"""Documents and their vectors: what ingestion writes, and how to read it back.
+
+A document is one blob of one object processed by one collection, so its id is derived from
+(collection, object, blob): re-processing replaces it, never duplicates it. Its vectors live in
+the vector store, one table per namespace and feature URI, keyed by the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, UpdateOne
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.buckets import decode_cursor, page, scope
+from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.storage.vectors import VectorStore
+from mixpeek_orchestration.tenancy.accounts import Namespace, now
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FEATURE_URI = re.compile(r"^mixpeek://([a-z0-9_]+)@(\d+\.\d+\.\d+)/([A-Za-z0-9_]+)$")
+STATUSES = ("pending", "processing", "completed", "partial", "failed")
+
+
+def document_id(collection_id: str, object_id: str, blob_id: str) -> str:
+    digest = hashlib.sha256(f"{collection_id}/{object_id}/{blob_id}".encode()).hexdigest()
+    return f"doc_{digest[:24]}"
+
+
+def vector_table(namespace_id: str, uri: str) -> str:
+    """The vector table of one feature URI inside one namespace."""
+    match = FEATURE_URI.fullmatch(uri)
+    if match is None:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"{uri!r} is not a feature URI", field="feature_uri"
+        )
+    name, version, feature = match.groups()
+    return f"{namespace_id}__{name}__{version.replace('.', '_')}__{feature}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON / BSON-safe copy of a processor output value."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Documents:
+    def __init__(self, metadata: MetadataStore, vectors: VectorStore) -> None:
+        self.documents = metadata.collection("documents")
+        self.vectors = vectors
+
+    def ensure_indexes(self) -> None:
+        self.documents.create_index("document_id", unique=True)
+        self.documents.create_index([("collection_id", 1), ("seq", 1)])
+        self.documents.create_index([("collection_id", 1), ("source_object_id", 1)])
+        self.documents.create_index("source_object_id")
+
+    # -- writes (ingestion) ---------------------------------------------------------------------
+
+    def write(
+        self,
+        collection: dict[str, Any],
+        frame: pd.DataFrame,
+        *,
+        objects: dict[str, dict[str, Any]],
+        output_fields: Iterable[str],
+        batch_id: str,
+        run_id: str | None,
+    ) -> dict[str, int]:
+        """Upsert one processed batch: a document per row, vectors for the rows that succeeded.
+
+        Returns counts of completed and failed rows and of vectors written.
+        """
+        import numpy as np
+        import pyarrow as pa
+
+        from mixpeek_orchestration.batch.steps import ERROR_COLUMN
+
+        features = collection["features"]
+        uris = collection["feature_uris"]
+        extractor = collection["feature_extractor"]
+        fields = [f for f in output_fields if f in frame.columns]
+        # after the Arrow round trip a missing error may be None, NaN or NA: only text counts
+        errors = [
+            e if isinstance(e, str) else None
+            for e in (frame[ERROR_COLUMN] if ERROR_COLUMN in frame.columns else [None] * len(frame))
+        ]
+        stamp = now()
+        writes = []
+        ok_positions = [i for i, e in enumerate(errors) if e is None]
+        failed_ids = [frame["document_id"].iat[i] for i, e in enumerate(errors) if e is not None]
+        for position, row in enumerate(frame.itertuples(index=False)):
+            record = row._asdict()
+            obj = objects[record["object_id"]]
+            error = errors[position]
+            doc = {
+                "org_id": collection["org_id"],
+                "namespace_id": collection["namespace_id"],
+                "collection_id": collection["collection_id"],
+                "bucket_id": obj["bucket_id"],
+                "source_object_id": record["object_id"],
+                "seq": obj["seq"],
+                "source_blobs": [
+                    {
+                        "blob_id": record["blob_id"],
+                        "property": record["blob_property"],
+                        "type": record["blob_type"],
+                        "mime_type": record["mime_type"],
+                    }
+                ],
+                "metadata": obj.get("metadata", {}),
+                "feature_refs": [] if error else list(uris),
+                "plugin_id": extractor["plugin_id"],
+                "feature_extractor": {
+                    "feature_extractor_name": extractor["feature_extractor_name"],
+                    "version": extractor["version"],
+                },
+                "outputs": {} if error else {f: _plain(record.get(f)) for f in fields},
+                "status": "failed" if error else "completed",
+                "errors": [{"message": error}] if error else [],
+                "batch_id": batch_id,
+                "run_id": run_id,
+                "updated_at": stamp,
+            }
+            writes.append(
+                UpdateOne(
+                    {"document_id": record["document_id"]},
+                    {
+                        "$set": doc,
+                        "$setOnInsert": {"document_id": record["document_id"], "created_at": stamp},
+                    },
+                    upsert=True,
+                )
+            )
+        if writes:
+            self.documents.bulk_write(writes, ordered=False)
+        vectors = 0
+        for feature, uri in zip(features, uris, strict=True):
+            name = feature["feature_name"]
+            table = vector_table(collection["namespace_id"], uri)
+            if failed_ids:
+                self.vectors.delete(table, _id_filter(failed_ids))
+            if not ok_positions or name not in frame.columns:
+                continue
+            dim = int(feature.get("embedding_dim") or 0)
+            values = np.asarray(
+                [np.asarray(frame[name].iat[i], dtype=np.float32) for i in ok_positions],
+                dtype=np.float32,
+            ).reshape(len(ok_positions), dim)
+            data = pa.table(
+                {
+                    "id": pa.array(
+                        [frame["document_id"].iat[i] for i in ok_positions], pa.string()
+                    ),
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim),
+                    "collection_id": pa.array([collection["collection_id"]] * len(ok_positions)),
+                    "object_id": pa.array([frame["object_id"].iat[i] for i in ok_positions]),
+                }
+            )
+            vectors += self.vectors.upsert(table, data)
+        return {"completed": len(ok_positions), "failed": len(failed_ids), "vectors": vectors}
+
+    def delete_collection(self, collection: dict[str, Any]) -> int:
+        """Remove a collection's documents and its rows in every feature table."""
+        for uri in collection["feature_uris"]:
+            self.vectors.delete(
+                vector_table(collection["namespace_id"], uri),
+                f"collection_id = '{collection['collection_id']}'",
+            )
+        return self.documents.delete_many(
+            {"collection_id": collection["collection_id"]}
+        ).deleted_count
+
+    def drop_stale_vectors(self, collection: dict[str, Any], previous_uris: list[str]) -> None:
+        """After a collection moves to another plugin version, its old feature rows go."""
+        for uri in set(previous_uris) - set(collection["feature_uris"]):
+            self.vectors.delete(
+                vector_table(collection["namespace_id"], uri),
+                f"collection_id = '{collection['collection_id']}'",
+            )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def list(
+        self,
+        namespace: Namespace,
+        collection_id: str,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        limit = max(1, min(limit, 1000))
+        query: dict[str, Any] = {**scope(namespace), "collection_id": collection_id}
+        for key in ("status", "source_object_id", "bucket_id"):
+            if filters and filters.get(key):
+                query[key] = filters[key]
+        after = decode_cursor(cursor)
+        items = list(
+            self.documents.find({**query, "seq": {"$gt": after}}, {"_id": 0})
+            .sort([("seq", ASCENDING), ("document_id", ASCENDING)])
+            .limit(limit + 1)
+        )
+        result = page(items, limit)
+        result["total"] = self.documents.count_documents(query)
+        return result
+
+    def get(self, namespace: Namespace, collection_id: str, doc_id: str) -> dict[str, Any]:
+        doc = self.documents.find_one(
+            {**scope(namespace), "collection_id": collection_id, "document_id": doc_id}, {"_id": 0}
+        )
+        if doc is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"document {doc_id!r} not found", field="document_id"
+            )
+        return doc
+
+    def count(self, namespace: Namespace, collection_id: str, **filters: Any) -> dict[str, int]:
+        base = {**scope(namespace), "collection_id": collection_id}
+        counts = {"total": self.documents.count_documents(base)}
+        for status in STATUSES:
+            counts[status] = self.documents.count_documents({**base, "status": status})
+        return counts
+
+    def delete(
+        self, namespace: Namespace, collection: dict[str, Any], doc_id: str
+    ) -> dict[str, Any]:
+        self.get(namespace, collection["collection_id"], doc_id)
+        for uri in collection["feature_uris"]:
+            self.vectors.delete(vector_table(namespace.namespace_id, uri), _id_filter([doc_id]))
+        self.documents.delete_one({"document_id": doc_id})
+        return {"document_id": doc_id, "deleted": True}
+
+    def of_object(self, namespace: Namespace, object_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.documents.find({**scope(namespace), "source_object_id": object_id}, {"_id": 0})
+        )
+
+
+def _id_filter(ids: list[str]) -> str:
+    quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+    return f"id IN ({quoted})"

@@ -1,0 +1,315 @@
+"""The ingestion engine: one batch of objects through a collection's plugin on Ray Data.
+
+1. rows: every blob of the batch's objects whose type the plugin supports becomes one row in
+   the SPEC §3 shape (``data`` is the text, or a presigned URL for a stored file);
+2. a Ray task opens the plugin version from its archive and reports its steps for the
+   collection's parameters, so no plugin code runs in the orchestrator's process;
+3. each step becomes a ``map_batches`` stage on an actor pool sized by its ``ResourceType``
+   (CPU: batches of ~64; GPU: batches of ~8 with ``num_gpus`` where the cluster has GPUs; API:
+   small batches, bounded concurrency). Actors open the plugin once, so models load once per
+   actor; the first stage applies the ``prepare`` hook, the last validates outputs;
+4. results stream back to the driver and are written as they come: documents upserted by
+   (collection, object, blob), vectors upserted per feature URI.
+
+Example:
+    >>> engine = IngestionEngine(platform)
+    >>> report = engine.run(batch)          # batch: an ``ingest_batches`` record
+    >>> report.completed, report.failed, report.rows_per_s
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, TEXT_FIELDS, URL_FIELDS
+from mixpeek_orchestration.batch.steps import BASE_COLUMNS
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.documents import document_id
+from mixpeek_orchestration.plugins.fetch import plugin_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixpeek_orchestration.platform import Platform
+
+logger = logging.getLogger(__name__)
+BLOB_URL_TTL_S = 6 * 3600
+BLOCK_ROWS = 64  # rows per Ray Data block: results are written block by block as they arrive
+# blob types a plugin declaring one input type also takes
+ALSO_ACCEPTS = {"document": {"pdf"}, "text": {"json"}}
+
+
+@dataclass
+class IngestionReport:
+    batch_id: str
+    collection_id: str
+    plugin_id: str
+    objects: int
+    rows: int = 0
+    completed: int = 0
+    failed: int = 0
+    vectors: int = 0
+    seconds: float = 0.0
+    processing_seconds: float = 0.0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.processing_seconds if self.processing_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"rows_per_s": round(self.rows_per_s, 2)}
+
+
+def accepts(collection: dict[str, Any], blob_type: str) -> bool:
+    supported = set(collection.get("supported_input_types") or [])
+    for declared in list(supported):
+        supported |= ALSO_ACCEPTS.get(declared, set())
+    return blob_type in supported
+
+
+def build_rows(
+    collection: dict[str, Any], objects: list[dict[str, Any]], platform: Platform
+) -> pd.DataFrame:
+    """The batch DataFrame (SPEC §3) for the blobs of ``objects`` this collection processes."""
+    import pandas as pd
+
+    extractor = collection["feature_extractor"]
+    mappings: dict[str, str] = extractor.get("input_mappings") or {}
+    mapped = set(mappings.values())
+    input_fields = list(
+        (collection.get("input_schema") or {}).get("properties", {})
+        or [next(iter(mappings), "text")]
+    )
+    rows = []
+    for obj in objects:
+        for blob in obj["blobs"]:
+            if not accepts(collection, blob["type"]) or (mapped and blob["property"] not in mapped):
+                continue
+            if "text" in blob:
+                data = blob["text"]
+            elif blob.get("key") and blob["type"] in ("text", "json"):
+                data = platform.objects.get_bytes(blob["key"]).decode("utf-8", errors="replace")
+            elif blob.get("key"):
+                data = platform.objects.presign_get(blob["key"], expires_in=BLOB_URL_TTL_S).url
+            else:
+                data = blob["url"]
+            is_text = blob["type"] in ("text", "json")
+            row = {
+                "data": data,
+                "document_id": document_id(
+                    collection["collection_id"], obj["object_id"], blob["blob_id"]
+                ),
+                "object_id": obj["object_id"],
+                "blob_id": blob["blob_id"],
+                "blob_property": blob["property"],
+                "blob_type": blob["type"],
+                "collection_id": collection["collection_id"],
+                "feature_extractor_id": extractor["plugin_id"],
+                "mime_type": blob.get("mime_type")
+                or BLOB_MIME_DEFAULTS.get(blob["type"], "text/plain"),
+                "size_bytes": int(blob.get("size_bytes") or 0),
+            }
+            for name in input_fields:
+                if name in row:
+                    continue
+                if (
+                    mappings.get(name) == blob["property"]
+                    or ((is_text and name in TEXT_FIELDS) or (not is_text and name in URL_FIELDS))
+                    or (is_text and name == input_fields[0])
+                ):
+                    row[name] = data
+                else:
+                    row[name] = None
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in BASE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
+
+
+def _describe_steps(
+    spec: dict[str, Any], parameters: dict[str, Any], collection_id: str
+) -> list[dict[str, Any]]:
+    """(Ray task) The plugin's steps for ``parameters``: name, resource type, batch, concurrency."""
+    from mixpeek_orchestration.plugins.fetch import open_stored_plugin
+
+    runtime = open_stored_plugin(spec)
+    built = runtime.plugin.build_steps(
+        parameters, context=runtime.context, collection_id=collection_id
+    )
+    return [
+        {
+            "name": step.name,
+            "resource_type": step.resource_type.value,
+            "batch_size": step.batch_size,
+            "concurrency": step.concurrency,
+            "num_gpus": step.num_gpus,
+        }
+        for step in built.steps
+    ]
+
+
+class StepStage:
+    """(Ray actor) One step of a plugin's pipeline; the plugin and its models load once."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        parameters: dict[str, Any],
+        collection_id: str,
+        index: int,
+        steps: int,
+    ) -> None:
+        from mixpeek_orchestration.batch.steps import OutputValidator, StepExecutor
+        from mixpeek_orchestration.plugins.fetch import open_stored_plugin
+
+        runtime = open_stored_plugin(spec)
+        built = runtime.plugin.build_steps(
+            parameters, context=runtime.context, collection_id=collection_id
+        )
+        self.executor = StepExecutor(
+            built.steps[index], guard=runtime.guard, context=runtime.context
+        )
+        self.prepare = built.prepare if index == 0 else None
+        self.validator = OutputValidator(runtime.manifest) if index == steps - 1 else None
+        self.runtime = runtime
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from mixpeek_orchestration.batch.steps import apply_prepare
+        from mixpeek_orchestration.plugins.guard import guarded
+        from mixpeek_orchestration.sdk.context import use_context
+
+        if self.prepare is not None:
+            # ``prepare`` runs on each batch inside the actor (hooks written for the hosted
+            # product, ``lambda ds: ds``, take either), never in the orchestrator's process.
+            with use_context(self.runtime.context), guarded(self.runtime.guard):
+                batch = apply_prepare(self.prepare, batch)
+        out = self.executor(batch)
+        if self.validator is not None:
+            out = self.validator(out)
+        return _arrow_safe(out)
+
+
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Vectors as plain lists, so a batch with failed rows (no vector) still converts to Arrow."""
+    import numpy as np
+
+    for column in frame.columns:
+        if frame[column].dtype == object and any(
+            isinstance(v, np.ndarray) for v in frame[column].head(64)
+        ):
+            frame[column] = [v.tolist() if isinstance(v, np.ndarray) else v for v in frame[column]]
+    return frame
+
+
+class IngestionEngine:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def _stage_options(self, step: dict[str, Any], gpus_in_cluster: float) -> dict[str, Any]:
+        kind = step["resource_type"]
+        options: dict[str, Any] = {"batch_size": step["batch_size"], "num_cpus": 1}
+        if kind == "gpu":
+            if gpus_in_cluster > 0:
+                options["num_gpus"] = step["num_gpus"] or 1
+            else:
+                logger.warning(
+                    "step %s asks for a GPU but the Ray cluster has none: its actors run on CPU",
+                    step["name"],
+                )
+        if kind == "api":
+            options["num_cpus"] = 0.25  # mostly waiting on a remote service
+            options["concurrency"] = max(1, step["concurrency"])
+        else:
+            options["concurrency"] = (1, max(1, step["concurrency"]))
+        return options
+
+    def run(self, batch: dict[str, Any], *, run_id: str | None = None) -> IngestionReport:
+        """Process one ``ingest_batches`` record end to end; raises only when nothing ran."""
+        import ray
+
+        p = self.platform
+        started = time.perf_counter()
+        collection = p.collections.by_id(batch["collection_id"])
+        if collection is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"collection {batch['collection_id']} no longer exists"
+            )
+        extractor = collection["feature_extractor"]
+        version = p.registry.versions.find_one(
+            {"namespace_id": collection["namespace_id"], "plugin_id": extractor["plugin_id"]}
+        )
+        if version is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"plugin {extractor['plugin_id']} no longer exists"
+            )
+        collection = collection | {"input_schema": version["manifest"].get("input_schema")}
+        objects = {o["object_id"]: o for o in p.buckets.objects_by_id(batch["object_ids"])}
+        report = IngestionReport(
+            batch_id=batch["batch_id"],
+            collection_id=collection["collection_id"],
+            plugin_id=extractor["plugin_id"],
+            objects=len(objects),
+        )
+        frame = build_rows(collection, list(objects.values()), p)
+        report.rows = len(frame)
+        if frame.empty:
+            report.seconds = time.perf_counter() - started
+            return report
+        p.ray.connect()
+        spec = plugin_spec(version, p.objects)
+        parameters = extractor.get("parameters") or {}
+        describe = ray.remote(num_cpus=0, max_calls=1)(_describe_steps)
+        steps = ray.get(describe.remote(spec, parameters, collection["collection_id"]))
+        report.steps = steps
+        if not steps:
+            raise MixpeekError(ErrorCode.INVALID_PLUGIN, f"{extractor['plugin_id']} built no steps")
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        dataset = ray.data.from_pandas(
+            [frame.iloc[i : i + BLOCK_ROWS] for i in range(0, len(frame), BLOCK_ROWS)]
+        )
+        for index, step in enumerate(steps):
+            dataset = dataset.map_batches(
+                StepStage,
+                fn_constructor_args=(
+                    spec,
+                    parameters,
+                    collection["collection_id"],
+                    index,
+                    len(steps),
+                ),
+                batch_format="pandas",
+                **self._stage_options(step, gpus),
+            )
+        output_fields = list((version["manifest"].get("output_schema") or {}).get("properties", {}))
+        processing = time.perf_counter()
+        for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
+            counts = p.documents.write(
+                collection,
+                out,
+                objects=objects,
+                output_fields=output_fields,
+                batch_id=batch["batch_id"],
+                run_id=run_id,
+            )
+            report.completed += counts["completed"]
+            report.failed += counts["failed"]
+            report.vectors += counts["vectors"]
+            if counts["failed"] and len(report.errors) < 20:
+                report.errors += [e for e in out["_error"].dropna().tolist()][
+                    : 20 - len(report.errors)
+                ]
+        report.processing_seconds = time.perf_counter() - processing
+        report.seconds = time.perf_counter() - started
+        if report.completed and report.vectors == 0 and collection["features"]:
+            raise MixpeekError(
+                ErrorCode.OUTPUT_INVALID,
+                f"{extractor['plugin_id']} completed {report.completed} rows but produced no vectors",
+            )
+        return report

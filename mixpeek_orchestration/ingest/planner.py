@@ -1,0 +1,215 @@
+"""Which objects each collection must process next: ingestion batches.
+
+The planner follows the objects' sequence with a cursor kept in the metadata store. Each tick it
+
+1. registers files that landed under a bucket's storage prefix as objects;
+2. reads objects past the cursor, stopping at a gap in the sequence (an insert still in flight)
+   unless the gap is old (an insert that failed after taking its number);
+3. groups them per collection sourced from their bucket into batches of at most
+   ``batch_objects`` objects, skipping objects a batch already holds (a tick that died after
+   writing its batches and before moving the cursor), and only then moves the cursor.
+
+A batch id is derived from its content, so the orchestrator can use it as a run key: a batch is
+launched once. ``trigger`` plans every object of a collection again, under a new generation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mixpeek_orchestration.ingest.buckets import Buckets
+from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.tenancy.accounts import now
+
+BATCH_OBJECTS = 2000
+MAX_OBJECTS_PER_TICK = 20_000
+GAP_GRACE = timedelta(seconds=10)
+MAX_ATTEMPTS = 3
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class TickResult:
+    files_registered: int
+    objects_planned: int
+    batches_created: list[str]
+    cursor: int
+
+
+class IngestPlanner:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        buckets: Buckets,
+        collections: Collections,
+        *,
+        batch_objects: int = BATCH_OBJECTS,
+    ) -> None:
+        self.batches = metadata.collection("ingest_batches")
+        self.state = metadata.collection("ingest_state")
+        self.buckets = buckets
+        self.collections = collections
+        self.batch_objects = batch_objects
+
+    def ensure_indexes(self) -> None:
+        self.batches.create_index("batch_id", unique=True)
+        self.batches.create_index([("status", 1), ("created_at", 1)])
+        self.batches.create_index([("collection_id", 1), ("last_seq", 1)])
+
+    @property
+    def cursor(self) -> int:
+        doc = self.state.find_one({"_id": "planner"})
+        return int(doc["seq"]) if doc else 0
+
+    def tick(self) -> TickResult:
+        registered = sum(self.buckets.register_landed_files(b) for b in self.buckets.all_buckets())
+        cursor = self.cursor
+        accepted: list[dict[str, Any]] = []
+        expected = cursor + 1
+        for obj in self.buckets.objects_after(cursor, limit=MAX_OBJECTS_PER_TICK):
+            if obj["seq"] != expected and now() - _aware(obj["created_at"]) < GAP_GRACE:
+                break  # an object with a lower number may still be being inserted
+            accepted.append(obj)
+            expected = obj["seq"] + 1
+        created: list[str] = []
+        by_bucket: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for obj in accepted:
+            by_bucket[obj["bucket_id"]].append(obj)
+        for bucket_id, objects in by_bucket.items():
+            for collection in self.collections.sourced_from(bucket_id):
+                already = self._held_after(collection["collection_id"], cursor)
+                todo = [o for o in objects if o["object_id"] not in already]
+                for chunk in _chunks(todo, self.batch_objects):
+                    batch_id = (
+                        f"ib_{collection['collection_id']}_{chunk[0]['seq']}_{chunk[-1]['seq']}"
+                    )
+                    if self._create(collection, chunk, batch_id, reason="upload"):
+                        created.append(batch_id)
+        if accepted:
+            self.state.update_one(
+                {"_id": "planner"}, {"$set": {"seq": accepted[-1]["seq"], "at": now()}}, upsert=True
+            )
+        return TickResult(
+            registered, len(accepted), created, accepted[-1]["seq"] if accepted else cursor
+        )
+
+    def _held_after(self, collection_id: str, cursor: int) -> set[str]:
+        held: set[str] = set()
+        for batch in self.batches.find(
+            {"collection_id": collection_id, "last_seq": {"$gt": cursor}, "reason": "upload"},
+            {"object_ids": 1},
+        ):
+            held.update(batch["object_ids"])
+        return held
+
+    def _create(
+        self,
+        collection: dict[str, Any],
+        objects: list[dict[str, Any]],
+        batch_id: str,
+        *,
+        reason: str,
+    ) -> bool:
+        doc = {
+            "batch_id": batch_id,
+            "org_id": collection["org_id"],
+            "namespace_id": collection["namespace_id"],
+            "collection_id": collection["collection_id"],
+            "object_ids": [o["object_id"] for o in objects],
+            "first_seq": objects[0]["seq"],
+            "last_seq": objects[-1]["seq"],
+            "reason": reason,
+            "status": "planned",
+            "attempts": 0,
+            "created_at": now(),
+        }
+        try:
+            self.batches.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def trigger(self, collection: dict[str, Any]) -> dict[str, Any]:
+        """Plan every object of the collection's buckets again (a new generation of batches)."""
+        generation = self.state.find_one_and_update(
+            {"_id": f"generation:{collection['collection_id']}"},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )["value"]
+        objects = [
+            {"seq": seq, "object_id": object_id}
+            for seq, object_id in self.buckets.object_ids_in(collection["source"]["bucket_ids"])
+        ]
+        batch_ids = []
+        for index, chunk in enumerate(_chunks(objects, self.batch_objects)):
+            batch_id = f"ib_{collection['collection_id']}_g{generation}_{index}"
+            if self._create(collection, chunk, batch_id, reason="trigger"):
+                batch_ids.append(batch_id)
+        return {"batches": batch_ids, "objects": len(objects), "generation": generation}
+
+    # -- batch lifecycle ------------------------------------------------------------------------
+
+    def runnable(self, *, limit: int = 500) -> list[dict[str, Any]]:
+        """Batches waiting for a run, oldest first."""
+        return list(
+            self.batches.find({"status": "planned"}, {"_id": 0})
+            .sort("created_at", ASCENDING)
+            .limit(limit)
+        )
+
+    def in_flight(self) -> Iterator[dict[str, Any]]:
+        yield from self.batches.find({"status": "running"}, {"_id": 0})
+
+    def get(self, batch_id: str) -> dict[str, Any] | None:
+        return self.batches.find_one({"batch_id": batch_id}, {"_id": 0})
+
+    def start(self, batch_id: str, run_id: str | None) -> None:
+        self.batches.update_one(
+            {"batch_id": batch_id},
+            {
+                "$set": {"status": "running", "run_id": run_id, "started_at": now()},
+                "$inc": {"attempts": 1},
+            },
+        )
+
+    def finish(
+        self, batch_id: str, *, status: str, stats: dict[str, Any], error: str | None = None
+    ) -> None:
+        self.batches.update_one(
+            {"batch_id": batch_id},
+            {"$set": {"status": status, "stats": stats, "error": error, "finished_at": now()}},
+        )
+
+    def retry(self, batch_id: str) -> bool:
+        """Put an interrupted batch back in the queue, unless it has used its attempts."""
+        result = self.batches.update_one(
+            {"batch_id": batch_id, "status": "running", "attempts": {"$lt": MAX_ATTEMPTS}},
+            {"$set": {"status": "planned"}},
+        )
+        if result.modified_count:
+            return True
+        self.batches.update_one(
+            {"batch_id": batch_id, "status": "running"},
+            {"$set": {"status": "failed", "error": f"interrupted {MAX_ATTEMPTS} times"}},
+        )
+        return False
+
+    def delete_collection(self, collection_id: str) -> None:
+        self.batches.delete_many({"collection_id": collection_id})
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

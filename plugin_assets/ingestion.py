@@ -1,0 +1,200 @@
+"""Collection ingestion in Dagster: one dynamic partition per batch of objects, one sensor.
+
+``collection_ingestion`` is partitioned by ingestion batch (``ib_{collection_id}_...``): each
+partition is a set of objects one collection processes together, so the UI lists every batch of
+every collection, with its run, metadata (rows ok / failed, throughput, plugin version, feature
+URIs) and checks (vector dimensions, finite values, documents vs blobs). The
+``bucket_objects_sensor`` plans batches for new objects (API uploads and files landing under a
+bucket's prefix) and requests a run per batch; a batch whose run died is requested again.
+Launching a partition by hand (or a backfill) re-processes it: documents are upserted, never
+duplicated.
+"""
+
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from plugin_assets.resources import PlatformResource
+
+ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
+FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@asset(
+    partitions_def=ingest_batches_partitions,
+    group_name="ingestion",
+    kinds={"ray", "lancedb", "mongodb"},
+    description="Documents and vectors of one batch of objects in one collection, produced by the "
+    "collection's plugin version on Ray Data.",
+    check_specs=[
+        AssetCheckSpec(
+            "vector_dimensions",
+            asset="collection_ingestion",
+            description="Every stored vector has its feature's declared dimension.",
+        ),
+        AssetCheckSpec(
+            "finite_values",
+            asset="collection_ingestion",
+            description="No stored vector holds NaN or infinity.",
+        ),
+        AssetCheckSpec(
+            "documents_match_blobs",
+            asset="collection_ingestion",
+            description="One document per processed blob of the batch's objects.",
+        ),
+    ],
+)
+def collection_ingestion(context: AssetExecutionContext, platform: PlatformResource) -> Any:
+    stores = platform.get_platform()
+    batch_id = context.partition_key
+    batch = stores.planner.get(batch_id)
+    if batch is None:
+        raise ValueError(f"ingestion batch {batch_id} no longer exists")
+    stores.planner.start(batch_id, context.run_id)
+    try:
+        report = stores.ingestion.run(batch, run_id=context.run_id)
+    except Exception as exc:
+        stores.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
+        raise
+    status = (
+        "completed" if report.failed == 0 else ("failed" if report.completed == 0 else "partial")
+    )
+    stores.planner.finish(batch_id, status=status, stats=report.as_dict())
+    collection = stores.collections.by_id(batch["collection_id"]) or {}
+    if report.rows and report.completed == 0:
+        raise RuntimeError(f"every row of {batch_id} failed; first errors: {report.errors[:3]}")
+    yield MaterializeResult(
+        metadata={
+            "collection_id": batch["collection_id"],
+            "plugin_id": report.plugin_id,
+            "feature_uris": MetadataValue.json(collection.get("feature_uris", [])),
+            "objects": report.objects,
+            "rows": report.rows,
+            "rows_ok": report.completed,
+            "rows_failed": report.failed,
+            "vectors": report.vectors,
+            "rows_per_s": MetadataValue.float(round(report.rows_per_s, 2)),
+            "duration_s": MetadataValue.float(round(report.seconds, 2)),
+            "steps": MetadataValue.json(report.steps),
+            "first_errors": MetadataValue.json(report.errors[:5]),
+        }
+    )
+    yield from _checks(stores, collection, batch, report)
+
+
+def _checks(
+    stores: Any, collection: dict[str, Any], batch: dict[str, Any], report: Any
+) -> list[AssetCheckResult]:
+    """Read back what was written for this batch and check it."""
+    import numpy as np
+
+    from mixpeek_orchestration.ingest.documents import vector_table
+
+    dims_ok, finite_ok, detail = True, True, {}
+    for feature, uri in zip(
+        collection.get("features", []), collection.get("feature_uris", []), strict=True
+    ):
+        table = vector_table(collection["namespace_id"], uri)
+        if not stores.vectors.has_table(table):
+            continue
+        ids = ", ".join(f"'{o}'" for o in batch["object_ids"][:2000])
+        rows = (
+            stores.vectors.db.open_table(table)
+            .search()
+            .where(f"object_id IN ({ids})")
+            .limit(None)
+            .to_arrow()
+        )
+        if rows.num_rows == 0:
+            continue
+        vectors = np.asarray(rows["vector"].to_pylist(), dtype=np.float32)
+        expected = int(feature.get("embedding_dim") or vectors.shape[1])
+        dims_ok &= vectors.shape[1] == expected
+        finite_ok &= bool(np.isfinite(vectors).all())
+        detail[uri] = {"vectors": rows.num_rows, "dim": int(vectors.shape[1]), "declared": expected}
+    documents = stores.documents.documents.count_documents(
+        {
+            "collection_id": collection.get("collection_id"),
+            "source_object_id": {"$in": batch["object_ids"]},
+        }
+    )
+    return [
+        AssetCheckResult(
+            check_name="vector_dimensions",
+            passed=dims_ok,
+            metadata={"tables": MetadataValue.json(detail)},
+        ),
+        AssetCheckResult(check_name="finite_values", passed=finite_ok),
+        AssetCheckResult(
+            check_name="documents_match_blobs",
+            passed=documents == report.rows,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"documents": documents, "blobs": report.rows},
+        ),
+    ]
+
+
+collection_ingestion_job = define_asset_job(
+    "collection_ingestion_job",
+    selection=[collection_ingestion],
+    partitions_def=ingest_batches_partitions,
+)
+
+
+@sensor(
+    job=collection_ingestion_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="New objects in a bucket (API uploads and files landing under its prefix) -> "
+    "batches and a run each for every collection sourced from it; interrupted runs are retried.",
+)
+def bucket_objects_sensor(
+    context: SensorEvaluationContext, platform: PlatformResource
+) -> SensorResult:
+    stores = platform.get_platform()
+    planner = stores.planner
+    for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
+        run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
+        if run is not None and run.status in FINISHED_BADLY and planner.retry(batch["batch_id"]):
+            context.log.info(
+                "batch %s: run %s ended %s, queued again", batch["batch_id"], run.run_id, run.status
+            )
+    tick = planner.tick()
+    batches = planner.runnable()
+    if not batches:
+        return SensorResult(
+            skip_reason=f"no new objects (cursor {tick.cursor})", cursor=str(tick.cursor)
+        )
+    keys = [b["batch_id"] for b in batches]
+    context.log.info(
+        "%d file(s) registered, %d object(s) planned into %d new batch(es); %d batch(es) to run",
+        tick.files_registered, tick.objects_planned, len(tick.batches_created), len(keys),
+    )  # fmt: skip
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                partition_key=b["batch_id"],
+                run_key=f"{b['batch_id']}#{b.get('attempts', 0)}",
+                tags={"mixpeek/collection_id": b["collection_id"], "mixpeek/reason": b["reason"]},
+            )
+            for b in batches
+        ],
+        dynamic_partitions_requests=[ingest_batches_partitions.build_add_request(keys)],
+        cursor=str(tick.cursor),
+    )
