@@ -27,6 +27,7 @@ from dagster import (
     SensorResult,
     asset,
     define_asset_job,
+    in_process_executor,
     sensor,
 )
 
@@ -91,6 +92,7 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
             "vectors": report.vectors,
             "rows_per_s": MetadataValue.float(round(report.rows_per_s, 2)),
             "duration_s": MetadataValue.float(round(report.seconds, 2)),
+            "peak_rss_mb": MetadataValue.float(round(report.peak_rss_mb, 1)),
             "steps": MetadataValue.json(report.steps),
             "first_errors": MetadataValue.json(report.errors[:5]),
         }
@@ -154,6 +156,8 @@ collection_ingestion_job = define_asset_job(
     "collection_ingestion_job",
     selection=[collection_ingestion],
     partitions_def=ingest_batches_partitions,
+    # one step: running it in the run worker saves spawning (and importing) a second process
+    executor_def=in_process_executor,
 )
 
 
@@ -191,7 +195,11 @@ def bucket_objects_sensor(
             RunRequest(
                 partition_key=b["batch_id"],
                 run_key=f"{b['batch_id']}#{b.get('attempts', 0)}",
-                tags={"mixpeek/collection_id": b["collection_id"], "mixpeek/reason": b["reason"]},
+                tags={
+                    "mixpeek/kind": "ingestion",
+                    "mixpeek/collection_id": b["collection_id"],
+                    "mixpeek/reason": b["reason"],
+                },
             )
             for b in batches
         ],

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, blob_type_for_mime
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
@@ -222,14 +222,15 @@ class Buckets:
 
     # -- objects --------------------------------------------------------------------------------
 
-    def _next_seq(self) -> int:
+    def _next_seq(self, count: int = 1) -> int:
+        """Take ``count`` consecutive sequence numbers; returns the first."""
         doc = self.counters.find_one_and_update(
             {"_id": "object_seq"},
-            {"$inc": {"value": 1}},
+            {"$inc": {"value": count}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        return int(doc["value"])
+        return int(doc["value"]) - count + 1
 
     def _blob(
         self, namespace: Namespace, bucket: dict[str, Any], index: int, blob: Any
@@ -325,17 +326,15 @@ class Buckets:
                 ErrorCode.INVALID_REQUEST, "blobs must be a non-empty list", field="blobs"
             )
         checked = [self._blob(namespace, doc, i, blob) for i, blob in enumerate(blobs)]
-        return self._insert(namespace, doc, checked, metadata=metadata, key_prefix=key_prefix)
+        return self._insert(doc, checked, metadata=metadata, key_prefix=key_prefix)
 
     def _insert(
         self,
-        namespace: Namespace | dict[str, Any],
         bucket: dict[str, Any],
         blobs: list[dict[str, Any]],
         *,
         metadata: dict[str, Any] | None = None,
         key_prefix: str | None = None,
-        source_key: str | None = None,
     ) -> dict[str, Any]:
         obj = {
             "org_id": bucket["org_id"],
@@ -348,8 +347,6 @@ class Buckets:
             "seq": self._next_seq(),
             "created_at": now(),
         }
-        if source_key is not None:
-            obj["source_key"] = source_key
         self.objects.insert_one(obj)
         obj.pop("_id", None)
         return obj
@@ -409,8 +406,12 @@ class Buckets:
 
     # -- files landing under a bucket's prefix --------------------------------------------------
 
-    def register_landed_files(self, bucket: dict[str, Any]) -> int:
-        """Turn files found under the bucket's landing prefix into objects (once each)."""
+    def register_landed_files(self, bucket: dict[str, Any], *, limit: int = 2000) -> int:
+        """Turn files found under the bucket's landing prefix into objects (once each).
+
+        At most ``limit`` per call, inserted together with one block of sequence numbers, so a
+        sensor tick stays short; the rest come next tick.
+        """
         prefix = landing_prefix(bucket, bucket["bucket_id"])
         known = {
             d["source_key"]
@@ -420,7 +421,7 @@ class Buckets:
             )
         }
         properties = bucket["bucket_schema"]["properties"]
-        created = 0
+        blobs: list[tuple[str, dict[str, Any]]] = []
         for info in self.store.list(prefix):
             if info.key in known:
                 continue
@@ -439,19 +440,35 @@ class Buckets:
                 "size_bytes": info.size,
                 "filename": info.key.rsplit("/", 1)[-1],
             }
-            relative = info.key[len(prefix) :]
-            try:
-                self._insert(
-                    bucket,
-                    bucket,
-                    [blob],
-                    key_prefix=relative.rsplit("/", 1)[0] if "/" in relative else "",
-                    source_key=info.key,
-                )
-            except DuplicateKeyError:
-                continue  # another sensor tick registered it
-            created += 1
-        return created
+            blobs.append((info.key, blob))
+            if len(blobs) >= limit:
+                break
+        if not blobs:
+            return 0
+        first = self._next_seq(len(blobs))
+        docs = []
+        for offset, (key, blob) in enumerate(blobs):
+            relative = key[len(prefix) :]
+            docs.append(
+                {
+                    "org_id": bucket["org_id"],
+                    "namespace_id": bucket["namespace_id"],
+                    "object_id": new_id("obj"),
+                    "bucket_id": bucket["bucket_id"],
+                    "key_prefix": relative.rsplit("/", 1)[0] if "/" in relative else "",
+                    "metadata": {},
+                    "blobs": [blob],
+                    "seq": first + offset,
+                    "created_at": now(),
+                    "source_key": key,
+                }
+            )
+        try:
+            return len(self.objects.insert_many(docs, ordered=False).inserted_ids)
+        except (
+            BulkWriteError
+        ) as exc:  # another tick registered some of them: those numbers stay unused
+            return int(exc.details.get("nInserted", 0))
 
     def created_before(self, seq: int) -> datetime | None:
         doc = self.objects.find_one({"seq": seq}, {"created_at": 1})

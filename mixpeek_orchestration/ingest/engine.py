@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, TEXT_FIELDS, URL_FIELDS
 from mixpeek_orchestration.batch.steps import BASE_COLUMNS
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.documents import document_id
+from mixpeek_orchestration.ingest.documents import document_id, vector_table
 from mixpeek_orchestration.plugins.fetch import plugin_spec
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 BLOB_URL_TTL_S = 6 * 3600
-BLOCK_ROWS = 64  # rows per Ray Data block: results are written block by block as they arrive
+BLOCK_ROWS = 64  # rows per Ray Data block
+WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
+VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
 # blob types a plugin declaring one input type also takes
 ALSO_ACCEPTS = {"document": {"pdf"}, "text": {"json"}}
 
@@ -54,6 +57,9 @@ class IngestionReport:
     vectors: int = 0
     seconds: float = 0.0
     processing_seconds: float = 0.0
+    processing_started_at: float = 0.0  # epoch seconds: the Ray Data job's start and end
+    processing_finished_at: float = 0.0
+    peak_rss_mb: float = 0.0  # of this driver process, streaming results to the stores
     steps: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -165,9 +171,18 @@ class StepStage:
         collection_id: str,
         index: int,
         steps: int,
+        actors: int = 1,
     ) -> None:
+        import os
+
         from mixpeek_orchestration.batch.steps import OutputValidator, StepExecutor
         from mixpeek_orchestration.plugins.fetch import open_stored_plugin
+
+        # Ray starts a 1-CPU actor with one intra-op thread; a CPU step's actors share the
+        # node's cores instead, set before the plugin imports its framework.
+        if actors and os.environ.get("OMP_NUM_THREADS") == "1":
+            threads = str(max(1, (os.cpu_count() or 1) // max(1, actors)))
+            os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
 
         runtime = open_stored_plugin(spec)
         built = runtime.plugin.build_steps(
@@ -289,7 +304,16 @@ class IngestionEngine:
             )
         output_fields = list((version["manifest"].get("output_schema") or {}).get("properties", {}))
         processing = time.perf_counter()
-        for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
+        report.processing_started_at = time.time()
+        pending: list[pd.DataFrame] = []
+
+        def flush() -> None:
+            import pandas as pd
+
+            if not pending:
+                return
+            out = pd.concat(pending, ignore_index=True)
+            pending.clear()
             counts = p.documents.write(
                 collection,
                 out,
@@ -302,10 +326,23 @@ class IngestionEngine:
             report.failed += counts["failed"]
             report.vectors += counts["vectors"]
             if counts["failed"] and len(report.errors) < 20:
-                report.errors += [e for e in out["_error"].dropna().tolist()][
-                    : 20 - len(report.errors)
-                ]
+                report.errors += out["_error"].dropna().tolist()[: 20 - len(report.errors)]
+
+        # Blocks stream in as they are processed; they are written in groups of WRITE_ROWS
+        # (each vector upsert merges against the table, so fewer, larger ones cost less).
+        for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
+            pending.append(out)
+            if sum(len(f) for f in pending) >= WRITE_ROWS:
+                flush()
+        flush()
         report.processing_seconds = time.perf_counter() - processing
+        for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True):
+            p.vectors.ensure_index(
+                vector_table(collection["namespace_id"], uri),
+                metric=VECTOR_METRICS.get(feature.get("distance_metric", "cosine"), "cosine"),
+            )
+        report.processing_finished_at = time.time()
+        report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         report.seconds = time.perf_counter() - started
         if report.completed and report.vectors == 0 and collection["features"]:
             raise MixpeekError(

@@ -33,6 +33,21 @@ def reprocess_with(
     return after | {"reprocessing": planned}
 
 
+def delete_bucket(platform: Platform, namespace: Namespace, bucket: str) -> dict[str, Any]:
+    """Remove a bucket, its objects and files; refused while collections read from it."""
+    from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+
+    bucket_id = platform.buckets.get_bucket(namespace, bucket)["bucket_id"]
+    readers = [c["collection_name"] for c in platform.collections.sourced_from(bucket_id)]
+    if readers:
+        raise MixpeekError(
+            ErrorCode.CONFLICT,
+            f"bucket {bucket!r} is the source of collection(s) {readers}; delete them first",
+            field="bucket_id",
+        )
+    return platform.buckets.delete_bucket(namespace, bucket_id)
+
+
 def delete_collection(platform: Platform, namespace: Namespace, collection: str) -> dict[str, Any]:
     result = platform.collections.delete(namespace, collection)
     platform.planner.delete_collection(result["collection_id"])

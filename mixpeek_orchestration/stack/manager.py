@@ -89,7 +89,14 @@ def dagster_instance_yaml(dagster_home: Path) -> dict[str, object]:
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
-            "config": {"max_concurrent_runs": 4},
+            # Ingestion runs each start Ray actors with models: two at a time keep a small
+            # machine responsive while deploy and plugin runs still get through.
+            "config": {
+                "max_concurrent_runs": 4,
+                "tag_concurrency_limits": [
+                    {"key": "mixpeek/kind", "value": "ingestion", "limit": 2}
+                ],
+            },
         },
         "telemetry": {"enabled": False},
         "code_servers": {"local_startup_timeout": 180},

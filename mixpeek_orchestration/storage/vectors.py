@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DistanceMetric = Literal["cosine", "l2", "dot"]
+ANN_MIN_ROWS = 20_000
+"""Below this many rows a table is searched exactly (a scan is fast and exact); at or above it
+an ANN index is built once and searched with refinement."""
+ANN_NPROBES = 24
+ANN_REFINE_FACTOR = 8
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
 
@@ -101,16 +106,55 @@ class VectorStore:
         k: int = 10,
         where: str | None = None,
         metric: DistanceMetric = "cosine",
+        exact: bool = False,
     ) -> list[dict[str, Any]]:
-        """Nearest rows to ``vector``, each with its ``_distance``; ``where`` filters first."""
+        """Nearest rows to ``vector``, each with its ``_distance``; ``where`` filters first.
+
+        Uses the table's ANN index when it has one (probing ``ANN_NPROBES`` partitions and
+        re-ranking ``ANN_REFINE_FACTOR`` x ``k`` candidates exactly), unless ``exact``.
+        """
         query = (
             self.db.open_table(validate_table_name(table))
             .search(list(vector))
             .distance_type(metric)
         )
+        if exact:
+            query = query.bypass_vector_index()
+        else:
+            query = query.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE_FACTOR)
         if where:
             query = query.where(where, prefilter=True)
         return query.limit(k).to_list()  # type: ignore[no-any-return]
+
+    def has_index(self, table: str) -> bool:
+        return any(
+            "vector" in index.columns
+            for index in self.db.open_table(validate_table_name(table)).list_indices()
+        )
+
+    def ensure_index(
+        self, table: str, *, metric: DistanceMetric = "cosine", min_rows: int = ANN_MIN_ROWS
+    ) -> bool:
+        """Build the table's ANN index once it holds ``min_rows``; returns whether it built one.
+
+        IVF partitions ~ sqrt(rows), PQ with 8-dimension sub-vectors (dimension permitting);
+        rows added later are searched exactly until the next rebuild.
+        """
+        if not self.has_table(table) or self.has_index(table):
+            return False
+        handle = self.db.open_table(table)
+        rows = handle.count_rows()
+        if rows < min_rows:
+            return False
+        dim = handle.schema.field("vector").type.list_size
+        sub_vectors = next((d for d in (dim // 8, dim // 4, dim // 2, 1) if d and dim % d == 0), 1)
+        handle.create_index(
+            metric=metric,
+            num_partitions=max(1, int(rows**0.5)),
+            num_sub_vectors=sub_vectors,
+            index_type="IVF_PQ",
+        )
+        return True
 
     def count(self, table: str, *, where: str | None = None) -> int:
         if not self.has_table(table):

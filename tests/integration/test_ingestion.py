@@ -318,6 +318,10 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
     assert {d["document_id"] for d in again} == set(before)
     assert vector_count(stack, texts) == 170
 
+    # a bucket that collections read from cannot be deleted under them
+    refused = api.call("DELETE", f"/buckets/{bucket_id}", expect=409)
+    assert "texts" in refused["detail"] and "images" in refused["detail"]
+
     # deleting a collection removes its documents and vectors, not the other collection's
     api.call("DELETE", f"/collections/{images['collection_id']}")
     api.call("GET", f"/collections/{images['collection_id']}", expect=404)

@@ -1,0 +1,1 @@
+"""Ingestion: buckets, objects, collections, documents, the planner and the Ray Data engine."""

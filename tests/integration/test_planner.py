@@ -1,0 +1,116 @@
+"""The ingestion planner against the real metadata server, in a database of its own (the stack's
+sensor never sees it): sequence gaps, a tick that died half-way, triggers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from mixpeek_orchestration.ingest.buckets import Buckets
+from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.ingest.documents import Documents
+from mixpeek_orchestration.ingest.planner import IngestPlanner
+from mixpeek_orchestration.plugins.registry import PluginRegistry
+from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.tenancy.accounts import now
+from tests.integration.conftest import RunningStack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def planner(stack: RunningStack, request: pytest.FixtureRequest) -> Any:
+    platform = stack.platform()
+    metadata = MetadataStore(stack.settings.mongo_uri or "", f"planner_{request.node.name[:40]}")
+    metadata.client.drop_database(metadata.db.name)
+    buckets = Buckets(metadata, platform.objects)
+    collections = Collections(
+        metadata,
+        buckets,
+        PluginRegistry(metadata, platform.objects),
+        Documents(metadata, platform.vectors),
+    )
+    planner = IngestPlanner(metadata, buckets, collections, batch_objects=3)
+    for part in (buckets, collections, planner):
+        part.ensure_indexes()
+    scope = {"org_id": "org_t", "namespace_id": "ns_t"}
+    buckets.buckets.insert_one(
+        {
+            **scope,
+            "bucket_id": "bkt_t",
+            "bucket_name": "t",
+            "bucket_schema": {"properties": {"content": {"type": "text"}}},
+        }
+    )
+    collections.collections.insert_one(
+        {
+            **scope,
+            "collection_id": "col_t",
+            "collection_name": "t",
+            "source": {"type": "bucket", "bucket_ids": ["bkt_t"]},
+        }
+    )
+    yield planner
+    metadata.client.drop_database(metadata.db.name)
+
+
+def add_object(planner: IngestPlanner, seq: int, *, age_s: float = 0) -> None:
+    planner.buckets.objects.insert_one(
+        {"org_id": "org_t", "namespace_id": "ns_t", "object_id": f"obj_{seq}", "bucket_id": "bkt_t",
+         "blobs": [], "seq": seq, "created_at": now() - timedelta(seconds=age_s)}
+    )  # fmt: skip
+
+
+def planned(planner: IngestPlanner) -> list[list[str]]:
+    return [
+        b["object_ids"] for b in planner.batches.find({}, {"object_ids": 1}).sort("first_seq", 1)
+    ]
+
+
+def test_objects_are_planned_in_order_in_batches_and_a_fresh_gap_waits(
+    planner: IngestPlanner,
+) -> None:
+    for seq in (1, 2, 3, 4, 6):  # 5 is still being inserted
+        add_object(planner, seq)
+    tick = planner.tick()
+    assert tick.cursor == 4 and tick.objects_planned == 4
+    assert planned(planner) == [["obj_1", "obj_2", "obj_3"], ["obj_4"]]
+    assert planner.tick().objects_planned == 0  # 6 waits behind the gap
+    add_object(planner, 5)
+    assert planner.tick().cursor == 6
+    assert planned(planner)[-1] == ["obj_5", "obj_6"]
+    assert sum(len(b) for b in planned(planner)) == 6  # each object once
+
+
+def test_an_old_gap_is_an_insert_that_failed_and_is_skipped(planner: IngestPlanner) -> None:
+    add_object(planner, 1)
+    add_object(planner, 3, age_s=60)  # 2 took its number and never arrived
+    assert planner.tick().cursor == 3
+    assert planned(planner) == [["obj_1", "obj_3"]]
+
+
+def test_a_tick_that_died_before_moving_the_cursor_plans_nothing_twice(
+    planner: IngestPlanner,
+) -> None:
+    for seq in (1, 2, 3, 4):
+        add_object(planner, seq)
+    planner.tick()
+    planner.state.update_one({"_id": "planner"}, {"$set": {"seq": 0}})  # as if the cursor was lost
+    add_object(planner, 5)
+    planner.tick()
+    objects = [o for batch in planned(planner) for o in batch]
+    assert sorted(objects) == ["obj_1", "obj_2", "obj_3", "obj_4", "obj_5"]
+
+
+def test_trigger_plans_everything_again_as_a_new_generation(planner: IngestPlanner) -> None:
+    for seq in (1, 2, 3, 4):
+        add_object(planner, seq)
+    planner.tick()
+    collection = planner.collections.by_id("col_t")
+    first = planner.trigger(collection)
+    second = planner.trigger(collection)
+    assert first["objects"] == second["objects"] == 4
+    assert first["batches"] != second["batches"]
+    assert len(planner.runnable()) == 2 + 2 + 2
