@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.ingest.engine import IngestionEngine
     from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.retrieval.retrievers import Retrievers
     from mixpeek_orchestration.serve.deployer import Deployer
     from mixpeek_orchestration.tenancy.accounts import Accounts
 
@@ -128,6 +129,12 @@ class Platform:
         )
 
     @cached_property
+    def retrievers(self) -> Retrievers:
+        from mixpeek_orchestration.retrieval.retrievers import Retrievers
+
+        return Retrievers(self.metadata, self.collections)
+
+    @cached_property
     def ingestion(self) -> IngestionEngine:
         from mixpeek_orchestration.ingest.engine import IngestionEngine
 
@@ -141,6 +148,7 @@ class Platform:
         self.documents.ensure_indexes()
         self.collections.ensure_indexes()
         self.planner.ensure_indexes()
+        self.retrievers.ensure_indexes()
 
     def health_checks(self) -> dict[str, Callable[[], ComponentHealth]]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -23,10 +24,13 @@ from mixpeek_orchestration.api.routes import (
     namespaces,
     plugins,
     realtime,
+    retrievers,
     storage,
 )
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
+from mixpeek_orchestration.serve.relay import call_deployment
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,14 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
         app.state.http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
+
+        async def call(prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Any:
+            answer, _ = await call_deployment(
+                app.state.http, settings.serve_url, prefix, inputs, parameters
+            )
+            return answer
+
+        app.state.retrieval = RetrieverExecutor(platform, call)
         yield
         await app.state.http.aclose()
         platform.close()
@@ -68,4 +80,5 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(realtime.router)
     app.include_router(buckets.router)
     app.include_router(collections.router)
+    app.include_router(retrievers.router)
     return app

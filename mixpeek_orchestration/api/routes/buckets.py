@@ -96,7 +96,7 @@ async def get_bucket(
 async def delete_bucket(
     bucket_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(platform.buckets.delete_bucket, namespace, bucket_id)
+    return await run_in_threadpool(operations.delete_bucket, platform, namespace, bucket_id)
 
 
 @router.post("/{bucket_id}/uploads", summary="A presigned URL to PUT one file to")

@@ -1,0 +1,1 @@
+"""Retrieval: retrievers (stage lists over collections) and their execution."""

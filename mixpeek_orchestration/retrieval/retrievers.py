@@ -1,0 +1,176 @@
+"""Retrievers (SPEC §8): named, ordered stage lists over one or more collections.
+
+A retriever is checked when it is saved: every stage type is known, and every ``feature_uri`` a
+search names belongs to one of its collections, so a typo is a 422 at creation, not an empty
+result at query time.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.buckets import scope
+from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.tenancy.accounts import Namespace, new_id, now
+
+STAGE_TYPES = frozenset(
+    {"feature_search", "attribute_filter", "rerank", "classify", "sort_attribute", "limit",
+     "deduplicate"}
+)  # fmt: skip
+RETRIEVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _invalid(message: str, field: str) -> MixpeekError:
+    return MixpeekError(ErrorCode.INVALID_REQUEST, message, field=field)
+
+
+def check_stages(stages: Any, feature_uris: set[str]) -> list[dict[str, Any]]:
+    """The stages, each ``{stage_name, config: {stage_id, parameters}}``, checked."""
+    if not isinstance(stages, list) or not stages:
+        raise _invalid("stages must be a non-empty list", "stages")
+    for index, stage in enumerate(stages):
+        where = f"stages[{index}]"
+        config = stage.get("config") if isinstance(stage, dict) else None
+        if not isinstance(config, dict):
+            raise _invalid(
+                f"{where} must be {{stage_name, config: {{stage_id, parameters}}}}", where
+            )
+        stage_id = config.get("stage_id")
+        if stage_id not in STAGE_TYPES:
+            raise _invalid(
+                f"{where}.config.stage_id {stage_id!r} is not one of {sorted(STAGE_TYPES)}",
+                f"{where}.config.stage_id",
+            )
+        parameters = config.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise _invalid(
+                f"{where}.config.parameters must be an object", f"{where}.config.parameters"
+            )
+        if stage_id == "feature_search":
+            searches = parameters.get("searches")
+            if not isinstance(searches, list) or not searches:
+                raise _invalid(
+                    f"{where}: feature_search needs parameters.searches: [{{feature_uri, query}}]",
+                    f"{where}.config.parameters.searches",
+                )
+            for s_index, search in enumerate(searches):
+                uri = search.get("feature_uri") if isinstance(search, dict) else None
+                if uri not in feature_uris:
+                    raise _invalid(
+                        f"{where}.searches[{s_index}].feature_uri {uri!r} is not a feature of the "
+                        f"retriever's collections ({sorted(feature_uris)})",
+                        f"{where}.config.parameters.searches[{s_index}].feature_uri",
+                    )
+        stage.setdefault("stage_name", f"{stage_id}_{index}")
+        config["parameters"] = parameters
+    return stages
+
+
+class Retrievers:
+    def __init__(self, metadata: MetadataStore, collections: Collections) -> None:
+        self.retrievers = metadata.collection("retrievers")
+        self.collections = collections
+
+    def ensure_indexes(self) -> None:
+        self.retrievers.create_index("retriever_id", unique=True)
+        self.retrievers.create_index(
+            [("org_id", 1), ("namespace_id", 1), ("retriever_name", 1)], unique=True
+        )
+
+    def _resolve(self, namespace: Namespace, identifiers: Any) -> list[dict[str, Any]]:
+        if not isinstance(identifiers, list) or not identifiers:
+            raise _invalid(
+                "collection_identifiers must name at least one collection", "collection_identifiers"
+            )
+        return [self.collections.get(namespace, c) for c in identifiers]
+
+    def create(
+        self,
+        namespace: Namespace,
+        *,
+        retriever_name: str,
+        collection_identifiers: list[str],
+        stages: list[dict[str, Any]],
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if not RETRIEVER_NAME.fullmatch(retriever_name or ""):
+            raise _invalid(
+                f"retriever_name {retriever_name!r} must be 1-63 letters, digits, '_', '.' or '-'",
+                "retriever_name",
+            )
+        collections = self._resolve(namespace, collection_identifiers)
+        uris = {u for c in collections for u in c["feature_uris"]}
+        doc = {
+            **scope(namespace),
+            "retriever_id": new_id("ret"),
+            "retriever_name": retriever_name,
+            "description": description,
+            "metadata": metadata or {},
+            "collection_ids": [c["collection_id"] for c in collections],
+            "stages": check_stages(stages, uris),
+            "created_at": now(),
+            "updated_at": now(),
+        }
+        try:
+            self.retrievers.insert_one(doc)
+        except DuplicateKeyError:
+            raise MixpeekError(
+                ErrorCode.CONFLICT,
+                f"retriever {retriever_name!r} already exists",
+                field="retriever_name",
+            ) from None
+        doc.pop("_id", None)
+        return doc
+
+    def get(self, namespace: Namespace, retriever: str) -> dict[str, Any]:
+        doc = self.retrievers.find_one(
+            {
+                **scope(namespace),
+                "$or": [{"retriever_id": retriever}, {"retriever_name": retriever}],
+            },
+            {"_id": 0},
+        )
+        if doc is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"retriever {retriever!r} not found", field="retriever_id"
+            )
+        return doc
+
+    def list(self, namespace: Namespace) -> list[dict[str, Any]]:
+        return list(
+            self.retrievers.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)
+        )
+
+    def update(
+        self, namespace: Namespace, retriever: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        doc = self.get(namespace, retriever)
+        update: dict[str, Any] = {"updated_at": now()}
+        identifiers = changes.get("collection_identifiers")
+        collections = (
+            self._resolve(namespace, identifiers)
+            if identifiers is not None
+            else [self.collections.get(namespace, c) for c in doc["collection_ids"]]
+        )
+        if identifiers is not None:
+            update["collection_ids"] = [c["collection_id"] for c in collections]
+        if "stages" in changes or identifiers is not None:
+            uris = {u for c in collections for u in c["feature_uris"]}
+            update["stages"] = check_stages(changes.get("stages", doc["stages"]), uris)
+        for key in ("description", "metadata"):
+            if key in changes:
+                update[key] = changes[key]
+        self.retrievers.update_one({"retriever_id": doc["retriever_id"]}, {"$set": update})
+        return doc | update
+
+    def delete(self, namespace: Namespace, retriever: str) -> dict[str, Any]:
+        doc = self.get(namespace, retriever)
+        self.retrievers.delete_one({"retriever_id": doc["retriever_id"]})
+        return {"retriever_id": doc["retriever_id"], "deleted": True}

@@ -1,0 +1,182 @@
+"""Retrievers end to end: documents ingested by a plugin, queries encoded by its deployment."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from mixpeek_orchestration.plugins.archive import build_archive
+from tests.integration.conftest import RunningStack, Tenant, create_tenant
+from tests.integration.test_ingestion import SEED, Api, wait_documents
+from tests.integration.test_realtime import deploy, wait_status
+
+pytestmark = pytest.mark.integration
+
+CORPUS = [
+    ("pets", "A golden retriever chases a tennis ball across the park lawn."),
+    ("finance", "The central bank raised interest rates to fight inflation."),
+    ("food", "Fresh basil, tomatoes and mozzarella make a classic pizza margherita."),
+    ("space", "The spacecraft entered orbit around Mars after a seven month journey."),
+    ("health", "Regular stretching and strength training reduce the risk of injury."),
+    ("music", "The violinist performed a Bach partita at the concert hall."),
+]
+URI = "mixpeek://my_extractor@1.0.0/my_extractor_embedding"
+
+
+def search_stage(**extra: Any) -> dict[str, Any]:
+    return {
+        "stage_name": "search",
+        "config": {
+            "stage_id": "feature_search",
+            "parameters": {
+                "searches": [
+                    {
+                        "feature_uri": URI,
+                        "query": {"input_mode": "text", "value": "{{INPUT.q}}"},
+                        "top_k": 6,
+                    }
+                ],
+                "final_top_k": 6,
+                **extra,
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def setup(
+    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Api, Tenant, dict[str, Any]]:
+    tenant = create_tenant(stack, "retrieval-org")
+    api = Api(tenant)
+    archive = tmp_path_factory.mktemp("seed") / "my_extractor.zip"
+    build_archive(SEED, archive)
+    tenant.client().publish_archive(archive, name="my_extractor", version="1.0.0")
+    bucket = api.call(
+        "POST",
+        "/buckets",
+        json={
+            "bucket_name": "articles",
+            "bucket_schema": {"properties": {"content": {"type": "text"}}},
+        },
+    )
+    collection = api.call(
+        "POST", "/collections",
+        json={"collection_name": "articles", "source": {"type": "bucket", "bucket_ids": ["articles"]},
+              "feature_extractor": {"feature_extractor_name": "my_extractor", "version": "1.0.0"}},
+    )  # fmt: skip
+    for topic, text in CORPUS:
+        api.call("POST", f"/buckets/{bucket['bucket_id']}/objects",
+                 json={"blobs": [{"property": "content", "data": text}], "metadata": {"topic": topic, "length": len(text)}})  # fmt: skip
+    wait_documents(api, collection["collection_id"], len(CORPUS))
+    return api, tenant, collection
+
+
+def test_a_retriever_refuses_features_its_collections_lack(setup: Any) -> None:
+    api, _, _ = setup
+    stage = search_stage()
+    stage["config"]["parameters"]["searches"][0]["feature_uri"] = "mixpeek://other@1.0.0/x"
+    refused = api.call(
+        "POST", "/retrievers", expect=422,
+        json={"retriever_name": "bad", "collection_identifiers": ["articles"], "stages": [stage]},
+    )  # fmt: skip
+    assert "mixpeek://other@1.0.0/x" in refused["detail"]
+    unknown_stage = api.call(
+        "POST", "/retrievers", expect=422,
+        json={"retriever_name": "bad", "collection_identifiers": ["articles"],
+              "stages": [{"stage_name": "x", "config": {"stage_id": "teleport"}}]},
+    )  # fmt: skip
+    assert "teleport" in unknown_stage["detail"]
+    assert api.call("POST", "/retrievers/list")["total"] == 0
+
+
+def test_queries_are_encoded_by_the_plugins_deployment_and_find_the_right_document(
+    setup: Any,
+) -> None:
+    api, tenant, collection = setup
+    retriever = api.call(
+        "POST", "/retrievers",
+        json={"retriever_name": "articles-search", "collection_identifiers": ["articles"], "stages": [search_stage()]},
+    )  # fmt: skip
+    not_deployed = api.call(
+        "POST",
+        f"/retrievers/{retriever['retriever_id']}/execute",
+        expect=409,
+        json={"inputs": {"q": "dogs"}},
+    )
+    assert "my_extractor_1_0_0" in not_deployed["detail"] and "deploy" in not_deployed["detail"]
+
+    deploy(tenant, "my_extractor_1_0_0")
+    assert wait_status(tenant, "my_extractor_1_0_0", {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+    expected = {
+        "a dog playing with a ball": "pets",
+        "monetary policy and inflation": "finance",
+        "an italian recipe with cheese": "food",
+        "a mission to the red planet": "space",
+    }
+    for query, topic in expected.items():
+        result = api.call(
+            "POST", "/retrievers/articles-search/execute", json={"inputs": {"q": query}}
+        )
+        assert result["status"] == "completed"
+        top = result["documents"][0]
+        assert top["metadata"]["topic"] == topic, (
+            query,
+            [d["metadata"]["topic"] for d in result["documents"]],
+        )
+        assert top["score"] >= result["documents"][1]["score"]
+        assert top["collection_id"] == collection["collection_id"]
+    again = api.call(
+        "POST",
+        "/retrievers/articles-search/execute",
+        json={"inputs": {"q": "a dog playing with a ball"}},
+    )
+    stats = again["stage_statistics"][0]
+    assert stats["cache_hits"] == 1 and stats["output_count"] == 6 and stats["duration_ms"] > 0
+    missing_input = api.call(
+        "POST", "/retrievers/articles-search/execute", expect=422, json={"inputs": {}}
+    )
+    assert "INPUT.q" in missing_input["detail"]
+
+
+def test_stages_filter_sort_limit_and_deduplicate(setup: Any) -> None:
+    api, _, _ = setup
+    stages = [
+        search_stage(),
+        {"stage_name": "no-music", "config": {"stage_id": "attribute_filter",
+                                              "parameters": {"field": "metadata.topic", "operator": "ne", "value": "music"}}},
+        {"stage_name": "longest", "config": {"stage_id": "sort_attribute",
+                                             "parameters": {"field": "metadata.length", "direction": "desc"}}},
+        {"stage_name": "one-per-object", "config": {"stage_id": "deduplicate", "parameters": {"field": "source_object_id"}}},
+        {"stage_name": "top3", "config": {"stage_id": "limit", "parameters": {"limit": 3}}},
+    ]  # fmt: skip
+    api.call(
+        "POST",
+        "/retrievers",
+        json={
+            "retriever_name": "pipeline",
+            "collection_identifiers": ["articles"],
+            "stages": stages,
+        },
+    )
+    deadline = time.monotonic() + 240
+    while True:  # the deployment may still be rolling out when this test runs alone
+        response = api.http.post(
+            "/retrievers/pipeline/execute", json={"inputs": {"q": "a concert"}}
+        )
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    result = response.json()
+    assert response.status_code == 200, result
+    topics = [d["metadata"]["topic"] for d in result["documents"]]
+    lengths = [d["metadata"]["length"] for d in result["documents"]]
+    assert len(topics) == 3 and "music" not in topics
+    assert lengths == sorted(lengths, reverse=True)
+    assert [s["output_count"] for s in result["stage_statistics"]] == [6, 5, 5, 5, 3]
+    updated = api.call("PATCH", "/retrievers/pipeline", json={"stages": stages[:1]})
+    assert len(updated["stages"]) == 1
+    api.call("DELETE", "/retrievers/pipeline")
+    api.call("GET", "/retrievers/pipeline", expect=404)
