@@ -203,15 +203,28 @@ def main() -> int:
         first = min(s["processing_started_at"] for s in stats if s)
         last = max(s["processing_finished_at"] for s in stats if s)
         processing = sum(s.get("rows", 0) for s in stats) / (last - first)
+        # once a run's actors are up (plugin opened, model loaded, first block out)
+        steady = sum(s.get("rows", 0) for s in stats) / sum(
+            s["processing_seconds"] - s["first_block_s"] for s in stats if s
+        )
         results.update(
             raw_model_rows_per_s=round(raw, 1),
             processing_rows_per_s=round(processing, 1),
             processing_vs_raw=round(processing / raw, 3),
+            steady_rows_per_s=round(steady, 1),
+            steady_vs_raw=round(steady / raw, 3),
             end_to_end_rows_per_s=round(len(texts) / end_to_end, 1),
             end_to_end_s=round(end_to_end, 1),
             drop_files_s=round(dropped, 1),
             runs=len(batches),
             failed_rows=counts["failed"],
+            per_run=[
+                {
+                    k: round(s.get(k, 0), 1)
+                    for k in ("rows", "processing_seconds", "first_block_s", "write_seconds")
+                }
+                for s in stats
+            ],
             peak_driver_rss_mb=round(max(s.get("peak_rss_mb", 0) for s in stats), 1),
             peak_stack_rss_mb=round(sampler.peak_mb, 1),
         )

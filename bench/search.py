@@ -44,7 +44,7 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 def clustered(n: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
     picks = rng.integers(0, len(centres), n)
-    return unit(centres[picks] + rng.normal(0, 0.35, (n, DIM)).astype(np.float32)).astype(
+    return unit(centres[picks] + rng.normal(0, 0.03, (n, DIM)).astype(np.float32)).astype(
         np.float32
     )
 

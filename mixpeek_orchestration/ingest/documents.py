@@ -7,16 +7,19 @@ the vector store, one table per namespace and feature URI, keyed by the same id.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.buckets import decode_cursor, page, scope
+from mixpeek_orchestration.ingest.buckets import scope
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.vectors import VectorStore
 from mixpeek_orchestration.tenancy.accounts import Namespace, now
@@ -135,18 +138,7 @@ class Documents:
                 "run_id": run_id,
                 "updated_at": stamp,
             }
-            writes.append(
-                UpdateOne(
-                    {"document_id": record["document_id"]},
-                    {
-                        "$set": doc,
-                        "$setOnInsert": {"document_id": record["document_id"], "created_at": stamp},
-                    },
-                    upsert=True,
-                )
-            )
-        if writes:
-            self.documents.bulk_write(writes, ordered=False)
+            writes.append((record["document_id"], doc))
         vectors = 0
         for feature, uri in zip(features, uris, strict=True):
             name = feature["feature_name"]
@@ -171,7 +163,51 @@ class Documents:
                 }
             )
             vectors += self.vectors.upsert(table, data)
+        # documents last: a completed document always has its vectors in place
+        self._upsert_documents(writes, stamp)
         return {"completed": len(ok_positions), "failed": len(failed_ids), "vectors": vectors}
+
+    def _upsert_documents(self, writes: list[tuple[str, dict[str, Any]]], stamp: Any) -> None:
+        """Insert the documents that are new in one batch, update the others.
+
+        A first ingestion only inserts (several times cheaper than upserts); a re-run updates
+        in place. A document inserted concurrently since the lookup is updated instead.
+        """
+        if not writes:
+            return
+        ids = [doc_id for doc_id, _ in writes]
+        existing = {
+            d["document_id"]
+            for d in self.documents.find(
+                {"document_id": {"$in": ids}}, {"_id": 0, "document_id": 1}
+            )
+        }
+        fresh = [
+            doc | {"document_id": doc_id, "created_at": stamp}
+            for doc_id, doc in writes
+            if doc_id not in existing
+        ]
+        raced: set[str] = set()
+        if fresh:
+            try:
+                self.documents.insert_many(fresh, ordered=False)
+            except BulkWriteError as exc:
+                raced = {
+                    fresh[e["index"]]["document_id"]
+                    for e in exc.details.get("writeErrors", [])
+                    if e.get("code") == 11000
+                }
+        updates = [
+            UpdateOne(
+                {"document_id": doc_id},
+                {"$set": doc, "$setOnInsert": {"document_id": doc_id, "created_at": stamp}},
+                upsert=True,
+            )
+            for doc_id, doc in writes
+            if doc_id in existing or doc_id in raced
+        ]
+        if updates:
+            self.documents.bulk_write(updates, ordered=False)
 
     def delete_collection(self, collection: dict[str, Any]) -> int:
         """Remove a collection's documents and its rows in every feature table."""
@@ -208,15 +244,32 @@ class Documents:
         for key in ("status", "source_object_id", "bucket_id"):
             if filters and filters.get(key):
                 query[key] = filters[key]
-        after = decode_cursor(cursor)
+        # documents sort by their object's sequence, then id (an object's blobs share one
+        # sequence number); the cursor holds both
+        position = _decode_position(cursor)
+        if position is not None:
+            seq, last_id = position
+            query["$or"] = [{"seq": {"$gt": seq}}, {"seq": seq, "document_id": {"$gt": last_id}}]
         items = list(
-            self.documents.find({**query, "seq": {"$gt": after}}, {"_id": 0})
+            self.documents.find(query, {"_id": 0})
             .sort([("seq", ASCENDING), ("document_id", ASCENDING)])
             .limit(limit + 1)
         )
-        result = page(items, limit)
-        result["total"] = self.documents.count_documents(query)
-        return result
+        more = len(items) > limit
+        items = items[:limit]
+        last = items[-1] if items else None
+        query.pop("$or", None)
+        return {
+            "results": items,
+            "pagination": {
+                "limit": limit,
+                "next_cursor": _encode_position(last["seq"], last["document_id"])
+                if more and last
+                else None,
+                "has_more": more,
+            },
+            "total": self.documents.count_documents(query),
+        }
 
     def get(self, namespace: Namespace, collection_id: str, doc_id: str) -> dict[str, Any]:
         doc = self.documents.find_one(
@@ -248,6 +301,22 @@ class Documents:
         return list(
             self.documents.find({**scope(namespace), "source_object_id": object_id}, {"_id": 0})
         )
+
+
+def _encode_position(seq: int, doc_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"seq": seq, "doc": doc_id}).encode()).decode()
+
+
+def _decode_position(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(value["seq"]), str(value["doc"])
+    except (ValueError, KeyError, TypeError):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, "cursor is not one this API returned", field="cursor"
+        ) from None
 
 
 def _id_filter(ids: list[str]) -> str:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 BLOB_URL_TTL_S = 6 * 3600
 BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
+WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
 VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
 # blob types a plugin declaring one input type also takes
 ALSO_ACCEPTS = {"document": {"pdf"}, "text": {"json"}}
@@ -60,6 +63,8 @@ class IngestionReport:
     processing_started_at: float = 0.0  # epoch seconds: the Ray Data job's start and end
     processing_finished_at: float = 0.0
     peak_rss_mb: float = 0.0  # of this driver process, streaming results to the stores
+    first_block_s: float = 0.0  # from the job's start to its first output (actors, models)
+    write_seconds: float = 0.0  # spent writing documents and vectors
     steps: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -174,6 +179,7 @@ class StepStage:
         actors: int = 1,
     ) -> None:
         import os
+        import sys
 
         from mixpeek_orchestration.batch.steps import OutputValidator, StepExecutor
         from mixpeek_orchestration.plugins.fetch import open_stored_plugin
@@ -183,6 +189,8 @@ class StepStage:
         if actors and os.environ.get("OMP_NUM_THREADS") == "1":
             threads = str(max(1, (os.cpu_count() or 1) // max(1, actors)))
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+            if "torch" in sys.modules:  # already imported by this worker: the variable is read
+                sys.modules["torch"].set_num_threads(int(threads))
 
         runtime = open_stored_plugin(spec)
         built = runtime.plugin.build_steps(
@@ -245,6 +253,36 @@ class IngestionEngine:
             options["concurrency"] = (1, max(1, step["concurrency"]))
         return options
 
+    def _step_plan(
+        self,
+        version: dict[str, Any],
+        spec: dict[str, Any],
+        parameters: dict[str, Any],
+        collection_id: str,
+    ) -> list[dict[str, Any]]:
+        """The plugin's steps for these parameters: asked once of a Ray task, then remembered
+        (a version's archive never changes, so neither do its steps for given parameters)."""
+        import hashlib
+        import json
+
+        import ray
+
+        plans = self.platform.metadata.collection("step_plans")
+        key = hashlib.sha256(
+            json.dumps([version["sha256"], parameters, collection_id], sort_keys=True).encode()
+        ).hexdigest()
+        cached = plans.find_one({"_id": key})
+        if cached is not None:
+            return cached["steps"]  # type: ignore[no-any-return]
+        describe = ray.remote(num_cpus=0, max_calls=1)(_describe_steps)
+        steps: list[dict[str, Any]] = ray.get(describe.remote(spec, parameters, collection_id))
+        plans.update_one(
+            {"_id": key},
+            {"$set": {"steps": steps, "plugin_id": version["plugin_id"]}},
+            upsert=True,
+        )
+        return steps
+
     def run(self, batch: dict[str, Any], *, run_id: str | None = None) -> IngestionReport:
         """Process one ``ingest_batches`` record end to end; raises only when nothing ran."""
         import ray
@@ -280,8 +318,7 @@ class IngestionEngine:
         p.ray.connect()
         spec = plugin_spec(version, p.objects)
         parameters = extractor.get("parameters") or {}
-        describe = ray.remote(num_cpus=0, max_calls=1)(_describe_steps)
-        steps = ray.get(describe.remote(spec, parameters, collection["collection_id"]))
+        steps = self._step_plan(version, spec, parameters, collection["collection_id"])
         report.steps = steps
         if not steps:
             raise MixpeekError(ErrorCode.INVALID_PLUGIN, f"{extractor['plugin_id']} built no steps")
@@ -305,15 +342,9 @@ class IngestionEngine:
         output_fields = list((version["manifest"].get("output_schema") or {}).get("properties", {}))
         processing = time.perf_counter()
         report.processing_started_at = time.time()
-        pending: list[pd.DataFrame] = []
 
-        def flush() -> None:
-            import pandas as pd
-
-            if not pending:
-                return
-            out = pd.concat(pending, ignore_index=True)
-            pending.clear()
+        def write(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], float]:
+            write_start = time.perf_counter()
             counts = p.documents.write(
                 collection,
                 out,
@@ -322,19 +353,50 @@ class IngestionEngine:
                 batch_id=batch["batch_id"],
                 run_id=run_id,
             )
+            return out, counts, time.perf_counter() - write_start
+
+        def account(done: Future[tuple[pd.DataFrame, dict[str, int], float]]) -> None:
+            out, counts, seconds = done.result()
+            report.write_seconds += seconds
             report.completed += counts["completed"]
             report.failed += counts["failed"]
             report.vectors += counts["vectors"]
             if counts["failed"] and len(report.errors) < 20:
                 report.errors += out["_error"].dropna().tolist()[: 20 - len(report.errors)]
 
-        # Blocks stream in as they are processed; they are written in groups of WRITE_ROWS
-        # (each vector upsert merges against the table, so fewer, larger ones cost less).
-        for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
-            pending.append(out)
-            if sum(len(f) for f in pending) >= WRITE_ROWS:
-                flush()
-        flush()
+        # Blocks stream in as they are processed and are written in groups of WRITE_ROWS, or
+        # every WRITE_INTERVAL_S (each vector upsert merges against the table, so fewer, larger
+        # ones cost less; a slow plugin still shows documents as it goes) by one
+        # writer thread, so consuming the stream never waits on the stores; at most two groups
+        # are in flight, which bounds memory.
+        pending: list[pd.DataFrame] = []
+        last_flush = time.monotonic()
+        in_flight: deque[Future[tuple[pd.DataFrame, dict[str, int], float]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+
+            def flush() -> None:
+                import pandas as pd
+
+                nonlocal last_flush
+                last_flush = time.monotonic()
+                if pending:
+                    in_flight.append(writer.submit(write, pd.concat(pending, ignore_index=True)))
+                    pending.clear()
+                while len(in_flight) > 2:
+                    account(in_flight.popleft())
+
+            for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
+                if not report.first_block_s:
+                    report.first_block_s = time.perf_counter() - processing
+                pending.append(out)
+                if (
+                    sum(len(f) for f in pending) >= WRITE_ROWS
+                    or time.monotonic() - last_flush >= WRITE_INTERVAL_S
+                ):
+                    flush()
+            flush()
+            while in_flight:
+                account(in_flight.popleft())
         report.processing_seconds = time.perf_counter() - processing
         for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True):
             p.vectors.ensure_index(

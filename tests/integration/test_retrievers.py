@@ -74,6 +74,21 @@ def setup(
     return api, tenant, collection
 
 
+@pytest.fixture()
+def deployed(setup: Any) -> Any:
+    """The seed plugin's realtime deployment (deployed once, by whichever test needs it first)."""
+    _, tenant, _ = setup
+    status = wait_status(
+        tenant,
+        "my_extractor_1_0_0",
+        {"NOT_DEPLOYED", "DEPLOYED", "FAILED", "QUEUED", "PENDING", "IN_PROGRESS"},
+    )
+    if status["status"] in ("NOT_DEPLOYED", "FAILED"):
+        deploy(tenant, "my_extractor_1_0_0")
+    assert wait_status(tenant, "my_extractor_1_0_0", {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+    return setup
+
+
 def test_a_retriever_refuses_features_its_collections_lack(setup: Any) -> None:
     api, _, _ = setup
     stage = search_stage()
@@ -141,8 +156,8 @@ def test_queries_are_encoded_by_the_plugins_deployment_and_find_the_right_docume
     assert "INPUT.q" in missing_input["detail"]
 
 
-def test_stages_filter_sort_limit_and_deduplicate(setup: Any) -> None:
-    api, _, _ = setup
+def test_stages_filter_sort_limit_and_deduplicate(deployed: Any) -> None:
+    api, _, _ = deployed
     stages = [
         search_stage(),
         {"stage_name": "no-music", "config": {"stage_id": "attribute_filter",
@@ -180,3 +195,63 @@ def test_stages_filter_sort_limit_and_deduplicate(setup: Any) -> None:
     assert len(updated["stages"]) == 1
     api.call("DELETE", "/retrievers/pipeline")
     api.call("GET", "/retrievers/pipeline", expect=404)
+
+
+def test_the_official_mixpeek_client_works_end_to_end(deployed: Any) -> None:
+    """The PyPI ``mixpeek`` package against this stack: bucket -> collection -> uploads ->
+    documents -> a feature_search retriever answering plain-language queries."""
+    from mixpeek import Mixpeek
+
+    _, tenant, _ = deployed
+    mp = Mixpeek(tenant.api_key, namespace=tenant.namespace_id, base_url=tenant.base_url)
+    bucket = mp.buckets.create(
+        bucket_name="client-notes", bucket_schema={"properties": {"content": {"type": "text"}}}
+    )
+    assert any(b["bucket_id"] == bucket["bucket_id"] for b in mp.buckets.list()["results"])
+    collection = mp.collections.create(
+        collection_name="client-notes",
+        source={"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+        feature_extractor={"feature_extractor_name": "my_extractor", "version": "1.0.0"},
+    )
+    notes = {
+        "The ferry to the island leaves every hour from the harbour.": "travel",
+        "Knead the dough and let it rise for two hours before baking bread.": "baking",
+        "The striker scored twice in the final minutes of the match.": "sport",
+    }
+    for text, topic in notes.items():
+        mp.buckets.upload(
+            bucket["bucket_id"], data=text, blob_property="content", blob_type="text",
+            metadata={"topic": topic},
+        )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        listed = mp.documents.list(collection["collection_id"], page_size=10)
+        if len(listed["results"]) == 3 and all(
+            d["status"] == "completed" for d in listed["results"]
+        ):
+            break
+        time.sleep(2)
+    assert len(listed["results"]) == 3
+    assert collection["collection_id"] in [
+        c["collection_id"] for c in mp.collections.list()["results"]
+    ]
+    assert mp.collections.trigger(collection["collection_id"])["status"] == "queued"
+
+    retriever = mp.retrievers.create(
+        retriever_name="client-search",
+        collection_identifiers=[collection["collection_id"]],
+        stages=[search_stage()],
+    )
+    deadline = time.monotonic() + 240
+    while True:  # the deployment from the test before, or a fresh one when run alone
+        try:
+            result = mp.retrievers.execute(
+                retriever["retriever_id"], inputs={"q": "football game goals"}
+            )
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+    assert result["documents"][0]["metadata"]["topic"] == "sport"
+    assert result.documents[0].metadata.topic == "sport"  # the client's attribute access

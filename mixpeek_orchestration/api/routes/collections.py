@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.schemas import ErrorResponse
@@ -46,7 +46,9 @@ class CollectionUpdate(BaseModel):
 class DocumentList(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(
+        default=100, ge=1, le=1000, validation_alias=AliasChoices("limit", "page_size")
+    )
     cursor: str | None = None
     filters: dict[str, Any] = Field(
         default_factory=dict, description="status, source_object_id, bucket_id"
