@@ -3,14 +3,17 @@
 It walks every connection of the running stack (component health, a signed upload, the Serve
 skeleton app, a Dagster run submitting a Ray Data job), then the plugin author's loop: an API key
 and a namespace, publishing the hosted product's example plugin (upload URL -> PUT -> confirm),
-deploying it to Ray Serve through the Dagster deployer, and calling it in realtime. It grows
-with the platform.
+deploying it to Ray Serve through the Dagster deployer, and calling it in realtime; then the
+application developer's loop: a bucket and a collection on the plugin, a small text corpus
+(``examples/data/articles.jsonl``) uploaded and ingested by the sensor-driven Dagster runs, and
+a retriever answering plain-language queries with documents the plugin embedded.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -110,6 +113,8 @@ def main() -> int:
         console.print(
             f"realtime: {len(answer['embedding'])}-d embedding, label {answer['label']!r}"
         )
+    if status["status"] == "DEPLOYED":
+        search_corpus(client, settings)
     console.print(f"API key for this demo organisation ({org_id}): {api_key}")
     platform.close()
 
@@ -120,6 +125,89 @@ def main() -> int:
         "Stop it with `.venv/bin/mixpeek down` (data is kept under", str(settings.data_dir) + ")."
     )
     return 0 if status["status"] == "DEPLOYED" else 1
+
+
+def get_or_create(client: Any, path: str, name_field: str, body: dict[str, Any]) -> Any:
+    """The resource named ``body[name_field]``, created unless a previous demo run did."""
+    from mixpeek_orchestration.client import ApiError
+
+    try:
+        return client.request("POST", path, json=body), True
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return client.request("GET", f"{path}/{body[name_field]}"), False
+
+
+def search_corpus(client: Any, settings: Any) -> None:
+    import json
+    from pathlib import Path
+
+    console.rule("7. A bucket, a collection on the plugin, and a corpus (examples/data)")
+    client.http.headers["X-Namespace"] = client.namespace
+    bucket, _ = get_or_create(
+        client, "/buckets", "bucket_name",
+        {"bucket_name": "articles", "bucket_schema": {"properties": {"content": {"type": "text"}}}},
+    )  # fmt: skip
+    collection, _ = get_or_create(
+        client, "/collections", "collection_name",
+        {"collection_name": "articles", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+         "feature_extractor": {"feature_extractor_name": "my_extractor", "version": "1.0.0"}},
+    )  # fmt: skip
+    corpus = [
+        json.loads(line)
+        for line in (Path(__file__).parent / "data" / "articles.jsonl").read_text().splitlines()
+    ]
+    listed = client.request(
+        "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
+    )
+    if listed["total"] == 0:
+        for article in corpus:
+            client.request(
+                "POST", f"/buckets/{bucket['bucket_id']}/objects",
+                json={"blobs": [{"property": "content", "type": "text", "data": article["text"]}],
+                      "metadata": {"topic": article["topic"]}},
+            )  # fmt: skip
+        console.print(f"uploaded {len(corpus)} objects to bucket {bucket['bucket_id']}")
+    console.print(
+        "the bucket_objects_sensor plans the ingestion; watch it at "
+        f"{settings.dagster_ui_url}/assets/collection_ingestion"
+    )
+    deadline = time.monotonic() + 600
+    counts = client.request("GET", f"/collections/{collection['collection_id']}/documents/count")
+    while counts["completed"] < len(corpus) and time.monotonic() < deadline:
+        time.sleep(3)
+        counts = client.request(
+            "GET", f"/collections/{collection['collection_id']}/documents/count"
+        )
+    console.print(f"documents: {counts['completed']} completed, {counts['failed']} failed")
+
+    console.rule("8. A retriever: queries encoded by the plugin's deployment, searched in LanceDB")
+    uri = collection["feature_uris"][0]
+    get_or_create(
+        client, "/retrievers", "retriever_name",
+        {"retriever_name": "articles-search", "collection_identifiers": ["articles"],
+         "stages": [{"stage_name": "search", "config": {"stage_id": "feature_search", "parameters": {
+             "searches": [{"feature_uri": uri, "query": {"input_mode": "text", "value": "{{INPUT.q}}"}}],
+             "final_top_k": 3}}}]},
+    )  # fmt: skip
+    for query in (
+        "how do stars and galaxies look from space",
+        "baking bread at home",
+        "saving money for the future",
+    ):
+        result = client.request(
+            "POST", "/retrievers/articles-search/execute", json={"inputs": {"q": query}}
+        )
+        table = Table("score", "topic", "text", title=f"q: {query}")
+        for doc in result["documents"]:
+            obj = client.request(
+                "GET", f"/buckets/{bucket['bucket_id']}/objects/{doc['source_object_id']}"
+            )
+            table.add_row(
+                f"{doc['score']:.3f}", doc["metadata"]["topic"], obj["blobs"][0]["text"][:80]
+            )
+        console.print(table)
 
 
 if __name__ == "__main__":
