@@ -7,9 +7,7 @@ the vector store, one table per namespace and feature URI, keyed by the same id.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -19,7 +17,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.buckets import scope
+from mixpeek_orchestration.ingest.buckets import decode_position, page, scope
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.vectors import VectorStore
 from mixpeek_orchestration.tenancy.accounts import Namespace, now
@@ -28,6 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FEATURE_URI = re.compile(r"^mixpeek://([a-z0-9_]+)@(\d+\.\d+\.\d+)/([A-Za-z0-9_]+)$")
+# documents sort by their object's sequence, then id (an object's blobs share one number);
+# list cursors hold both
+KEYS = ("seq", "document_id")
 STATUSES = ("pending", "processing", "completed", "partial", "failed")
 
 
@@ -244,32 +245,20 @@ class Documents:
         for key in ("status", "source_object_id", "bucket_id"):
             if filters and filters.get(key):
                 query[key] = filters[key]
-        # documents sort by their object's sequence, then id (an object's blobs share one
-        # sequence number); the cursor holds both
-        position = _decode_position(cursor)
+        position = decode_position(cursor, KEYS)
+        page_query = dict(query)
         if position is not None:
-            seq, last_id = position
-            query["$or"] = [{"seq": {"$gt": seq}}, {"seq": seq, "document_id": {"$gt": last_id}}]
+            seq, last_id = position["seq"], position["document_id"]
+            page_query["$or"] = [
+                {"seq": {"$gt": seq}},
+                {"seq": seq, "document_id": {"$gt": last_id}},
+            ]
         items = list(
-            self.documents.find(query, {"_id": 0})
-            .sort([("seq", ASCENDING), ("document_id", ASCENDING)])
+            self.documents.find(page_query, {"_id": 0})
+            .sort([(key, ASCENDING) for key in KEYS])
             .limit(limit + 1)
         )
-        more = len(items) > limit
-        items = items[:limit]
-        last = items[-1] if items else None
-        query.pop("$or", None)
-        return {
-            "results": items,
-            "pagination": {
-                "limit": limit,
-                "next_cursor": _encode_position(last["seq"], last["document_id"])
-                if more and last
-                else None,
-                "has_more": more,
-            },
-            "total": self.documents.count_documents(query),
-        }
+        return page(items, limit, KEYS) | {"total": self.documents.count_documents(query)}
 
     def get(self, namespace: Namespace, collection_id: str, doc_id: str) -> dict[str, Any]:
         doc = self.documents.find_one(
@@ -301,22 +290,6 @@ class Documents:
         return list(
             self.documents.find({**scope(namespace), "source_object_id": object_id}, {"_id": 0})
         )
-
-
-def _encode_position(seq: int, doc_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"seq": seq, "doc": doc_id}).encode()).decode()
-
-
-def _decode_position(cursor: str | None) -> tuple[int, str] | None:
-    if not cursor:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return int(value["seq"]), str(value["doc"])
-    except (ValueError, KeyError, TypeError):
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST, "cursor is not one this API returned", field="cursor"
-        ) from None
 
 
 def _id_filter(ids: list[str]) -> str:
