@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.ingest.engine import IngestionEngine
     from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.retrieval.cache import QueryCache
     from mixpeek_orchestration.retrieval.retrievers import Retrievers
     from mixpeek_orchestration.serve.deployer import Deployer
     from mixpeek_orchestration.tenancy.accounts import Accounts
@@ -135,6 +136,12 @@ class Platform:
         return Retrievers(self.metadata, self.collections)
 
     @cached_property
+    def query_cache(self) -> QueryCache:
+        from mixpeek_orchestration.retrieval.cache import query_cache
+
+        return query_cache(self.settings)
+
+    @cached_property
     def ingestion(self) -> IngestionEngine:
         from mixpeek_orchestration.ingest.engine import IngestionEngine
 
@@ -158,7 +165,7 @@ class Platform:
             "ray": lambda: self.ray.health(),
             "serve": lambda: self.serve.health(),
             "dagster": lambda: self.dagster.health(),
-        }
+        } | ({"cache": lambda: self.query_cache.health()} if self.settings.redis_url else {})
 
     def health(self, *, timeout_s: float = 10.0) -> dict[str, ComponentHealth]:
         """Check every component concurrently."""

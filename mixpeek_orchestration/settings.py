@@ -67,6 +67,16 @@ class MixpeekSettings(BaseSettings):
     """Objects per ingestion run: uploads are grouped so that thousands do not mean thousands
     of runs, and each run's actors (and models) start once for the whole batch."""
     ingest_sensor_interval_s: int = Field(default=10, ge=1)
+    ingest_warm_idle_s: int = Field(default=300, ge=5)
+    """How long a plugin step's batch actors (plugin opened, models loaded) stay up without
+    work, so the next run of the same collection and version starts warm."""
+
+    # Retrieval: query vectors are cached in process unless a Redis URL is set (then shared).
+    redis_url: SecretStr | None = None
+    """``redis://[user:password@]host:port/db``: a query-embedding cache every API replica shares."""
+    query_cache_ttl_s: int = Field(default=86_400, ge=1)
+    query_cache_size: int = Field(default=4096, ge=0)
+    """Entries of the in-process cache (used when no Redis URL is set)."""
 
     # Object store: a local directory unless an S3 bucket is configured.
     s3_bucket: str | None = None
@@ -101,6 +111,15 @@ class MixpeekSettings(BaseSettings):
     def _check_mongo_uri(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError(f"mongo_uri ({value!r}) must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("ray_address")

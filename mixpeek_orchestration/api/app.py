@@ -60,7 +60,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
             )
             return answer
 
-        app.state.retrieval = RetrieverExecutor(platform, call)
+        app.state.retrieval = RetrieverExecutor(platform, call, platform.query_cache)
         yield
         await app.state.http.aclose()
         platform.close()

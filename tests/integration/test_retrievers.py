@@ -191,6 +191,16 @@ def test_stages_filter_sort_limit_and_deduplicate(deployed: Any) -> None:
     assert len(topics) == 3 and "music" not in topics
     assert lengths == sorted(lengths, reverse=True)
     assert [s["output_count"] for s in result["stage_statistics"]] == [6, 5, 5, 5, 3]
+    # a search's own filters run before its top_k: one hit, and it is the food article
+    filtered = search_stage()
+    filtered["config"]["parameters"]["searches"][0] |= {
+        "top_k": 1,
+        "filters": {"AND": [{"field": "metadata.topic", "operator": "in", "value": ["food", "pets"]},
+                            {"field": "metadata.topic", "operator": "ne", "value": "pets"}]},
+    }  # fmt: skip
+    api.call("PATCH", "/retrievers/pipeline", json={"stages": [filtered]})
+    result = api.call("POST", "/retrievers/pipeline/execute", json={"inputs": {"q": "a concert"}})
+    assert [d["metadata"]["topic"] for d in result["documents"]] == ["food"]
     updated = api.call("PATCH", "/retrievers/pipeline", json={"stages": stages[:1]})
     assert len(updated["stages"]) == 1
     api.call("DELETE", "/retrievers/pipeline")
@@ -255,3 +265,65 @@ def test_the_official_mixpeek_client_works_end_to_end(deployed: Any) -> None:
             time.sleep(3)
     assert result["documents"][0]["metadata"]["topic"] == "sport"
     assert result.documents[0].metadata.topic == "sport"  # the client's attribute access
+
+
+def test_query_vectors_are_shared_by_api_replicas_through_redis(
+    deployed: Any, stack: RunningStack, redis_url: str
+) -> None:
+    """Two executors (two API replicas) on one real Redis: the second never encodes a query the
+    first did, the cached vector ranks exactly like a fresh one, and a dead Redis only costs
+    misses."""
+    import asyncio
+
+    import httpx
+    import redis
+
+    from mixpeek_orchestration.retrieval.cache import RedisQueryCache
+    from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
+    from mixpeek_orchestration.serve.relay import call_deployment
+
+    api, tenant, _ = deployed
+    api.call(
+        "POST", "/retrievers",
+        json={"retriever_name": "shared-cache", "collection_identifiers": ["articles"], "stages": [search_stage()]},
+    )  # fmt: skip
+    platform = stack.platform()
+    caller = platform.accounts.authenticate(tenant.api_key)
+    namespace = platform.accounts.resolve_namespace(caller, tenant.namespace_id)
+    retriever = platform.retrievers.get(namespace, "shared-cache")
+    encoded: list[str] = []
+
+    async def run(cache: RedisQueryCache, query: str) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+
+            async def call(prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Any:
+                encoded.append(inputs["text"])
+                return (
+                    await call_deployment(
+                        http, stack.settings.serve_url, prefix, inputs, parameters
+                    )
+                )[0]
+
+            executor = RetrieverExecutor(platform, call, cache)
+            return await executor.execute(namespace, retriever, {"q": query}, {})  # type: ignore[no-any-return]
+
+    query = "a mission to the red planet"
+    first = asyncio.run(run(RedisQueryCache(redis_url), query))
+    replica = asyncio.run(run(RedisQueryCache(redis_url), query))
+    assert encoded == [query]  # the replica's lookup hit the first replica's entry
+    stats = replica["stage_statistics"][0]
+    assert stats["cache"] == "redis" and stats["cache_hits"] == 1 and "cache_misses" not in stats
+    assert [(d["document_id"], d["score"]) for d in replica["documents"]] == [
+        (d["document_id"], d["score"]) for d in first["documents"]
+    ]
+    assert replica["documents"][0]["metadata"]["topic"] == "space"
+    keys = redis.Redis.from_url(redis_url).keys("mixpeek:query-vector:*")
+    assert len(keys) == 1 and 0 < redis.Redis.from_url(redis_url).ttl(keys[0]) <= 86_400
+
+    dead = RedisQueryCache("redis://127.0.0.1:1/0", timeout_s=0.2)
+    answer = asyncio.run(run(dead, query))
+    stats = answer["stage_statistics"][0]
+    assert stats["cache_errors"] == 1 and stats["cache_misses"] == 1 and dead.errors == 2
+    assert answer["documents"][0]["metadata"]["topic"] == "space"
+    assert encoded == [query, query]
+    api.call("DELETE", "/retrievers/shared-cache")

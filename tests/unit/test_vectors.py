@@ -50,3 +50,34 @@ def test_rows_without_key_and_bad_table_names_are_refused(store: VectorStore) ->
 
 def test_health(store: VectorStore) -> None:
     assert store.health().status == "ok"
+
+
+def test_a_large_table_gets_an_ann_index_that_still_finds_the_nearest(store: VectorStore) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(20_000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    table = pa.table(
+        {
+            "id": [f"d{i}" for i in range(len(vectors))],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 16),
+            "collection_id": ["c1" if i % 2 else "c2" for i in range(len(vectors))],
+        }
+    )
+    store.upsert("big", table.slice(0, 19_999))
+    assert not store.ensure_index("big")  # below the threshold: exact search, no index
+    store.upsert("big", table.slice(19_999))
+    assert store.ensure_index("big") and store.has_index("big")
+    assert not store.ensure_index("big")  # built once
+    indexed = {tuple(i.columns) for i in store.db.open_table("big").list_indices()}
+    assert indexed == {("vector",), ("collection_id",)}
+    found = 0
+    for row in rng.choice(len(vectors), 20, replace=False):
+        query = vectors[row] + rng.normal(0, 0.01, 16).astype(np.float32)
+        hits = store.search("big", query, k=5, where="collection_id = 'c1'", columns=["id"])
+        assert set(hits[0]) == {"id", "_distance"}
+        assert all(int(h["id"][1:]) % 2 for h in hits)  # the prefilter held
+        found += hits[0]["id"] == f"d{row}" if row % 2 else 1
+    assert found >= 18

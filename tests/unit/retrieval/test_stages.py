@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from mixpeek_orchestration.errors import MixpeekError
+from mixpeek_orchestration.retrieval.cache import MemoryQueryCache, query_cache
 from mixpeek_orchestration.retrieval.execute import (
-    EmbeddingCache,
     fill_templates,
     fuse,
     matches,
+    mongo_condition,
     similarity,
 )
 from mixpeek_orchestration.retrieval.retrievers import check_stages
+from mixpeek_orchestration.settings import load_settings
 
 URI = "mixpeek://my_extractor@1.0.0/my_extractor_embedding"
 
@@ -102,10 +107,44 @@ def test_similarity_is_higher_for_closer_vectors() -> None:
         assert similarity(0.1, metric) > similarity(0.5, metric)
 
 
-def test_the_embedding_cache_is_a_bounded_lru() -> None:
-    cache = EmbeddingCache(size=2)
-    cache.put(("a",), [1.0])
-    cache.put(("b",), [2.0])
-    assert cache.get(("a",)) == [1.0]
-    cache.put(("c",), [3.0])
-    assert cache.get(("b",)) is None and cache.get(("a",)) == [1.0]
+def test_the_in_process_query_cache_is_a_bounded_lru() -> None:
+    async def scenario() -> None:
+        cache = MemoryQueryCache(size=2)
+        await cache.put(("a",), [1.0])
+        await cache.put(("b",), [2.0])
+        assert await cache.get(("a",)) == [1.0]
+        await cache.put(("c",), [3.0])
+        assert await cache.get(("b",)) is None and await cache.get(("a",)) == [1.0]
+
+    asyncio.run(scenario())
+
+
+def test_a_redis_url_selects_the_shared_cache_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    assert query_cache(load_settings(data_dir=tmp_path)).backend == "memory"
+    shared = query_cache(load_settings(data_dir=tmp_path, redis_url="redis://cache:6379/2"))
+    assert shared.backend == "redis"
+    with pytest.raises(MixpeekError, match="redis_url"):
+        load_settings(data_dir=tmp_path, redis_url="http://cache:6379")
+
+
+def test_filters_pushed_to_the_metadata_store_never_drop_a_match() -> None:
+    assert mongo_condition({"field": "metadata.topic", "value": "food"}) == {
+        "metadata.topic": "food"
+    }
+    both = {
+        "AND": [
+            {"field": "metadata.year", "operator": "gte", "value": 2020},
+            {"field": "metadata.tag", "operator": "contains", "value": "x"},  # not pushed
+            {"field": "score", "operator": "gt", "value": 0.5},  # computed, not stored
+        ]
+    }
+    assert mongo_condition(both) == {"$and": [{"metadata.year": {"$gte": 2020}}]}
+    either = {"OR": [{"field": "a", "value": 1}, {"field": "b", "operator": "ne", "value": 2}]}
+    assert mongo_condition(either) == {}  # one branch cannot be pushed: the OR cannot
+    assert mongo_condition({"field": "a", "operator": "in", "value": [1, 2]}) == {
+        "a": {"$in": [1, 2]}
+    }
+    assert mongo_condition({"field": "a", "operator": "exists", "value": True}) == {
+        "a": {"$ne": None}
+    }
+    assert mongo_condition({"field": "a", "operator": "exists", "value": False}) == {}
