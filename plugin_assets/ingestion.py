@@ -93,6 +93,9 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
             "rows_per_s": MetadataValue.float(round(report.rows_per_s, 2)),
             "duration_s": MetadataValue.float(round(report.seconds, 2)),
             "peak_rss_mb": MetadataValue.float(round(report.peak_rss_mb, 1)),
+            "first_block_s": MetadataValue.float(round(report.first_block_s, 2)),
+            "actors_started": report.actors_started,
+            "actors_reused": report.actors_reused,
             "steps": MetadataValue.json(report.steps),
             "first_errors": MetadataValue.json(report.errors[:5]),
         }
@@ -130,11 +133,9 @@ def _checks(
         dims_ok &= vectors.shape[1] == expected
         finite_ok &= bool(np.isfinite(vectors).all())
         detail[uri] = {"vectors": rows.num_rows, "dim": int(vectors.shape[1]), "declared": expected}
+    # the documents this batch wrote (counted by batch, not by a 2,000-id $in)
     documents = stores.documents.documents.count_documents(
-        {
-            "collection_id": collection.get("collection_id"),
-            "source_object_id": {"$in": batch["object_ids"]},
-        }
+        {"collection_id": collection.get("collection_id"), "batch_id": batch["batch_id"]}
     )
     return [
         AssetCheckResult(

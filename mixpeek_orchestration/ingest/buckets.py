@@ -406,8 +406,21 @@ class Buckets:
             self.objects.find({"seq": {"$gt": seq}}, {"_id": 0}).sort("seq", ASCENDING).limit(limit)
         )
 
-    def objects_by_id(self, object_ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+    def objects_by_id(
+        self, object_ids: Iterable[str], *, seq_range: tuple[int, int] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The objects with these ids; ``seq_range`` (first, last sequence numbers they lie
+        within, as an ingestion batch records) reads them by the sequence index instead of a
+        long ``$in``, which some MongoDB-compatible servers answer slowly."""
         ids = list(object_ids)
+        if seq_range is not None:
+            wanted = set(ids)
+            for doc in self.objects.find(
+                {"seq": {"$gte": seq_range[0], "$lte": seq_range[1]}}, {"_id": 0}
+            ):
+                if doc["object_id"] in wanted:
+                    yield doc
+            return
         for start in range(0, len(ids), 500):
             yield from self.objects.find(
                 {"object_id": {"$in": ids[start : start + 500]}}, {"_id": 0}

@@ -4,10 +4,14 @@
    the SPEC §3 shape (``data`` is the text, or a presigned URL for a stored file);
 2. a Ray task opens the plugin version from its archive and reports its steps for the
    collection's parameters, so no plugin code runs in the orchestrator's process;
-3. each step becomes a ``map_batches`` stage on an actor pool sized by its ``ResourceType``
-   (CPU: batches of ~64; GPU: batches of ~8 with ``num_gpus`` where the cluster has GPUs; API:
-   small batches, bounded concurrency). Actors open the plugin once, so models load once per
-   actor; the first stage applies the ``prepare`` hook, the last validates outputs;
+3. each step becomes a ``map_batches`` stage feeding a pool of warm actors sized by its
+   ``ResourceType`` (CPU: batches of ~64, one actor per allowed concurrency, the node's cores
+   shared between them; GPU: batches of ~8 with ``num_gpus`` where the cluster has GPUs; API:
+   small batches, one actor taking ``concurrency`` batches at once). The actors are named by
+   (plugin version, parameters, collection, step) and outlive the run: they open the plugin and
+   load its models once, serve every later run of the same collection (concurrent runs share
+   them) and leave after ``ingest_warm_idle_s`` without work. The first stage applies the
+   ``prepare`` hook, the last validates outputs;
 4. results stream back to the driver and are written as they come: documents upserted by
    (collection, object, blob), vectors upserted per feature URI.
 
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 BLOB_URL_TTL_S = 6 * 3600
 BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
+WARM_NAMESPACE = "mixpeek-ingest"  # the Ray namespace of warm step actors
+FORWARD_CPUS = 0.1  # a task handing a block to a warm actor mostly waits on it
 WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
 VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
 # blob types a plugin declaring one input type also takes
@@ -64,6 +70,8 @@ class IngestionReport:
     processing_finished_at: float = 0.0
     peak_rss_mb: float = 0.0  # of this driver process, streaming results to the stores
     first_block_s: float = 0.0  # from the job's start to its first output (actors, models)
+    actors_started: int = 0  # warm step actors this run had to start ...
+    actors_reused: int = 0  # ... and those an earlier run left warm
     write_seconds: float = 0.0  # spent writing documents and vectors
     steps: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -231,13 +239,91 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def plan_key(version: dict[str, Any], parameters: dict[str, Any], collection_id: str) -> str:
+    """What a plugin's steps depend on: its archive, the parameters, the collection."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(
+        json.dumps([version["sha256"], parameters, collection_id], sort_keys=True).encode()
+    ).hexdigest()
+
+
+class WarmStage(StepStage):
+    """(Ray detached actor) A :class:`StepStage` that outlives the run which started it.
+
+    It leaves by itself after ``idle_s`` without a batch. CPU and GPU stages compute one batch
+    at a time (their frameworks already use every core or the device); API stages take several.
+    """
+
+    def __init__(self, *args: Any, idle_s: float, exclusive: bool, **kwargs: Any) -> None:
+        import threading
+
+        super().__init__(*args, **kwargs)
+        self.idle_s = idle_s
+        self.lock = threading.Lock() if exclusive else None
+        self.in_flight = 0
+        self.batches = 0
+        self.last_used = time.monotonic()
+        threading.Thread(
+            target=self._leave_when_idle, name="warm-stage-reaper", daemon=True
+        ).start()
+
+    def process(self, batch: pd.DataFrame) -> pd.DataFrame:
+        self.in_flight += 1
+        try:
+            if self.lock is None:
+                return self(batch)
+            with self.lock:
+                return self(batch)
+        finally:
+            self.in_flight -= 1
+            self.batches += 1
+            self.last_used = time.monotonic()
+
+    def info(self) -> dict[str, Any]:
+        import os
+
+        idle = 0.0 if self.in_flight else time.monotonic() - self.last_used
+        return {"pid": os.getpid(), "batches": self.batches, "idle_s": idle}
+
+    def _leave_when_idle(self) -> None:
+        import ray
+
+        while True:
+            time.sleep(max(1.0, min(self.idle_s / 4, 30.0)))
+            if not self.in_flight and time.monotonic() - self.last_used > self.idle_s:
+                logger.info("no batch for %.0f s: this warm stage leaves", self.idle_s)
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+                return
+
+
+_HANDLES: dict[str, Any] = {}  # per Ray worker: warm stage handles by name
+
+
+def _forward(batch: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
+    """(Ray Data task) Hand one batch to a warm stage of the step and return what it made."""
+    import random
+
+    import ray
+
+    name = random.choice(names)
+    if name not in _HANDLES:
+        _HANDLES[name] = ray.get_actor(name, namespace=WARM_NAMESPACE)
+    try:
+        return ray.get(_HANDLES[name].process.remote(batch))  # type: ignore[no-any-return]
+    except ray.exceptions.RayActorError:
+        _HANDLES.pop(name, None)  # gone (killed, out of memory): the run fails and is retried
+        raise
+
+
 class IngestionEngine:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def _stage_options(self, step: dict[str, Any], gpus_in_cluster: float) -> dict[str, Any]:
+    def _actor_options(self, step: dict[str, Any], gpus_in_cluster: float) -> dict[str, Any]:
         kind = step["resource_type"]
-        options: dict[str, Any] = {"batch_size": step["batch_size"], "num_cpus": 1}
+        options: dict[str, Any] = {"num_cpus": 1}
         if kind == "gpu":
             if gpus_in_cluster > 0:
                 options["num_gpus"] = step["num_gpus"] or 1
@@ -248,10 +334,118 @@ class IngestionEngine:
                 )
         if kind == "api":
             options["num_cpus"] = 0.25  # mostly waiting on a remote service
-            options["concurrency"] = max(1, step["concurrency"])
-        else:
-            options["concurrency"] = (1, max(1, step["concurrency"]))
         return options
+
+    @staticmethod
+    def replicas(step: dict[str, Any]) -> int:
+        """Actors of a step: its concurrency for CPU / GPU; one actor for an API step, which
+        takes ``concurrency`` batches at once."""
+        return 1 if step["resource_type"] == "api" else max(1, step["concurrency"])
+
+    def warm_stages(
+        self,
+        plan_key: str,
+        spec: dict[str, Any],
+        parameters: dict[str, Any],
+        collection_id: str,
+        steps: list[dict[str, Any]],
+        *,
+        timeout_s: float = 600,
+    ) -> tuple[list[list[str]], int, int]:
+        """Each step's warm stage names, started where missing; returns (names, started, reused).
+
+        Idle warm stages of other plugins make way when the cluster lacks the CPUs or GPUs for
+        new ones.
+        """
+        import ray
+
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        existing = {
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == WARM_NAMESPACE
+        }
+        names: list[list[str]] = []
+        need: dict[str, float] = {}
+        missing: list[tuple[int, str, dict[str, Any]]] = []
+        for index, step in enumerate(steps):
+            step_names = [
+                f"{plan_key[:20]}-{index}-{replica}" for replica in range(self.replicas(step))
+            ]
+            names.append(step_names)
+            missing += [
+                (index, n, self._actor_options(step, gpus)) for n in step_names if n not in existing
+            ]
+        if missing:
+            need = {
+                "CPU": sum(o["num_cpus"] for _, _, o in missing),
+                "GPU": sum(o.get("num_gpus", 0) for _, _, o in missing),
+            }
+            self._make_room(need, keep=plan_key[:20], existing=existing)
+        idle_s = float(self.platform.settings.ingest_warm_idle_s)
+        handles = []
+        for index, name, options in missing:
+            step = steps[index]
+            handles.append(
+                ray.remote(WarmStage)
+                .options(
+                    name=name,
+                    namespace=WARM_NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,  # a concurrent run may be starting the same one
+                    max_restarts=0,
+                    max_concurrency=max(2, step["concurrency"] + 1),
+                    **options,
+                )
+                .remote(
+                    spec,
+                    parameters,
+                    collection_id,
+                    index,
+                    len(steps),
+                    self.replicas(step),
+                    idle_s=idle_s,
+                    exclusive=step["resource_type"] != "api",
+                )
+            )
+        try:
+            ray.get([h.info.remote() for h in handles], timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise MixpeekError(
+                ErrorCode.COMPONENT_UNAVAILABLE,
+                f"the Ray cluster could not start this plugin's batch actors within {timeout_s:.0f}s "
+                f"(they need {need}; free: {ray.available_resources()})",
+            ) from None
+        return names, len(missing), sum(len(n) for n in names) - len(missing)
+
+    def _make_room(self, need: dict[str, float], *, keep: str, existing: set[str]) -> None:
+        """Stop idle warm stages of other plugin versions until ``need`` fits in what is free."""
+        import ray
+
+        def short() -> bool:
+            free = ray.available_resources()
+            return any(free.get(r, 0.0) < amount for r, amount in need.items() if amount)
+
+        if not short():
+            return
+        others = [n for n in existing if not n.startswith(keep)]
+        idle = []
+        for name in others:
+            try:
+                handle = ray.get_actor(name, namespace=WARM_NAMESPACE)
+                info = ray.get(handle.info.remote(), timeout=5)
+            except Exception:  # gone meanwhile, or busy beyond reason: leave it
+                continue
+            if info["idle_s"] > 1.0:
+                idle.append((info["idle_s"], name, handle))
+        for _, name, handle in sorted(idle, key=lambda item: item[0], reverse=True):
+            logger.info("stopping idle warm stage %s to make room for %s", name, keep)
+            ray.kill(handle, no_restart=True)
+            deadline = time.monotonic() + 10
+            while short() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not short():
+                return
 
     def _step_plan(
         self,
@@ -262,15 +456,10 @@ class IngestionEngine:
     ) -> list[dict[str, Any]]:
         """The plugin's steps for these parameters: asked once of a Ray task, then remembered
         (a version's archive never changes, so neither do its steps for given parameters)."""
-        import hashlib
-        import json
-
         import ray
 
         plans = self.platform.metadata.collection("step_plans")
-        key = hashlib.sha256(
-            json.dumps([version["sha256"], parameters, collection_id], sort_keys=True).encode()
-        ).hexdigest()
+        key = plan_key(version, parameters, collection_id)
         cached = plans.find_one({"_id": key})
         if cached is not None:
             return cached["steps"]  # type: ignore[no-any-return]
@@ -303,7 +492,11 @@ class IngestionEngine:
                 ErrorCode.NOT_FOUND, f"plugin {extractor['plugin_id']} no longer exists"
             )
         collection = collection | {"input_schema": version["manifest"].get("input_schema")}
-        objects = {o["object_id"]: o for o in p.buckets.objects_by_id(batch["object_ids"])}
+        seq_range = (batch["first_seq"], batch["last_seq"]) if "first_seq" in batch else None
+        objects = {
+            o["object_id"]: o
+            for o in p.buckets.objects_by_id(batch["object_ids"], seq_range=seq_range)
+        }
         report = IngestionReport(
             batch_id=batch["batch_id"],
             collection_id=collection["collection_id"],
@@ -322,26 +515,31 @@ class IngestionEngine:
         report.steps = steps
         if not steps:
             raise MixpeekError(ErrorCode.INVALID_PLUGIN, f"{extractor['plugin_id']} built no steps")
-        gpus = float(ray.cluster_resources().get("GPU", 0))
+        output_fields = list((version["manifest"].get("output_schema") or {}).get("properties", {}))
+        processing = time.perf_counter()  # from here: actors (cold or warm), blocks, writes
+        report.processing_started_at = time.time()
+        names, report.actors_started, report.actors_reused = self.warm_stages(
+            plan_key(version, parameters, collection["collection_id"]),
+            spec,
+            parameters,
+            collection["collection_id"],
+            steps,
+        )
         dataset = ray.data.from_pandas(
             [frame.iloc[i : i + BLOCK_ROWS] for i in range(0, len(frame), BLOCK_ROWS)]
         )
-        for index, step in enumerate(steps):
+        for step, step_names in zip(steps, names, strict=True):
+            # light tasks hand blocks to the warm actors, enough of them that each actor has
+            # its next batch queued while it computes
+            in_flight = step["concurrency"] if step["resource_type"] == "api" else 1
             dataset = dataset.map_batches(
-                StepStage,
-                fn_constructor_args=(
-                    spec,
-                    parameters,
-                    collection["collection_id"],
-                    index,
-                    len(steps),
-                ),
+                _forward,
+                fn_kwargs={"names": step_names},
                 batch_format="pandas",
-                **self._stage_options(step, gpus),
+                batch_size=step["batch_size"],
+                num_cpus=FORWARD_CPUS,
+                concurrency=2 * len(step_names) * max(1, in_flight),
             )
-        output_fields = list((version["manifest"].get("output_schema") or {}).get("properties", {}))
-        processing = time.perf_counter()
-        report.processing_started_at = time.time()
 
         def write(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], float]:
             write_start = time.perf_counter()

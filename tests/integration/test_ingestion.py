@@ -317,6 +317,14 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
         time.sleep(3)
     assert {d["document_id"] for d in again} == set(before)
     assert vector_count(stack, texts) == 170
+    # the re-processing ran on the actors the first ingestion left warm (plugin, model loaded)
+    rerun = [
+        b["stats"]
+        for b in platform.planner.batches.find(
+            {"collection_id": texts["collection_id"], "reason": "trigger", "status": "completed"}
+        )
+    ]
+    assert rerun and all(s["actors_reused"] >= 1 and s["actors_started"] == 0 for s in rerun)
 
     # a bucket that collections read from cannot be deleted under them
     refused = api.call("DELETE", f"/buckets/{bucket_id}", expect=409)
@@ -415,3 +423,39 @@ def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
     retried = platform.planner.get(batch["batch_id"])
     assert retried["status"] == "completed" and retried["attempts"] == 2
     assert vector_count(stack, collection) == 640
+
+
+def test_warm_actors_are_shared_and_leave_when_idle(
+    stack: RunningStack, tenant: Tenant, text_plugin: str
+) -> None:
+    import ray
+
+    from mixpeek_orchestration.ingest.engine import WARM_NAMESPACE
+    from mixpeek_orchestration.platform import Platform
+    from mixpeek_orchestration.plugins.fetch import plugin_spec
+
+    platform = Platform(stack.settings.model_copy(update={"ingest_warm_idle_s": 5}))
+    version = platform.registry.versions.find_one(
+        {"namespace_id": tenant.namespace_id, "plugin_id": text_plugin}
+    )
+    spec = plugin_spec(version, platform.objects)
+    platform.ray.connect()
+    engine = platform.ingestion
+    steps = engine._step_plan(version, spec, {}, "col_warm_test")
+    try:
+        names, started, reused = engine.warm_stages("warmtest", spec, {}, "col_warm_test", steps)
+        assert (started, reused) == (1, 0) and names == [["warmtest-0-0"]]
+        assert engine.warm_stages("warmtest", spec, {}, "col_warm_test", steps)[1:] == (0, 1)
+
+        def alive() -> bool:
+            return any(
+                a["name"] == "warmtest-0-0" and a.get("namespace") == WARM_NAMESPACE
+                for a in ray.util.list_named_actors(all_namespaces=True)
+            )
+
+        deadline = time.monotonic() + 60
+        while alive() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not alive()  # 5 s without a batch: it left by itself, freeing its CPU
+    finally:
+        ray.shutdown()
