@@ -305,9 +305,15 @@ def _forward(batch: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
     """(Ray Data task) Hand one batch to a warm stage of the step and return what it made."""
     import random
 
+    import pandas as pd
+    import pyarrow as pa
     import ray
 
     name = random.choice(names)
+    if any(isinstance(dtype, pd.ArrowDtype) for dtype in batch.dtypes):
+        # plugins see plain pandas (str objects, int64), as in a DataFrame they build themselves
+        table = pa.Table.from_pandas(batch, preserve_index=False)
+        batch = table.replace_schema_metadata(None).to_pandas()
     if name not in _HANDLES:
         _HANDLES[name] = ray.get_actor(name, namespace=WARM_NAMESPACE)
     try:
@@ -525,8 +531,10 @@ class IngestionEngine:
             collection["collection_id"],
             steps,
         )
-        dataset = ray.data.from_pandas(
-            [frame.iloc[i : i + BLOCK_ROWS] for i in range(0, len(frame), BLOCK_ROWS)]
+        # blocks built here, not by a Ray task per block as ``from_pandas`` does: each task
+        # type of a new job boots Ray workers, which on a small node costs more than the rows
+        dataset = ray.data.from_items(
+            frame.to_dict("records"), override_num_blocks=-(-len(frame) // BLOCK_ROWS)
         )
         for step, step_names in zip(steps, names, strict=True):
             # light tasks hand blocks to the warm actors, enough of them that each actor has
