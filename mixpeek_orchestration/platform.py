@@ -26,6 +26,7 @@ from mixpeek_orchestration.storage.objects import ObjectStore, object_store_from
 from mixpeek_orchestration.storage.vectors import VectorStore
 
 if TYPE_CHECKING:
+    from mixpeek_orchestration.deploy.overrides import Overrides
     from mixpeek_orchestration.ingest.buckets import Buckets
     from mixpeek_orchestration.ingest.collections import Collections
     from mixpeek_orchestration.ingest.documents import Documents
@@ -146,6 +147,14 @@ class Platform:
         from mixpeek_orchestration.ingest.engine import IngestionEngine
 
         return IngestionEngine(self)
+
+    def overrides(self) -> Overrides:
+        """The operator's overrides file (``MIXPEEK_OVERRIDES_FILE``), read on every call so a
+        deploy always merges the current one; none configured means no overrides."""
+        from mixpeek_orchestration.deploy.overrides import Overrides, load_overrides
+
+        path = self.settings.overrides_file
+        return load_overrides(path) if path is not None else Overrides()
 
     def ensure_indexes(self) -> None:
         """Create the metadata indexes every domain relies on (idempotent)."""

@@ -71,6 +71,10 @@ class MixpeekSettings(BaseSettings):
     """How long a plugin step's batch actors (plugin opened, models loaded) stay up without
     work, so the next run of the same collection and version starts warm."""
 
+    overrides_file: Path | None = None
+    """An operator's overrides YAML (SPEC §10): disabled extractors, per-extractor scaling of
+    Serve applications and batch actors; read on every deploy and ingestion run."""
+
     # Retrieval: query vectors are cached in process unless a Redis URL is set (then shared).
     redis_url: SecretStr | None = None
     """``redis://[user:password@]host:port/db``: a query-embedding cache every API replica shares."""

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mixpeek_orchestration.cli.admin import admin_app
+from mixpeek_orchestration.cli.deploy import deploy_app
 from mixpeek_orchestration.cli.plugin import plugin_app
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(plugin_app, name="plugin")
 app.add_typer(admin_app, name="admin")
+app.add_typer(deploy_app, name="deploy")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -47,6 +47,7 @@ BLOB_URL_TTL_S = 6 * 3600
 BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
 WARM_NAMESPACE = "mixpeek-ingest"  # the Ray namespace of warm step actors
+BATCH_RESOURCE = "batch"  # offered only by a cluster's batch worker group (deploy/render.py)
 FORWARD_CPUS = 0.1  # a task handing a block to a warm actor mostly waits on it
 WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
 VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
@@ -327,7 +328,9 @@ class IngestionEngine:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def _actor_options(self, step: dict[str, Any], gpus_in_cluster: float) -> dict[str, Any]:
+    def _actor_options(
+        self, step: dict[str, Any], gpus_in_cluster: float, batch_workers: bool = False
+    ) -> dict[str, Any]:
         kind = step["resource_type"]
         options: dict[str, Any] = {"num_cpus": 1}
         if kind == "gpu":
@@ -340,6 +343,8 @@ class IngestionEngine:
                 )
         if kind == "api":
             options["num_cpus"] = 0.25  # mostly waiting on a remote service
+        if batch_workers:  # a cluster with a batch worker group keeps batch actors there
+            options["resources"] = {BATCH_RESOURCE: 1}
         return options
 
     @staticmethod
@@ -365,7 +370,9 @@ class IngestionEngine:
         """
         import ray
 
-        gpus = float(ray.cluster_resources().get("GPU", 0))
+        resources = ray.cluster_resources()
+        gpus = float(resources.get("GPU", 0))
+        batch_workers = resources.get(BATCH_RESOURCE, 0) > 0
         existing = {
             a["name"]
             for a in ray.util.list_named_actors(all_namespaces=True)
@@ -380,7 +387,9 @@ class IngestionEngine:
             ]
             names.append(step_names)
             missing += [
-                (index, n, self._actor_options(step, gpus)) for n in step_names if n not in existing
+                (index, n, self._actor_options(step, gpus, batch_workers))
+                for n in step_names
+                if n not in existing
             ]
         if missing:
             need = {
@@ -518,6 +527,16 @@ class IngestionEngine:
         spec = plugin_spec(version, p.objects)
         parameters = extractor.get("parameters") or {}
         steps = self._step_plan(version, spec, parameters, collection["collection_id"])
+        overrides = p.overrides()
+        name = extractor.get("feature_extractor_name") or version.get("name", "")
+        if name in overrides.disabled:
+            raise MixpeekError(
+                ErrorCode.CONFLICT,
+                f"{name} is disabled by this installation's overrides file: nothing is ingested",
+            )
+        actors = overrides.for_extractor(name).max_concurrency
+        if actors is not None:  # the operator sizes this extractor's batch actor pools
+            steps = [s | {"concurrency": actors} for s in steps]
         report.steps = steps
         if not steps:
             raise MixpeekError(ErrorCode.INVALID_PLUGIN, f"{extractor['plugin_id']} built no steps")

@@ -34,9 +34,14 @@ ESTIMATED_SECONDS = 60
 ROLLOUT_TIMEOUT_S = 600.0
 
 
-def serve_options(manifest: dict[str, Any], app: str) -> dict[str, Any]:
-    """Deployment options from the manifest's ``serve_config`` (autoscaling, resources)."""
-    config = manifest.get("serve_config") or {}
+def serve_options(
+    manifest: dict[str, Any], app: str, override: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Deployment options from the manifest's ``serve_config`` (autoscaling, resources), with
+    the operator's ``override`` (the tenant's overrides file, SPEC §10) on top."""
+    config = (manifest.get("serve_config") or {}) | (override or {})
+    if override and ("min_replicas" in override or "max_replicas" in override):
+        config.pop("num_replicas", None)  # the operator asked for autoscaling
     actor: dict[str, Any] = {"num_cpus": float(config.get("num_cpus", 1.0))}
     num_gpus = float(config.get("num_gpus", 0.0))
     if num_gpus:
@@ -85,6 +90,13 @@ class Deployer:
                 "route_prefix": prefix,
                 "estimated_completion_seconds": 0,
             }
+        if doc.get("name") in self.platform.overrides().disabled:
+            raise MixpeekError(
+                ErrorCode.CONFLICT,
+                f"{doc.get('name')} is disabled by this installation's overrides file "
+                f"({self.platform.settings.overrides_file}); an operator must enable it first",
+                plugin_id=plugin_id,
+            )
         if not doc.get("manifest", {}).get("has_realtime", False):
             raise MixpeekError(
                 ErrorCode.INVALID_PLUGIN,
@@ -194,7 +206,8 @@ class Deployer:
         prefix = route_prefix(namespace_id, plugin_id)
         self.mark(namespace_id, plugin_id, "IN_PROGRESS", started_at=now())
         spec = plugin_spec(doc, self.platform.objects)
-        options = serve_options(doc.get("manifest", {}), "plugin")
+        override = self.platform.overrides().for_extractor(doc.get("name", ""))
+        options = serve_options(doc.get("manifest", {}), "plugin", override.serve_config())
         self.platform.ray.connect()
         self.platform.serve.start()
         started = time.monotonic()

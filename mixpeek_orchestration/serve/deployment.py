@@ -115,3 +115,32 @@ class PluginDeployment:
 def build_application(spec: dict[str, Any], *, options: dict[str, Any]) -> Any:
     """The Serve application of one plugin version, with its resources and autoscaling."""
     return PluginDeployment.options(**options).bind(spec)
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """Serve config entry point for rendered manifests (``import_path:
+    mixpeek_orchestration.serve.deployment:app_builder``, ``args: {extractor: NAME}``).
+
+    Resolves the extractor's active version in this data plane (``MIXPEEK_*`` settings of the
+    Ray containers; ``args["namespace_id"]`` narrows it to one namespace) and builds its
+    application; the config's ``deployments`` entry then sets replicas and resources.
+    """
+    from mixpeek_orchestration.platform import Platform
+    from mixpeek_orchestration.plugins.fetch import plugin_spec
+    from mixpeek_orchestration.serve.deployer import serve_options
+    from mixpeek_orchestration.settings import load_settings
+
+    platform = Platform(load_settings())
+    query: dict[str, Any] = {"name": args["extractor"]}
+    if args.get("namespace_id"):
+        query["namespace_id"] = args["namespace_id"]
+    plugin = platform.registry.plugins.find_one(query, sort=[("updated_at", -1)])
+    if plugin is None:
+        raise LookupError(f"no plugin named {args['extractor']!r} in this data plane")
+    version = platform.registry.versions.find_one(
+        {"namespace_id": plugin["namespace_id"], "plugin_id": plugin["active_plugin_id"]}
+    )
+    if version is None:
+        raise LookupError(f"{plugin['active_plugin_id']} has no stored version")
+    spec = plugin_spec(version, platform.objects)
+    return build_application(spec, options=serve_options(version.get("manifest", {}), "plugin"))

@@ -1,0 +1,1 @@
+"""Production deployment: tenant overrides files and the Kubernetes manifests rendered from them."""
