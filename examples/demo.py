@@ -6,7 +6,9 @@ and a namespace, publishing the hosted product's example plugin (upload URL -> P
 deploying it to Ray Serve through the Dagster deployer, and calling it in realtime; then the
 application developer's loop: a bucket and a collection on the plugin, a small text corpus
 (``examples/data/articles.jsonl``) uploaded and ingested by the sensor-driven Dagster runs, and
-a retriever answering plain-language queries with documents the plugin embedded.
+a retriever answering plain-language queries with documents the plugin embedded; then the same
+for photos (``examples/data/images``) with the built-in ``image_extractor``, searched by image
+(``examples/data/queries``: crops that are not in the corpus).
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def main() -> int:
         )
     if status["status"] == "DEPLOYED":
         search_corpus(client, settings)
+        search_photos(client, settings, platform, org_id)
     console.print(f"API key for this demo organisation ({org_id}): {api_key}")
     platform.close()
 
@@ -207,6 +210,88 @@ def search_corpus(client: Any, settings: Any) -> None:
             table.add_row(
                 f"{doc['score']:.3f}", doc["metadata"]["topic"], obj["blobs"][0]["text"][:80]
             )
+        console.print(table)
+
+
+def search_photos(client: Any, settings: Any, platform: Platform, org_id: str) -> None:
+    """Photos (examples/data/images) through the built-in image_extractor, searched by photo."""
+    from pathlib import Path
+
+    import httpx
+
+    data = Path(__file__).parent / "data"
+    console.rule("9. Photos: the built-in image_extractor, a bucket of images, search by image")
+    builtin = client.request(
+        "POST", f"/namespaces/{client.namespace}/plugins/builtins/image_extractor"
+    )
+    plugin_id = builtin["plugin_id"]
+    base = f"/namespaces/{client.namespace}/plugins/{plugin_id}"
+    if client.status(plugin_id)["status"] not in ("DEPLOYED", "QUEUED", "PENDING", "IN_PROGRESS"):
+        client.request("POST", f"{base}/deploy")
+    bucket, _ = get_or_create(
+        client, "/buckets", "bucket_name",
+        {"bucket_name": "photos", "bucket_schema": {"properties": {"photo": {"type": "image"}}}},
+    )  # fmt: skip
+    collection, _ = get_or_create(
+        client, "/collections", "collection_name",
+        {"collection_name": "photos", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+         "feature_extractor": {"feature_extractor_name": "image_extractor"}},
+    )  # fmt: skip
+    photos = sorted((data / "images").glob("*.jpg"))
+    listed = client.request(
+        "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
+    )
+    if listed["total"] == 0:
+        for path in photos:
+            ticket = client.request(
+                "POST", f"/buckets/{bucket['bucket_id']}/uploads",
+                json={"filename": path.name, "content_type": "image/jpeg"},
+            )  # fmt: skip
+            httpx.put(
+                ticket["upload_url"],
+                content=path.read_bytes(),
+                headers=ticket["headers"],
+                timeout=60,
+            ).raise_for_status()
+            client.request(
+                "POST", f"/buckets/{bucket['bucket_id']}/objects",
+                json={"blobs": [{"property": "photo", "type": "image", "upload_id": ticket["upload_id"]}],
+                      "metadata": {"file": path.name}},
+            )  # fmt: skip
+        console.print(f"uploaded {len(photos)} photos to bucket {bucket['bucket_id']}")
+    deadline = time.monotonic() + 600
+    path = f"/collections/{collection['collection_id']}/documents/count"
+    counts = client.request("GET", path)
+    while counts["completed"] + counts["failed"] < len(photos) and time.monotonic() < deadline:
+        time.sleep(3)
+        counts = client.request("GET", path)
+    console.print(f"documents: {counts['completed']} completed, {counts['failed']} failed")
+    status = client.status(plugin_id)
+    while status["status"] not in ("DEPLOYED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(2)
+        status = client.status(plugin_id)
+    console.print(f"{plugin_id} realtime deployment: [bold]{status['status']}[/bold]")
+    if status["status"] != "DEPLOYED":
+        return
+    get_or_create(
+        client, "/retrievers", "retriever_name",
+        {"retriever_name": "photos-search", "collection_identifiers": ["photos"],
+         "stages": [{"stage_name": "search", "config": {"stage_id": "feature_search", "parameters": {
+             "searches": [{"feature_uri": collection["feature_uris"][0],
+                           "query": {"input_mode": "url", "value": "{{INPUT.image_url}}"}}],
+             "final_top_k": 3}}}]},
+    )  # fmt: skip
+    for query in sorted((data / "queries").glob("*.jpg")):
+        # under the namespace's bucket files: the only URLs a deployed plugin may fetch
+        key = f"{org_id}/{client.namespace}/buckets/{bucket['bucket_id']}/queries/{query.name}"
+        platform.objects.put_bytes(key, query.read_bytes())
+        url = platform.objects.presign_get(key, expires_in=600).url
+        result = client.request(
+            "POST", "/retrievers/photos-search/execute", json={"inputs": {"image_url": url}}
+        )
+        table = Table("score", "photo", title=f"photos like data/queries/{query.name}")
+        for doc in result["documents"]:
+            table.add_row(f"{doc['score']:.3f}", doc["metadata"]["file"])
         console.print(table)
 
 
