@@ -21,12 +21,14 @@ from mixpeek_orchestration.api.routes import (
     buckets,
     collections,
     health,
+    metrics,
     namespaces,
     plugins,
     realtime,
     retrievers,
     storage,
 )
+from mixpeek_orchestration.api.routes.metrics import MetricsMiddleware
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
@@ -72,8 +74,10 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(storage.router)
     app.include_router(namespaces.router)
     app.include_router(plugins.router)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
+from mixpeek_orchestration.observability import TENANT
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.tenancy.accounts import Caller, Namespace
 
@@ -19,15 +20,20 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 async def get_caller(
+    request: Request,
     platform: PlatformDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Caller:
-    """The organisation behind the ``Authorization: Bearer`` key (401 otherwise)."""
+    """The organisation behind the ``Authorization: Bearer`` key (401 otherwise); it labels
+    the request's metrics from here on."""
     key = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
         key = value.strip() if scheme.lower() == "bearer" else None
-    return await run_in_threadpool(platform.accounts.authenticate, key)
+    caller = await run_in_threadpool(platform.accounts.authenticate, key)
+    request.state.tenant = caller.org_id
+    TENANT.set(caller.org_id)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

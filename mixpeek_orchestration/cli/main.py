@@ -96,10 +96,13 @@ def status(
     stack = Stack(_settings())
     reports = stack.status()
     state = stack.state()
+    metadata_ok = "metadata" in reports and reports["metadata"].status == "ok"
+    ingestion = _ingestion_summary(stack, state) if metadata_ok else {}
     if as_json:
         payload = {
             "components": {name: r.model_dump() for name, r in reports.items()},
             "urls": state.urls if state else {},
+            "ingestion": ingestion,
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
@@ -108,11 +111,35 @@ def status(
             colour = "green" if report.status == "ok" else "red"
             table.add_row(name, f"[{colour}]{report.status}[/{colour}]", report.detail)
         console.print(table)
+        if ingestion:
+            table = Table("tenant", "queue", "oldest waiting", "batches", "rows ok", "rows failed")
+            for tenant, entry in ingestion.items():
+                batches = ", ".join(f"{k} {v}" for k, v in sorted(entry["batches"].items()))
+                table.add_row(
+                    tenant, str(entry["queue_depth"]), f"{entry['oldest_age_s']:.0f}s", batches,
+                    str(entry["rows_ok"]), str(entry["rows_failed"]),
+                )  # fmt: skip
+            console.print(table)
         if state:
             for name, url in state.urls.items():
                 console.print(f"  {name}: {url}")
     if any(r.status != "ok" for r in reports.values()):
         raise typer.Exit(1)
+
+
+def _ingestion_summary(stack: object, state: object) -> dict[str, object]:
+    """Ingestion per tenant (the series ``/metrics`` exposes), when the metadata store answers."""
+    from mixpeek_orchestration.observability import ingest_summary
+    from mixpeek_orchestration.platform import Platform
+
+    settings = stack.settings_for(state) if state else stack.settings  # type: ignore[attr-defined]
+    platform = Platform(settings)
+    try:
+        return ingest_summary(platform.metadata)
+    except Exception:  # status reports components; a sick store already shows there
+        return {}
+    finally:
+        platform.close()
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.observability import record_realtime
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -28,6 +29,7 @@ async def call_deployment(
             answer; the handler's own 4xx / 5xx answers keep their status and ``detail``.
     """
     start = time.perf_counter()
+    deployment = prefix.rsplit("/", 1)[-1]
     try:
         response = await client.post(
             f"{serve_url}{prefix}",
@@ -35,17 +37,20 @@ async def call_deployment(
             timeout=timeout_s,
         )
     except httpx.TimeoutException:
+        record_realtime(deployment, time.perf_counter() - start, ok=False)
         raise MixpeekError(
             ErrorCode.REALTIME_ERROR,
             f"The deployment at {prefix} did not answer within {timeout_s:.0f}s",
         ) from None
     except httpx.TransportError as exc:
+        record_realtime(deployment, time.perf_counter() - start, ok=False)
         raise MixpeekError(
             ErrorCode.COMPONENT_UNAVAILABLE,
             f"Ray Serve is not reachable at {serve_url}: {exc}",
             component="serve",
         ) from None
     latency_ms = (time.perf_counter() - start) * 1e3
+    record_realtime(deployment, latency_ms / 1e3, ok=response.status_code < 400)
     try:
         body = response.json()
     except ValueError:

@@ -327,3 +327,29 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
     assert answer["documents"][0]["metadata"]["topic"] == "space"
     assert encoded == [query, query]
     api.call("DELETE", "/retrievers/shared-cache")
+
+
+def test_metrics_carry_the_tenant_of_ingestion_realtime_and_queries(
+    deployed: Any, stack: RunningStack
+) -> None:
+    import httpx
+
+    api, tenant, _ = deployed
+    api.call("POST", "/retrievers/articles-search/execute", json={"inputs": {"q": "a new query"}})
+    text = httpx.get(f"{stack.api_url}/metrics", timeout=30).text
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+        )
+
+    org = tenant.org_id
+    execute = "/v1/retrievers/{retriever_id}/execute"
+    assert total("mixpeek_api_request_duration_seconds_count", tenant=org, route=execute) >= 1
+    assert total("mixpeek_realtime_request_duration_seconds_count", tenant=org, outcome="ok") >= 1
+    assert total("mixpeek_ingest_rows_total", tenant=org, outcome="ok") >= len(CORPUS)
+    assert total("mixpeek_ingest_batches", tenant=org, status="completed") >= 1
+    assert f'mixpeek_ingest_queue_depth{{tenant="{org}"}}' in text
+    assert total("mixpeek_api_errors_total", tenant=org, status_class="4xx") >= 1  # the 409/422s
