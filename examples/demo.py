@@ -142,29 +142,51 @@ def get_or_create(client: Any, path: str, name_field: str, body: dict[str, Any])
         return client.request("GET", f"{path}/{body[name_field]}"), False
 
 
+def bucket_and_collection(
+    client: Any, name: str, properties: dict[str, Any], extractor: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """A bucket and a collection of the same name on ``extractor``; whether the bucket is empty."""
+    bucket, _ = get_or_create(
+        client, "/buckets", "bucket_name",
+        {"bucket_name": name, "bucket_schema": {"properties": properties}},
+    )  # fmt: skip
+    collection, _ = get_or_create(
+        client, "/collections", "collection_name",
+        {"collection_name": name, "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+         "feature_extractor": extractor},
+    )  # fmt: skip
+    listed = client.request(
+        "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
+    )
+    return bucket, collection, listed["total"] == 0
+
+
+def wait_documents(client: Any, collection: dict[str, Any], expected: int) -> None:
+    """Until the sensor-driven ingestion has settled ``expected`` documents (10 minutes at most)."""
+    path = f"/collections/{collection['collection_id']}/documents/count"
+    deadline = time.monotonic() + 600
+    counts = client.request("GET", path)
+    while counts["completed"] + counts["failed"] < expected and time.monotonic() < deadline:
+        time.sleep(3)
+        counts = client.request("GET", path)
+    console.print(f"documents: {counts['completed']} completed, {counts['failed']} failed")
+
+
 def search_corpus(client: Any, settings: Any) -> None:
     import json
     from pathlib import Path
 
     console.rule("7. A bucket, a collection on the plugin, and a corpus (examples/data)")
     client.http.headers["X-Namespace"] = client.namespace
-    bucket, _ = get_or_create(
-        client, "/buckets", "bucket_name",
-        {"bucket_name": "articles", "bucket_schema": {"properties": {"content": {"type": "text"}}}},
-    )  # fmt: skip
-    collection, _ = get_or_create(
-        client, "/collections", "collection_name",
-        {"collection_name": "articles", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
-         "feature_extractor": {"feature_extractor_name": "my_extractor", "version": "1.0.0"}},
+    bucket, collection, empty = bucket_and_collection(
+        client, "articles", {"content": {"type": "text"}},
+        {"feature_extractor_name": "my_extractor", "version": "1.0.0"},
     )  # fmt: skip
     corpus = [
         json.loads(line)
         for line in (Path(__file__).parent / "data" / "articles.jsonl").read_text().splitlines()
     ]
-    listed = client.request(
-        "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
-    )
-    if listed["total"] == 0:
+    if empty:
         for article in corpus:
             client.request(
                 "POST", f"/buckets/{bucket['bucket_id']}/objects",
@@ -176,14 +198,7 @@ def search_corpus(client: Any, settings: Any) -> None:
         "the bucket_objects_sensor plans the ingestion; watch it at "
         f"{settings.dagster_ui_url}/assets/collection_ingestion"
     )
-    deadline = time.monotonic() + 600
-    counts = client.request("GET", f"/collections/{collection['collection_id']}/documents/count")
-    while counts["completed"] < len(corpus) and time.monotonic() < deadline:
-        time.sleep(3)
-        counts = client.request(
-            "GET", f"/collections/{collection['collection_id']}/documents/count"
-        )
-    console.print(f"documents: {counts['completed']} completed, {counts['failed']} failed")
+    wait_documents(client, collection, len(corpus))
 
     console.rule("8. A retriever: queries encoded by the plugin's deployment, searched in LanceDB")
     uri = collection["feature_uris"][0]
@@ -228,20 +243,14 @@ def search_photos(client: Any, settings: Any, platform: Platform, org_id: str) -
     base = f"/namespaces/{client.namespace}/plugins/{plugin_id}"
     if client.status(plugin_id)["status"] not in ("DEPLOYED", "QUEUED", "PENDING", "IN_PROGRESS"):
         client.request("POST", f"{base}/deploy")
-    bucket, _ = get_or_create(
-        client, "/buckets", "bucket_name",
-        {"bucket_name": "photos", "bucket_schema": {"properties": {"photo": {"type": "image"}}}},
-    )  # fmt: skip
-    collection, _ = get_or_create(
-        client, "/collections", "collection_name",
-        {"collection_name": "photos", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
-         "feature_extractor": {"feature_extractor_name": "image_extractor"}},
-    )  # fmt: skip
-    photos = sorted((data / "images").glob("*.jpg"))
-    listed = client.request(
-        "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
+    bucket, collection, empty = bucket_and_collection(
+        client,
+        "photos",
+        {"photo": {"type": "image"}},
+        {"feature_extractor_name": "image_extractor"},
     )
-    if listed["total"] == 0:
+    photos = sorted((data / "images").glob("*.jpg"))
+    if empty:
         for path in photos:
             ticket = client.request(
                 "POST", f"/buckets/{bucket['bucket_id']}/uploads",
@@ -259,13 +268,8 @@ def search_photos(client: Any, settings: Any, platform: Platform, org_id: str) -
                       "metadata": {"file": path.name}},
             )  # fmt: skip
         console.print(f"uploaded {len(photos)} photos to bucket {bucket['bucket_id']}")
+    wait_documents(client, collection, len(photos))
     deadline = time.monotonic() + 600
-    path = f"/collections/{collection['collection_id']}/documents/count"
-    counts = client.request("GET", path)
-    while counts["completed"] + counts["failed"] < len(photos) and time.monotonic() < deadline:
-        time.sleep(3)
-        counts = client.request("GET", path)
-    console.print(f"documents: {counts['completed']} completed, {counts['failed']} failed")
     status = client.status(plugin_id)
     while status["status"] not in ("DEPLOYED", "FAILED") and time.monotonic() < deadline:
         time.sleep(2)
