@@ -48,7 +48,8 @@ BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
 WARM_NAMESPACE = "mixpeek-ingest"  # the Ray namespace of warm step actors
 BATCH_RESOURCE = "batch"  # offered only by a cluster's batch worker group (deploy/render.py)
-FORWARD_CPUS = 0.1  # a task handing a block to a warm actor mostly waits on it
+FORWARD_CPUS = 0  # a task handing a block to a warm actor only waits on it: it must never
+# queue behind the CPUs that warm actors and Serve replicas hold
 WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
 VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
 # blob types a plugin declaring one input type also takes
@@ -324,6 +325,42 @@ def _forward(batch: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
         raise
 
 
+def make_room(need: dict[str, float], *, keep: str = "") -> None:
+    """Stop idle warm stages (other than ``keep``'s) until ``need`` (``{"CPU": 1.0, ...}``)
+    fits in what the cluster has free, longest idle first. Realtime deployments call it too:
+    batch actors waiting for a next run never hold a Serve replica's place."""
+    import ray
+
+    def short() -> bool:
+        free = ray.available_resources()
+        return any(free.get(r, 0.0) < amount for r, amount in need.items() if amount)
+
+    if not short():
+        return
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a.get("namespace") == WARM_NAMESPACE and not (keep and a["name"].startswith(keep))
+    ]
+    idle = []
+    for name in names:
+        try:
+            handle = ray.get_actor(name, namespace=WARM_NAMESPACE)
+            info = ray.get(handle.info.remote(), timeout=5)
+        except Exception:  # gone meanwhile, or busy beyond reason: leave it
+            continue
+        if info["idle_s"] > 1.0:
+            idle.append((info["idle_s"], name, handle))
+    for _, name, handle in sorted(idle, key=lambda item: item[0], reverse=True):
+        logger.info("stopping idle warm stage %s to make room (%s)", name, need)
+        ray.kill(handle, no_restart=True)
+        deadline = time.monotonic() + 10
+        while short() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not short():
+            return
+
+
 class IngestionEngine:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -396,7 +433,7 @@ class IngestionEngine:
                 "CPU": sum(o["num_cpus"] for _, _, o in missing),
                 "GPU": sum(o.get("num_gpus", 0) for _, _, o in missing),
             }
-            self._make_room(need, keep=plan_key[:20], existing=existing)
+            make_room(need, keep=plan_key[:20])
         idle_s = float(self.platform.settings.ingest_warm_idle_s)
         handles = []
         for index, name, options in missing:
@@ -432,35 +469,6 @@ class IngestionEngine:
                 f"(they need {need}; free: {ray.available_resources()})",
             ) from None
         return names, len(missing), sum(len(n) for n in names) - len(missing)
-
-    def _make_room(self, need: dict[str, float], *, keep: str, existing: set[str]) -> None:
-        """Stop idle warm stages of other plugin versions until ``need`` fits in what is free."""
-        import ray
-
-        def short() -> bool:
-            free = ray.available_resources()
-            return any(free.get(r, 0.0) < amount for r, amount in need.items() if amount)
-
-        if not short():
-            return
-        others = [n for n in existing if not n.startswith(keep)]
-        idle = []
-        for name in others:
-            try:
-                handle = ray.get_actor(name, namespace=WARM_NAMESPACE)
-                info = ray.get(handle.info.remote(), timeout=5)
-            except Exception:  # gone meanwhile, or busy beyond reason: leave it
-                continue
-            if info["idle_s"] > 1.0:
-                idle.append((info["idle_s"], name, handle))
-        for _, name, handle in sorted(idle, key=lambda item: item[0], reverse=True):
-            logger.info("stopping idle warm stage %s to make room for %s", name, keep)
-            ray.kill(handle, no_restart=True)
-            deadline = time.monotonic() + 10
-            while short() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not short():
-                return
 
     def _step_plan(
         self,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.engine import make_room
 from mixpeek_orchestration.plugins.fetch import plugin_spec
 from mixpeek_orchestration.serve.naming import app_name, route_prefix
 from mixpeek_orchestration.tenancy.accounts import Caller, Namespace, now
@@ -60,6 +61,18 @@ def serve_options(
             "upscale_delay_s": float(config.get("upscale_delay_s", 5.0)),
         }
     return options
+
+
+def initial_need(options: dict[str, Any]) -> dict[str, float]:
+    """What a Serve application's first replicas ask of the cluster."""
+    replicas = options.get("num_replicas") or (options.get("autoscaling_config") or {}).get(
+        "min_replicas", 1
+    )
+    actor = options.get("ray_actor_options") or {}
+    return {
+        "CPU": float(actor.get("num_cpus", 1.0)) * max(1, int(replicas)),
+        "GPU": float(actor.get("num_gpus", 0.0)) * max(1, int(replicas)),
+    }
 
 
 class Deployer:
@@ -210,6 +223,7 @@ class Deployer:
         options = serve_options(doc.get("manifest", {}), "plugin", override.serve_config())
         self.platform.ray.connect()
         self.platform.serve.start()
+        make_room(initial_need(options))
         started = time.monotonic()
         log(f"deploying {app} at {prefix} with {options}")
         try:

@@ -199,3 +199,12 @@ def test_a_stack_reads_its_overrides_file_on_every_call(tmp_path: Path) -> None:
     assert platform.overrides().disabled == []
     assert platform.overrides().for_extractor("my_extractor").max_concurrency == 3
     assert Platform(load_settings(data_dir=tmp_path / "data")).overrides().disabled == []
+
+
+def test_a_deployment_asks_room_for_its_first_replicas() -> None:
+    from mixpeek_orchestration.serve.deployer import initial_need
+
+    fixed = serve_options({"serve_config": {"num_replicas": 2, "num_cpus": 0.5}}, "plugin")
+    assert initial_need(fixed) == {"CPU": 1.0, "GPU": 0.0}
+    scaled = serve_options({"serve_config": {"min_replicas": 0, "num_gpus": 1}}, "plugin")
+    assert initial_need(scaled) == {"CPU": 1.0, "GPU": 1.0}  # the first request's replica
