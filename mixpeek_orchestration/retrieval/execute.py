@@ -88,6 +88,35 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def check_condition(condition: Any) -> None:
+    """Refuse a malformed filter up front (422 naming what is wrong), so that a filter that
+    happens to meet no candidate is not silently accepted."""
+    if not isinstance(condition, dict):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"a filter must be an object, not {condition!r}",
+            field="filters",
+        )
+    for combine in ("AND", "OR"):
+        if combine in condition:
+            if not isinstance(condition[combine], list):
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST, f"filters {combine} takes a list", field="filters"
+                )
+            for part in condition[combine]:
+                check_condition(part)
+            return
+    if not isinstance(condition.get("field"), str):
+        raise MixpeekError(ErrorCode.INVALID_REQUEST, "a filter needs a 'field'", field="filters")
+    operator = condition.get("operator", "eq")
+    if operator not in OPERATORS:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"filter operator {operator!r} is not one of {sorted(OPERATORS)}",
+            field="filters",
+        )
+
+
 def matches(doc: dict[str, Any], condition: dict[str, Any]) -> bool:
     """``{field, operator, value}``, or ``{AND: [...]}`` / ``{OR: [...]}`` of them."""
     if "AND" in condition:
@@ -365,6 +394,8 @@ class RetrieverExecutor:
         if object_ids:
             where += " AND object_id IN (" + ", ".join(sql_literal(o) for o in object_ids) + ")"
             exact = True
+        if filters:
+            check_condition(filters)
         pushed = mongo_condition(filters) if filters else {}
         if pushed:
             # the filter runs in the metadata store first; the vector search then sees only
@@ -409,6 +440,7 @@ class RetrieverExecutor:
 
     async def _attribute_filter(self, namespace, collections, candidates, parameters, stats):  # type: ignore[no-untyped-def]
         condition = parameters.get("filters") or parameters
+        check_condition(condition)
         return [c for c in candidates if matches(c, condition)]
 
     async def _sort_attribute(self, namespace, collections, candidates, parameters, stats):  # type: ignore[no-untyped-def]

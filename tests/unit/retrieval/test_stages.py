@@ -10,6 +10,7 @@ import pytest
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.retrieval.cache import MemoryQueryCache, query_cache
 from mixpeek_orchestration.retrieval.execute import (
+    check_condition,
     fill_templates,
     fuse,
     matches,
@@ -148,3 +149,23 @@ def test_filters_pushed_to_the_metadata_store_never_drop_a_match() -> None:
         "a": {"$ne": None}
     }
     assert mongo_condition({"field": "a", "operator": "exists", "value": False}) == {}
+
+
+def test_a_malformed_filter_is_refused_before_it_meets_any_candidate() -> None:
+    check_condition(
+        {
+            "AND": [
+                {"field": "a", "value": 1},
+                {"OR": [{"field": "b", "operator": "in", "value": [1]}]},
+            ]
+        }
+    )
+    for bad, named in [
+        ({"AND": [{"field": "a", "value": 1}, {"field": "b", "operator": "like"}]}, "'like'"),
+        ({"OR": [{"operator": "eq", "value": 1}]}, "'field'"),
+        ({"AND": {"field": "a"}}, "AND takes a list"),
+        ({"OR": ["a = 1"]}, "must be an object"),
+    ]:
+        with pytest.raises(MixpeekError, match=named) as caught:
+            check_condition(bad)
+        assert caught.value.http_status == 422
