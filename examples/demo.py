@@ -102,11 +102,7 @@ def main() -> int:
     plugin_id = published["plugin_id"]
     base = f"/namespaces/{client.namespace}/plugins/{plugin_id}"
     console.print(client.request("POST", f"{base}/deploy"))
-    deadline = time.monotonic() + 300
-    status = client.status(plugin_id)
-    while status["status"] not in ("DEPLOYED", "FAILED") and time.monotonic() < deadline:
-        time.sleep(2)
-        status = client.status(plugin_id)
+    status = wait_deployed(client, plugin_id, timeout_s=300)
     console.print(f"status: [bold]{status['status']}[/bold] {status.get('error') or ''}")
     if status["status"] == "DEPLOYED":
         answer = client.request(
@@ -159,6 +155,16 @@ def bucket_and_collection(
         "POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={"limit": 1}
     )
     return bucket, collection, listed["total"] == 0
+
+
+def wait_deployed(client: Any, plugin_id: str, timeout_s: float = 600) -> dict[str, Any]:
+    """The plugin's deployment status once it is DEPLOYED or FAILED (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, Any] = client.status(plugin_id)
+    while status["status"] not in ("DEPLOYED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(2)
+        status = client.status(plugin_id)
+    return status
 
 
 def wait_documents(client: Any, collection: dict[str, Any], expected: int) -> None:
@@ -269,11 +275,7 @@ def search_photos(client: Any, settings: Any, platform: Platform, org_id: str) -
             )  # fmt: skip
         console.print(f"uploaded {len(photos)} photos to bucket {bucket['bucket_id']}")
     wait_documents(client, collection, len(photos))
-    deadline = time.monotonic() + 600
-    status = client.status(plugin_id)
-    while status["status"] not in ("DEPLOYED", "FAILED") and time.monotonic() < deadline:
-        time.sleep(2)
-        status = client.status(plugin_id)
+    status = wait_deployed(client, plugin_id)
     console.print(f"{plugin_id} realtime deployment: [bold]{status['status']}[/bold]")
     if status["status"] != "DEPLOYED":
         return
