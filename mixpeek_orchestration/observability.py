@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -113,10 +113,11 @@ def ingest_summary(metadata: MetadataStore) -> dict[str, dict[str, Any]]:
 
 
 class IngestCollector(Collector):
-    """Ingestion queue and batch outcomes per tenant, from ``ingest_batches`` at scrape time."""
+    """Ingestion queue and batch outcomes per tenant, from ``ingest_batches`` of every data
+    plane at scrape time."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
+    def __init__(self, planes: Sequence[MetadataStore]) -> None:
+        self.planes = planes
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily(
@@ -133,11 +134,14 @@ class IngestCollector(Collector):
         rows = CounterMetricFamily(
             "mixpeek_ingest_rows", "Rows processed by ingestion", labels=["tenant", "outcome"]
         )
-        try:
-            summary = ingest_summary(self.metadata)
-        except Exception as exc:  # a scrape never fails on the metadata store
-            logger.warning("ingestion metrics unavailable: %s", exc)
-            return
+        summary: dict[str, dict[str, Any]] = {}
+        for metadata in self.planes:  # organisations never span planes: no key is summed twice
+            try:
+                summary |= ingest_summary(metadata)
+            except Exception as exc:  # a scrape never fails on a metadata store
+                logger.warning(
+                    "ingestion metrics of %s unavailable: %s", metadata.database_name, exc
+                )
         for tenant, entry in summary.items():
             for status, count in entry["batches"].items():
                 batches.add_metric([tenant, status], count)
@@ -156,15 +160,15 @@ def _epoch(value: Any, *, default: float) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def metrics_text(metadata: MetadataStore | None) -> bytes:
-    """The exposition text of every series (ingestion ones when a metadata store is given)."""
+def metrics_text(planes: Sequence[MetadataStore] = ()) -> bytes:
+    """The exposition text of every series (ingestion ones from the planes' metadata stores)."""
     from prometheus_client import generate_latest
 
     registry = REGISTRY
-    if metadata is not None:
+    if planes:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_Delegate(REGISTRY))
-        registry.register(IngestCollector(metadata))
+        registry.register(IngestCollector(planes))
     return generate_latest(registry)
 
 

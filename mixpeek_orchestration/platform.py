@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from mixpeek_orchestration.compute.ray_cluster import RayCluster
 from mixpeek_orchestration.compute.serve import ServeCluster
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.retrieval.retrievers import Retrievers
     from mixpeek_orchestration.serve.deployer import Deployer
     from mixpeek_orchestration.tenancy.accounts import Accounts
+    from mixpeek_orchestration.tenancy.planes import Planes
 
 COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster")
 
@@ -50,10 +52,15 @@ def _not_configured(variable: str) -> MixpeekError:
 
 
 class Platform:
-    """Lazily built adapters for one stack's settings."""
+    """Lazily built adapters for one data plane's settings.
 
-    def __init__(self, settings: MixpeekSettings) -> None:
+    The stack's own settings make the control plane (which is also the shared data plane);
+    :attr:`planes` builds a ``Platform`` per dedicated tenant, with ``tenant`` naming it.
+    """
+
+    def __init__(self, settings: MixpeekSettings, *, tenant: str | None = None) -> None:
         self.settings = settings
+        self.tenant = tenant
 
     @cached_property
     def metadata(self) -> MetadataStore:
@@ -67,7 +74,22 @@ class Platform:
 
     @cached_property
     def vectors(self) -> VectorStore:
-        return VectorStore(self.settings.vectors_dir)
+        settings = self.settings
+        options = {}
+        if settings.vectors_location.startswith("s3://"):
+            options = {"region": settings.s3_region, "endpoint": settings.s3_endpoint_url}
+            options |= {
+                "access_key_id": settings.s3_access_key_id,
+                "secret_access_key": settings.s3_secret_access_key
+                and settings.s3_secret_access_key.get_secret_value(),
+                "allow_http": "true"
+                if (settings.s3_endpoint_url or "").startswith("http:")
+                else None,
+            }
+        return VectorStore(
+            settings.vectors_location,
+            storage_options={k: v for k, v in options.items() if v} or None,
+        )
 
     @cached_property
     def ray(self) -> RayCluster:
@@ -77,7 +99,8 @@ class Platform:
 
     @cached_property
     def serve(self) -> ServeCluster:
-        return ServeCluster(self.ray, host=self.settings.host, port=self.settings.serve_port)
+        url = urlparse(self.settings.serve_url)
+        return ServeCluster(self.ray, host=url.hostname or self.settings.host, port=url.port or 80)
 
     @cached_property
     def dagster(self) -> DagsterWebserver:
@@ -88,6 +111,19 @@ class Platform:
         from mixpeek_orchestration.tenancy.accounts import Accounts
 
         return Accounts(self.metadata)
+
+    @cached_property
+    def planes(self) -> Planes:
+        """Tenant routing from this (control) plane to every dedicated data plane."""
+        from mixpeek_orchestration.tenancy.planes import Planes
+
+        return Planes(self)
+
+    def plane_for(self, org_id: str) -> Platform:
+        """The data plane serving organisation ``org_id`` (this one unless it has a tenant)."""
+        if self.tenant is not None or not self.settings.mongo_uri:  # no control plane records
+            return self
+        return self.planes.for_org(org_id)
 
     @cached_property
     def registry(self) -> PluginRegistry:
@@ -159,6 +195,8 @@ class Platform:
     def ensure_indexes(self) -> None:
         """Create the metadata indexes every domain relies on (idempotent)."""
         self.accounts.ensure_indexes()
+        if self.tenant is None:
+            self.planes.tenants.ensure_indexes()
         self.registry.ensure_indexes()
         self.buckets.ensure_indexes()
         self.documents.ensure_indexes()
@@ -181,5 +219,7 @@ class Platform:
         return check_all(self.health_checks(), timeout_s=timeout_s)
 
     def close(self) -> None:
+        if "planes" in self.__dict__:
+            self.planes.close()
         if "metadata" in self.__dict__:
             self.metadata.close()

@@ -59,6 +59,8 @@ class MixpeekSettings(BaseSettings):
     ray_dashboard_url: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1)
     ray_object_store_memory_mb: int = Field(default=1024, ge=128)
+    serve_endpoint: str | None = None
+    """Base URL of the Serve HTTP proxy of an external Ray cluster; unset: ``host:serve_port``."""
 
     # Orchestration.
     dagster_url: str | None = None
@@ -67,6 +69,10 @@ class MixpeekSettings(BaseSettings):
     """Objects per ingestion run: uploads are grouped so that thousands do not mean thousands
     of runs, and each run's actors (and models) start once for the whole batch."""
     ingest_sensor_interval_s: int = Field(default=10, ge=1)
+    queue_prefix: str = Field(default="", pattern=r"^[a-z0-9-]{0,40}$")
+    """Prefix of this data plane's job queue: ingestion and deploy runs carry the tag
+    ``mixpeek/queue: {prefix}ingestion`` (or ``...deploy``), so Dagster's run coordinator can
+    limit one tenant's runs without touching another's."""
     ingest_warm_idle_s: int = Field(default=300, ge=5)
     """How long a plugin step's batch actors (plugin opened, models loaded) stay up without
     work, so the next run of the same collection and version starts warm."""
@@ -89,6 +95,12 @@ class MixpeekSettings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_prefix: str = ""
+    objects_path: Path | None = None
+    """Directory of the local object store (unset: ``{data_dir}/objects``)."""
+
+    # Vector store: a LanceDB URI, a directory or ``s3://bucket/prefix``.
+    vectors_uri: str | None = None
+    """Unset: ``{data_dir}/vectors``."""
 
     # Signing key for local upload URLs; generated once under the data dir when unset.
     secret_key: SecretStr | None = None
@@ -102,12 +114,14 @@ class MixpeekSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("data_dir", mode="after")
+    @field_validator("data_dir", "objects_path", mode="after")
     @classmethod
-    def _expand_data_dir(cls, value: Path) -> Path:
+    def _expand_data_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
         path = value.expanduser().resolve()
         if path.exists() and not path.is_dir():
-            raise ValueError(f"data_dir ({path}) exists and is not a directory")
+            raise ValueError(f"{path} exists and is not a directory")
         return path
 
     @field_validator("mongo_uri")
@@ -137,7 +151,12 @@ class MixpeekSettings(BaseSettings):
         return value
 
     @field_validator(
-        "s3_endpoint_url", "dagster_url", "ray_dashboard_url", "public_url", "base_url"
+        "s3_endpoint_url",
+        "dagster_url",
+        "ray_dashboard_url",
+        "public_url",
+        "base_url",
+        "serve_endpoint",
     )
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -185,7 +204,7 @@ class MixpeekSettings(BaseSettings):
 
     @property
     def serve_url(self) -> str:
-        return f"http://{self.host}:{self.serve_port}"
+        return self.serve_endpoint or f"http://{self.host}:{self.serve_port}"
 
     @property
     def dagster_ui_url(self) -> str:
@@ -201,11 +220,15 @@ class MixpeekSettings(BaseSettings):
 
     @property
     def objects_dir(self) -> Path:
-        return self.data_dir / "objects"
+        return self.objects_path or self.data_dir / "objects"
 
     @property
     def vectors_dir(self) -> Path:
         return self.data_dir / "vectors"
+
+    @property
+    def vectors_location(self) -> str:
+        return self.vectors_uri or str(self.vectors_dir)
 
     @property
     def dagster_home(self) -> Path:

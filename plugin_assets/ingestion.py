@@ -10,6 +10,7 @@ Launching a partition by hand (or a backfill) re-processes it: documents are ups
 duplicated.
 """
 
+import json
 from typing import Any
 
 from dagster import (
@@ -31,7 +32,7 @@ from dagster import (
     sensor,
 )
 
-from plugin_assets.resources import PlatformResource
+from plugin_assets.resources import SHARED_PLANE, PlatformResource, plane_tags
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -62,8 +63,8 @@ FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     ],
 )
 def collection_ingestion(context: AssetExecutionContext, platform: PlatformResource) -> Any:
-    stores = platform.get_platform()
     batch_id = context.partition_key
+    stores = platform.plane_of_run(context, lambda plane: plane.planner.get(batch_id) is not None)
     batch = stores.planner.get(batch_id)
     if batch is None:
         raise ValueError(f"ingestion batch {batch_id} no longer exists")
@@ -172,8 +173,31 @@ collection_ingestion_job = define_asset_job(
 def bucket_objects_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
-    stores = platform.get_platform()
-    planner = stores.planner
+    run_requests: list[RunRequest] = []
+    cursors: dict[str, int] = {}
+    for plane in platform.planes():  # the shared plane, then each tenant's dedicated one
+        name = plane.tenant or SHARED_PLANE
+        try:
+            requests, cursors[name] = _plan(context, plane)
+        except Exception as exc:  # one unreachable plane never holds back the others
+            context.log.error("data plane %s: planning failed: %s", name, exc)
+            continue
+        run_requests += requests
+    cursor = json.dumps(cursors, sort_keys=True)
+    if not run_requests:
+        return SensorResult(skip_reason=f"no new objects (cursors {cursor})", cursor=cursor)
+    keys = [r.partition_key for r in run_requests if r.partition_key]
+    return SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[ingest_batches_partitions.build_add_request(keys)],
+        cursor=cursor,
+    )
+
+
+def _plan(context: SensorEvaluationContext, plane: Any) -> tuple[list[RunRequest], int]:
+    """One plane's tick: retry batches whose run died, plan new objects into batches, and a
+    run request per runnable batch, tagged with the plane and its queue."""
+    planner = plane.planner
     for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
         run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
         if run is not None and run.status in FINISHED_BADLY and planner.retry(batch["batch_id"]):
@@ -182,28 +206,24 @@ def bucket_objects_sensor(
             )
     tick = planner.tick()
     batches = planner.runnable()
-    if not batches:
-        return SensorResult(
-            skip_reason=f"no new objects (cursor {tick.cursor})", cursor=str(tick.cursor)
+    if batches:
+        context.log.info(
+            "%s: %d file(s) registered, %d object(s) planned into %d new batch(es); "
+            "%d batch(es) to run",
+            plane.tenant or SHARED_PLANE, tick.files_registered, tick.objects_planned,
+            len(tick.batches_created), len(batches),
+        )  # fmt: skip
+    tags = plane_tags(plane, "ingestion")
+    return [
+        RunRequest(
+            partition_key=b["batch_id"],
+            run_key=f"{b['batch_id']}#{b.get('attempts', 0)}",
+            tags=tags
+            | {
+                "mixpeek/kind": "ingestion",
+                "mixpeek/collection_id": b["collection_id"],
+                "mixpeek/reason": b["reason"],
+            },
         )
-    keys = [b["batch_id"] for b in batches]
-    context.log.info(
-        "%d file(s) registered, %d object(s) planned into %d new batch(es); %d batch(es) to run",
-        tick.files_registered, tick.objects_planned, len(tick.batches_created), len(keys),
-    )  # fmt: skip
-    return SensorResult(
-        run_requests=[
-            RunRequest(
-                partition_key=b["batch_id"],
-                run_key=f"{b['batch_id']}#{b.get('attempts', 0)}",
-                tags={
-                    "mixpeek/kind": "ingestion",
-                    "mixpeek/collection_id": b["collection_id"],
-                    "mixpeek/reason": b["reason"],
-                },
-            )
-            for b in batches
-        ],
-        dynamic_partitions_requests=[ingest_batches_partitions.build_add_request(keys)],
-        cursor=str(tick.cursor),
-    )
+        for b in batches
+    ], tick.cursor

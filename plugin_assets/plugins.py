@@ -29,7 +29,7 @@ from dagster import (
 from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
 from mixpeek_orchestration.plugins.scanner import scan_directory
 from mixpeek_orchestration.tenancy.accounts import Namespace
-from plugin_assets.resources import PlatformResource
+from plugin_assets.resources import SHARED_PLANE, PlatformResource, plane_tags
 
 plugin_versions_partitions = DynamicPartitionsDefinition(name="plugin_versions")
 SEPARATOR = "__"
@@ -39,15 +39,24 @@ def partition_key(namespace_id: str, plugin_id: str) -> str:
     return f"{namespace_id}{SEPARATOR}{plugin_id}"
 
 
-def _version(platform: Any, key: str) -> tuple[Namespace, dict[str, Any]]:
+def _find(plane: Any, key: str) -> dict[str, Any] | None:
     namespace_id, _, plugin_id = key.partition(SEPARATOR)
-    doc = platform.registry.versions.find_one(
+    return plane.registry.versions.find_one(  # type: ignore[no-any-return]
         {"namespace_id": namespace_id, "plugin_id": plugin_id}, {"_id": 0}
     )
+
+
+def _version(
+    context: AssetExecutionContext, platform: PlatformResource
+) -> tuple[Any, Namespace, dict[str, Any]]:
+    """The data plane, namespace and record of the partition's plugin version."""
+    key = context.partition_key
+    stores = platform.plane_of_run(context, lambda plane: _find(plane, key) is not None)
+    doc = _find(stores, key)
     if doc is None:
-        raise ValueError(f"plugin version {plugin_id} of {namespace_id} no longer exists")
+        raise ValueError(f"plugin version {key} no longer exists")
     namespace = Namespace(doc["namespace_id"], "", doc["org_id"], "", doc["created_at"])
-    return namespace, doc
+    return stores, namespace, doc
 
 
 @asset(
@@ -59,8 +68,7 @@ def _version(platform: Any, key: str) -> tuple[Namespace, dict[str, Any]]:
 def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
     import hashlib
 
-    stores = platform.get_platform()
-    _, doc = _version(stores, context.partition_key)
+    stores, _, doc = _version(context, platform)
     digest = hashlib.sha256()
     size = 0
     with stores.objects.open_read(doc["archive_key"]) as handle:
@@ -94,8 +102,7 @@ def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -
 def plugin_scan_report(
     context: AssetExecutionContext, platform: PlatformResource
 ) -> MaterializeResult:
-    stores = platform.get_platform()
-    namespace, doc = _version(stores, context.partition_key)
+    stores, namespace, doc = _version(context, platform)
     with stores.registry.download_archive(doc["archive_key"]) as (path, _sha256):
         try:
             with open_plugin_archive(path) as extracted:
@@ -133,8 +140,7 @@ def plugin_scan_report(
     description="A registered plugin version: features, feature URIs, parameter schema.",
 )
 def plugin_version(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
-    stores = platform.get_platform()
-    _, doc = _version(stores, context.partition_key)
+    _, _, doc = _version(context, platform)
     manifest = doc.get("manifest", {})
     return MaterializeResult(
         metadata={
@@ -170,32 +176,49 @@ plugin_assets_job = define_asset_job(
 def plugin_version_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
-    stores = platform.get_platform()
-    cursor = json.loads(context.cursor) if context.cursor else {"after": None, "seen": []}
+    cursors = json.loads(context.cursor) if context.cursor else {}
+    requests, keys = [], []
+    for plane in platform.planes():
+        name = plane.tenant or SHARED_PLANE
+        try:
+            found, cursors[name] = _new_versions(plane, cursors.get(name))
+        except Exception as exc:  # one unreachable plane never holds back the others
+            context.log.error("data plane %s: reading versions failed: %s", name, exc)
+            continue
+        tags = plane_tags(plane, "plugins")
+        requests += [RunRequest(partition_key=key, run_key=key, tags=tags) for key in found]
+        keys += found
+    if not requests:
+        return SensorResult(skip_reason="no new plugin versions", cursor=json.dumps(cursors))
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
+        cursor=json.dumps(cursors),
+    )
+
+
+def _new_versions(plane: Any, cursor: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
+    """Partition keys of one plane's versions confirmed since ``cursor``, and the next cursor
+    (the newest ``created_at`` and the keys seen at it)."""
+    from datetime import datetime
+
+    cursor = cursor or {"after": None, "seen": []}
     query: dict[str, Any] = {}
     if cursor["after"]:
-        from datetime import datetime
-
         query["created_at"] = {"$gte": datetime.fromisoformat(cursor["after"])}
     docs = list(
-        stores.registry.versions.find(query, {"namespace_id": 1, "plugin_id": 1, "created_at": 1})
+        plane.registry.versions.find(query, {"namespace_id": 1, "plugin_id": 1, "created_at": 1})
         .sort("created_at", 1)
         .limit(500)
     )
     seen = set(cursor["seen"])
-    new = [d for d in docs if partition_key(d["namespace_id"], d["plugin_id"]) not in seen]
+    keys = [partition_key(d["namespace_id"], d["plugin_id"]) for d in docs]
+    new = [key for key in keys if key not in seen]
     if not new:
-        return SensorResult(skip_reason="no new plugin versions")
-    keys = [partition_key(d["namespace_id"], d["plugin_id"]) for d in new]
+        return [], cursor
     newest = docs[-1]["created_at"]
-    at_newest = [
-        partition_key(d["namespace_id"], d["plugin_id"]) for d in docs if d["created_at"] == newest
-    ]
-    return SensorResult(
-        run_requests=[RunRequest(partition_key=key, run_key=key) for key in keys],
-        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
-        cursor=json.dumps({"after": newest.isoformat(), "seen": at_newest}),
-    )
+    at_newest = [key for key, d in zip(keys, docs, strict=True) if d["created_at"] == newest]
+    return new, {"after": newest.isoformat(), "seen": at_newest}
 
 
 PLUGIN_ASSET_KEYS = [
@@ -216,7 +239,7 @@ PLUGIN_ASSET_KEYS = [
 def plugin_deployment(
     context: AssetExecutionContext, platform: PlatformResource
 ) -> MaterializeResult:
-    stores = platform.get_platform()
+    stores, _, _ = _version(context, platform)
     namespace_id, _, plugin_id = context.partition_key.partition(SEPARATOR)
     outcome = stores.deployer.rollout(namespace_id, plugin_id, log=context.log.info)
     if outcome["status"] != "DEPLOYED":
@@ -248,8 +271,27 @@ serve_removal_job_name = "serve_removal_job"
 def plugin_deployment_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
-    stores = platform.get_platform()
-    deployer = stores.deployer
+    requests, keys = [], []
+    for plane in platform.planes():
+        try:
+            found = _deploy_requests(context, plane)
+        except Exception as exc:  # one unreachable plane never holds back the others
+            context.log.error("data plane %s: deploy requests failed: %s", plane.tenant, exc)
+            continue
+        requests += found
+        keys += [r.partition_key for r in found if r.partition_key]
+    if not requests:
+        return SensorResult(skip_reason="no deploy requests")
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
+    )
+
+
+def _deploy_requests(context: SensorEvaluationContext, plane: Any) -> list[RunRequest]:
+    """One plane's removals applied, lost deployments re-queued, and a rollout run request per
+    queued deploy (marked PENDING)."""
+    deployer = plane.deployer
     removals = deployer.pending_removals()
     if removals:
         removed = deployer.remove_apps(removals)
@@ -258,16 +300,10 @@ def plugin_deployment_sensor(
     if requeued:
         context.log.info("re-deploying after a restart: %s", requeued)
     requests = []
-    keys = []
+    tags = plane_tags(plane, "deploy")
     for doc in deployer.pending():
         key = partition_key(doc["namespace_id"], doc["plugin_id"])
         requested_at = doc["deployment"].get("requested_at")
         deployer.mark(doc["namespace_id"], doc["plugin_id"], "PENDING")
-        keys.append(key)
-        requests.append(RunRequest(partition_key=key, run_key=f"{key}@{requested_at}"))
-    if not requests:
-        return SensorResult(skip_reason="no deploy requests")
-    return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
-    )
+        requests.append(RunRequest(partition_key=key, run_key=f"{key}@{requested_at}", tags=tags))
+    return requests

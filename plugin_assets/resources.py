@@ -6,6 +6,10 @@ in the Dagster UI) and hands out the domain adapter through ``get_client()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
 from dagster import ConfigurableResource
 
 from mixpeek_orchestration.compute.ray_cluster import RayCluster
@@ -34,4 +38,40 @@ class PlatformResource(ConfigurableResource):  # type: ignore[type-arg]
     mongo_uri: str
 
     def get_platform(self) -> Platform:
-        return Platform(load_settings(data_dir=self.data_dir, mongo_uri=self.mongo_uri))
+        """The control plane (which is also the shared data plane), one per process: a sensor
+        ticking every few seconds reuses its clients and its tenants' planes."""
+        return _control_plane(self.data_dir, self.mongo_uri)
+
+    def planes(self) -> list[Platform]:
+        """The shared plane and every tenant's dedicated one: what a sensor walks."""
+        return list(self.get_platform().planes.all())
+
+    def plane_of_run(self, context: Any, holds: Callable[[Platform], bool]) -> Platform:
+        """The data plane a run works in: the one its ``mixpeek/plane`` tag names (sensors set
+        it), else the one that ``holds`` the run's record (a partition launched by hand)."""
+        control = self.get_platform()
+        tag = context.run.tags.get(PLANE_TAG)
+        if tag is not None:
+            return control.planes.get(None if tag == SHARED_PLANE else tag)
+        for plane in control.planes.all():
+            if holds(plane):
+                return plane
+        raise ValueError(f"no data plane holds the record of partition {context.partition_key}")
+
+
+@lru_cache(maxsize=4)
+def _control_plane(data_dir: str, mongo_uri: str) -> Platform:
+    return Platform(load_settings(data_dir=data_dir, mongo_uri=mongo_uri))
+
+
+PLANE_TAG = "mixpeek/plane"
+SHARED_PLANE = "shared"
+
+
+def plane_tags(plane: Platform, work: str) -> dict[str, str]:
+    """Tags of a run in ``plane``: which plane, and its queue (``{queue_prefix}{work}``), which
+    Dagster's run coordinator can limit per tenant (``tag_concurrency_limits``)."""
+    return {
+        PLANE_TAG: plane.tenant or SHARED_PLANE,
+        "mixpeek/queue": f"{plane.settings.queue_prefix}{work}",
+    }

@@ -56,13 +56,28 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
 
-        async def call(prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Any:
-            answer, _ = await call_deployment(
-                app.state.http, settings.serve_url, prefix, inputs, parameters
-            )
-            return answer
+        executors: dict[str | None, RetrieverExecutor] = {}
 
-        app.state.retrieval = RetrieverExecutor(platform, call, platform.query_cache)
+        def retrieval(plane: Platform) -> RetrieverExecutor:
+            """One executor per data plane, calling that plane's Serve with its query cache."""
+            executor = executors.get(plane.tenant)
+            if executor is None or executor.platform is not plane:
+                serve_url = plane.settings.serve_url
+
+                async def call(
+                    prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]
+                ) -> Any:
+                    answer, _ = await call_deployment(
+                        app.state.http, serve_url, prefix, inputs, parameters
+                    )
+                    return answer
+
+                executor = executors[plane.tenant] = RetrieverExecutor(
+                    plane, call, plane.query_cache
+                )
+            return executor
+
+        app.state.retrieval = retrieval
         yield
         await app.state.http.aclose()
         platform.close()

@@ -12,16 +12,17 @@ from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.tenancy.accounts import Caller, Namespace
 
 
-def get_platform(request: Request) -> Platform:
+def get_control(request: Request) -> Platform:
+    """The control plane: organisations, API keys and tenant configs (and the shared plane)."""
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+ControlDep = Annotated[Platform, Depends(get_control)]
 
 
 async def get_caller(
     request: Request,
-    platform: PlatformDep,
+    platform: ControlDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Caller:
     """The organisation behind the ``Authorization: Bearer`` key (401 otherwise); it labels
@@ -37,6 +38,17 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_platform(caller: CallerDep, control: ControlDep) -> Platform:
+    """The caller's data plane: the shared one, or its tenant's dedicated one. Everything a
+    request reads or writes after authentication goes through it."""
+    if caller.tenant is None:
+        return control
+    return await run_in_threadpool(control.planes.get, caller.tenant)
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 async def path_namespace(namespace_id: str, caller: CallerDep, platform: PlatformDep) -> Namespace:

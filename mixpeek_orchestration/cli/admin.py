@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,9 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
 
-admin_app = typer.Typer(help="Operator commands (organisations, API keys).", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Operator commands (organisations, API keys, tenants).", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -50,3 +53,137 @@ def create_key(
     else:
         console.print(f"organisation [bold]{org}[/bold] ({org_id})")
         console.print(f"API key (shown once): [bold]{key}[/bold]")
+
+
+tenant_app = typer.Typer(
+    help="Tenants with a dedicated data plane, and which organisations they serve.",
+    no_args_is_help=True,
+)
+admin_app.add_typer(tenant_app, name="tenant")
+
+
+def _fail(exc: MixpeekError) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {exc.detail}")
+    return typer.Exit(1)
+
+
+def _plane_fields(plane_file: Path | None, assignments: list[str]) -> dict[str, object]:
+    import yaml
+
+    fields: dict[str, object] = {}
+    if plane_file is not None:
+        loaded = yaml.safe_load(plane_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, f"{plane_file} must hold a mapping", field="plane"
+            )
+        fields |= loaded
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, f"--set {assignment!r}: expected KEY=VALUE", field="set"
+            )
+        fields[key.strip()] = value
+    return fields
+
+
+@tenant_app.command("set")
+def tenant_set(
+    name: Annotated[str, typer.Argument(help="Tenant name (lowercase, digits, '-').")],
+    org: Annotated[
+        list[str], typer.Option("--org", help="Organisation (name or id) to route to it.")
+    ] = [],  # noqa: B006 (typer reads the default)
+    plane_file: Annotated[
+        Path | None, typer.Option("--plane", help="YAML of the data plane's endpoints.")
+    ] = None,
+    assignments: Annotated[
+        list[str], typer.Option("--set", help="One endpoint, KEY=VALUE (over --plane).")
+    ] = [],  # noqa: B006
+) -> None:
+    """Create or replace a tenant's data plane and route organisations to it.
+
+    The plane is checked first (its settings, its metadata store answering, its object store
+    writable) and its indexes created; nothing is recorded when a check fails.
+    """
+    from mixpeek_orchestration.tenancy.planes import Tenants, parse_plane
+
+    try:
+        control = Platform(stack_settings())
+        plane = parse_plane(_plane_fields(plane_file, assignments))
+        dedicated = Platform(plane.settings_over(control.settings, name), tenant=name)
+        for component in ("metadata", "objects"):
+            health = dedicated.health_checks()[component]()
+            if health.status != "ok":
+                raise MixpeekError(
+                    ErrorCode.COMPONENT_UNAVAILABLE,
+                    f"The plane's {component} store is not usable: {health.detail}",
+                    field=component,
+                )
+        dedicated.ensure_indexes()
+        tenants = Tenants(control.metadata)
+        tenants.ensure_indexes()
+        doc = tenants.configure(name, plane, orgs=org)
+    except MixpeekError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:  # an unreachable store: pymongo / boto errors
+        raise _fail(MixpeekError(ErrorCode.COMPONENT_UNAVAILABLE, str(exc))) from None
+    console.print(
+        f"tenant [bold]{name}[/bold]: database {doc['plane']['mongo_database']}, "
+        f"{len(doc['orgs'])} organisation(s) routed"
+    )
+
+
+@tenant_app.command("list")
+def tenant_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the configs as JSON.")] = False,
+) -> None:
+    """Every tenant, its data plane (secrets hidden) and its organisations."""
+    from mixpeek_orchestration.tenancy.planes import Tenants
+
+    try:
+        tenants = Tenants(Platform(stack_settings()).metadata).list()
+    except MixpeekError as exc:
+        raise _fail(exc) from None
+    for doc in tenants:
+        for secret in ("s3_secret_access_key", "redis_url"):
+            if doc["plane"].get(secret):
+                doc["plane"][secret] = "**********"
+    if as_json:
+        typer.echo(json.dumps(tenants, default=str))
+        return
+    for doc in tenants:
+        endpoints = ", ".join(f"{k}={v}" for k, v in doc["plane"].items() if v not in (None, ""))
+        console.print(f"[bold]{doc['name']}[/bold] orgs={doc['orgs']} {endpoints}")
+
+
+@tenant_app.command("route")
+def tenant_route(
+    org: Annotated[str, typer.Option("--org", help="Organisation (name or id).")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Tenant to route to (omit: the shared plane).")
+    ] = None,
+) -> None:
+    """Route one organisation to a tenant's plane, or back to the shared plane.
+
+    Records stay where they were written: moving an organisation does not copy its data.
+    """
+    from mixpeek_orchestration.tenancy.planes import Tenants
+
+    try:
+        Tenants(Platform(stack_settings()).metadata).route(org, tenant)
+    except MixpeekError as exc:
+        raise _fail(exc) from None
+    console.print(f"{org} -> {tenant or 'the shared plane'}")
+
+
+@tenant_app.command("remove")
+def tenant_remove(name: Annotated[str, typer.Argument(help="Tenant name.")]) -> None:
+    """Delete a tenant config (refused while organisations are routed to it)."""
+    from mixpeek_orchestration.tenancy.planes import Tenants
+
+    try:
+        Tenants(Platform(stack_settings()).metadata).remove(name)
+    except MixpeekError as exc:
+        raise _fail(exc) from None
+    console.print(f"tenant {name} removed")

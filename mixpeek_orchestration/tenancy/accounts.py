@@ -47,12 +47,14 @@ def now() -> datetime:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the organisation and the key used."""
+    """Who is calling: the organisation, the key used, and the tenant whose data plane serves
+    the organisation (``None``: the shared plane)."""
 
     org_id: str
     org_name: str
     key_id: str
     key_prefix: str
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,9 @@ class Accounts:
         org = self.orgs.find_one({"org_id": record["org_id"]})
         if org is None:
             raise MixpeekError(ErrorCode.UNAUTHORIZED, "The key's organisation no longer exists")
-        return Caller(org["org_id"], org["name"], record["key_id"], record["key_prefix"])
+        return Caller(
+            org["org_id"], org["name"], record["key_id"], record["key_prefix"], org.get("tenant")
+        )
 
     # -- namespaces -----------------------------------------------------------------------------
 

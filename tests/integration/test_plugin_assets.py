@@ -94,7 +94,7 @@ def test_sensor_turns_new_versions_into_partitions_and_runs(
     )
     assert not isinstance(again, SensorResult) or not again.run_requests
     cursor = json.loads(first.cursor or "{}")
-    assert cursor["after"]
+    assert cursor["shared"]["after"]  # one cursor per data plane
 
 
 def test_confirmed_upload_shows_up_in_dagster_through_the_daemon(

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from mixpeek_orchestration.api.deps import PlatformDep
+from mixpeek_orchestration.api.deps import ControlDep
 from mixpeek_orchestration.health import ComponentHealth
 
 router = APIRouter(tags=["health"])
@@ -24,7 +24,7 @@ class LiveResponse(BaseModel):
 
 
 @router.get("/healthz", response_model=HealthResponse)
-async def healthz(platform: PlatformDep) -> HealthResponse:
+async def healthz(platform: ControlDep) -> HealthResponse:
     """Health of every component: metadata, objects, vectors, ray, serve, dagster."""
     components = await asyncio.to_thread(platform.health)
     overall = "ok" if all(c.status == "ok" for c in components.values()) else "degraded"

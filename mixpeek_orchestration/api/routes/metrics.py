@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,21 +10,30 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mixpeek_orchestration.api.deps import PlatformDep
+from mixpeek_orchestration.api.deps import ControlDep
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.observability import ANONYMOUS, metrics_text, record_api
 
 router = APIRouter(tags=["observability"])
+logger = logging.getLogger(__name__)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(platform: PlatformDep) -> Response:
-    """Every series, labelled by tenant, in the Prometheus text format."""
-    try:
-        metadata = platform.metadata
-    except MixpeekError:  # no metadata store configured: the request series only
-        metadata = None
-    body = await run_in_threadpool(metrics_text, metadata)
+async def metrics(control: ControlDep) -> Response:
+    """Every series, labelled by tenant, in the Prometheus text format (ingestion series from
+    the shared plane and every dedicated one)."""
+
+    def render() -> bytes:
+        try:
+            planes = [plane.metadata for plane in control.planes.all()]
+        except MixpeekError:  # no metadata store configured: the request series only
+            planes = []
+        except Exception as exc:  # control plane unreachable: a scrape still answers
+            logger.warning("tenant planes unavailable for /metrics: %s", exc)
+            planes = []
+        return metrics_text(planes)
+
+    body = await run_in_threadpool(render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

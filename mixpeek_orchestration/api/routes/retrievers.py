@@ -98,5 +98,5 @@ async def execute_retriever(
 ) -> dict[str, Any]:
     body = body or ExecuteRequest()
     retriever = await run_in_threadpool(platform.retrievers.get, namespace, retriever_id)
-    executor = request.app.state.retrieval
+    executor = request.app.state.retrieval(platform)
     return await executor.execute(namespace, retriever, body.inputs, body.settings)  # type: ignore[no-any-return]

@@ -4,6 +4,9 @@
 limit while streaming; ``GET`` streams the object back. Both need a valid, unexpired signature
 issued by :meth:`LocalObjectStore.presign_put` / ``presign_get``. With the S3 backend clients use
 S3's own presigned URLs and these routes answer 400.
+
+Keys start with the organisation id (``{org_id}/{namespace_id}/...``), which routes a signed URL
+to the data plane that issued it, and whose signing key must verify it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from mixpeek_orchestration.api.deps import PlatformDep
+from mixpeek_orchestration.api.deps import ControlDep
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.storage.objects import CHUNK_SIZE, LocalObjectStore
 
 router = APIRouter(prefix="/v1/storage", tags=["storage"])
@@ -27,8 +32,8 @@ class StoredObject(BaseModel):
     etag: str | None = None
 
 
-def _local_store(platform: PlatformDep) -> LocalObjectStore:
-    store = platform.objects
+def _local_store(control: Platform, key: str) -> LocalObjectStore:
+    store = control.plane_for(key.partition("/")[0]).objects
     if not isinstance(store, LocalObjectStore):
         raise MixpeekError(
             ErrorCode.UNSUPPORTED_OPERATION,
@@ -42,14 +47,14 @@ def _local_store(platform: PlatformDep) -> LocalObjectStore:
 async def upload(
     key: str,
     request: Request,
-    platform: PlatformDep,
+    control: ControlDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query()],
     max_bytes: Annotated[int | None, Query()] = None,
     content_type: Annotated[str, Query()] = "",
 ) -> StoredObject:
     """Receive an object's bytes at a signed URL."""
-    store = _local_store(platform)
+    store = await run_in_threadpool(_local_store, control, key)
     store.verify(
         "PUT",
         key,
@@ -77,12 +82,12 @@ async def upload(
 @router.get("/{key:path}")
 async def download(
     key: str,
-    platform: PlatformDep,
+    control: ControlDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query()],
 ) -> StreamingResponse:
     """Stream an object back from a signed URL."""
-    store = _local_store(platform)
+    store = await run_in_threadpool(_local_store, control, key)
     store.verify("GET", key, expires=expires, signature=signature)
     handle = store.open_read(key)
 
