@@ -68,16 +68,9 @@ def _fail(exc: MixpeekError) -> typer.Exit:
 
 
 def _plane_fields(plane_file: Path | None, assignments: list[str]) -> dict[str, object]:
-    import yaml
+    from mixpeek_orchestration.tenancy.planes import read_plane_file
 
-    fields: dict[str, object] = {}
-    if plane_file is not None:
-        loaded = yaml.safe_load(plane_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise MixpeekError(
-                ErrorCode.INVALID_REQUEST, f"{plane_file} must hold a mapping", field="plane"
-            )
-        fields |= loaded
+    fields: dict[str, object] = read_plane_file(plane_file) if plane_file is not None else {}
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
         if not sep or not key.strip():

@@ -28,21 +28,44 @@ def render_command(
         ),
     ] = None,
     image: Annotated[str | None, typer.Option(help="Platform container image.")] = None,
+    plane: Annotated[
+        Path | None,
+        typer.Option("--plane", help="The tenant's data-plane YAML (as `admin tenant set`)."),
+    ] = None,
 ) -> None:
     """Write the tenant's RayService, Dagster Helm values, API and namespace manifests."""
     from mixpeek_orchestration.deploy.overrides import load_overrides
-    from mixpeek_orchestration.deploy.render import IMAGE, render, write
+    from mixpeek_orchestration.deploy.render import (
+        IMAGE,
+        PLANE_SECRET,
+        namespace_name,
+        plane_env,
+        render,
+        write,
+    )
     from mixpeek_orchestration.extractors.registry import BUILTIN_EXTRACTORS
+    from mixpeek_orchestration.tenancy.planes import parse_plane, read_plane_file
 
     registry = list(BUILTIN_EXTRACTORS) + [
         e for e in extractor or [] if e not in BUILTIN_EXTRACTORS
     ]
     try:
+        endpoints = parse_plane(read_plane_file(plane)) if plane is not None else None
         files = render(
-            tenant, load_overrides(overrides, known=registry), registry, image=image or IMAGE
+            tenant,
+            load_overrides(overrides, known=registry),
+            registry,
+            image=image or IMAGE,
+            plane=endpoints,
         )
     except MixpeekError as exc:
         err_console.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from None
     for path in write(files, out):
         console.print(f"wrote {path}")
+    secrets = plane_env(tenant, endpoints).secrets
+    if secrets:
+        console.print(
+            f"create the Secret {PLANE_SECRET} in {namespace_name(tenant)} with the keys "
+            + ", ".join(secrets)
+        )

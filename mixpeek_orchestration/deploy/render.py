@@ -12,7 +12,9 @@
   ``K8sRunLauncher`` (dagster-k8s), the ``plugin_assets`` code location;
 * ``api.yaml``: the API ``Deployment`` and ``Service``.
 
-Every container gets the file's ``env``. Each manifest is checked before anything is written:
+Every container gets the file's ``env``; with the tenant's data plane (``--plane``), the Ray and
+Dagster containers also get its endpoints as ``MIXPEEK_*`` variables, credentials by reference to
+the ``mixpeek-plane`` Secret. Each manifest is checked before anything is written:
 Kubernetes objects against the ``kubernetes`` client's models, the ``RayService`` against
 KubeRay's CRD schema (vendored under ``schemas/``).
 
@@ -24,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -33,21 +36,69 @@ from mixpeek_orchestration import __version__
 from mixpeek_orchestration.deploy.overrides import ExtractorOverride, NodeRange, Overrides
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.engine import BATCH_RESOURCE  # batch actors ask for it
+from mixpeek_orchestration.tenancy.planes import DataPlane
 
 IMAGE = f"ghcr.io/mixpeek/mixpeek-orchestration:{__version__}"
 RAY_VERSION = "2.60.0"
 SERVE_PORT = 8000
 API_PORT = 8000
 SCHEMAS = Path(__file__).parent / "schemas"
+PLANE_SECRET = "mixpeek-plane"
+PLANE_SECRETS = ("mongo_uri", "s3_access_key_id", "s3_secret_access_key", "redis_url")
+"""Data-plane settings that may carry credentials: read from the Secret, never rendered."""
 
 
 def namespace_name(tenant: str) -> str:
     return f"mixpeek-{tenant}"
 
 
-def _env(overrides: Overrides, **platform: str) -> list[dict[str, str]]:
-    merged = {**platform, **overrides.env}
-    return [{"name": k, "value": str(v)} for k, v in sorted(merged.items())]
+@dataclass(frozen=True)
+class PlaneEnv:
+    """What the data plane's containers (Ray, Dagster) are told about its endpoints: plain
+    ``MIXPEEK_*`` values, and the names read from the ``mixpeek-plane`` Secret (credentials
+    never enter a manifest)."""
+
+    values: dict[str, str]
+    secrets: tuple[str, ...] = ()
+
+
+def plane_env(tenant: str, plane: DataPlane | None) -> PlaneEnv:
+    """The tenant's data-plane endpoints as container env (none given: only its name)."""
+    values = {"MIXPEEK_TENANT": tenant}
+    if plane is None:
+        return PlaneEnv(values)
+    if not plane.s3_bucket:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            "A rendered data plane keeps its objects in S3 (pods share no disk): set s3_bucket",
+            field="s3_bucket",
+        )
+    prefix = plane.s3_prefix.strip("/")
+    settings = {
+        "mongo_database": plane.mongo_database,
+        "s3_bucket": plane.s3_bucket,
+        "s3_prefix": prefix,
+        "s3_endpoint_url": plane.s3_endpoint_url,
+        "s3_region": plane.s3_region,
+        "vectors_uri": plane.vectors_uri
+        or f"s3://{plane.s3_bucket}/{prefix + '/' if prefix else ''}vectors",
+        "queue_prefix": plane.queue_prefix if plane.queue_prefix is not None else f"{tenant}-",
+    }
+    values |= {f"MIXPEEK_{k.upper()}": v for k, v in settings.items() if v}
+    secrets = tuple(
+        f"MIXPEEK_{name.upper()}" for name in PLANE_SECRETS if getattr(plane, name) is not None
+    )
+    return PlaneEnv(values, secrets)
+
+
+def _env(overrides: Overrides, plane: PlaneEnv, **platform: str) -> list[dict[str, Any]]:
+    merged = {**plane.values, **platform, **overrides.env}
+    env: list[dict[str, Any]] = [{"name": k, "value": str(v)} for k, v in sorted(merged.items())]
+    return env + [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": PLANE_SECRET, "key": name}}}
+        for name in plane.secrets
+        if name not in merged
+    ]
 
 
 def _quantity(value: str) -> Decimal:
@@ -57,7 +108,7 @@ def _quantity(value: str) -> Decimal:
 
 
 def _container(
-    name: str, image: str, env: list[dict[str, str]], cpu: str, memory: str, **extra: Any
+    name: str, image: str, env: list[dict[str, Any]], cpu: str, memory: str, **extra: Any
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -81,7 +132,7 @@ def serve_deployment_config(override: ExtractorOverride) -> dict[str, Any]:
 
 
 def _worker_group(
-    group: str, node: NodeRange, image: str, env: list[dict[str, str]], spec: Any
+    group: str, node: NodeRange, image: str, env: list[dict[str, Any]], spec: Any
 ) -> dict[str, Any]:
     limits: dict[str, Any] = {}
     params: dict[str, str] = {}
@@ -115,9 +166,9 @@ def _worker_group(
 
 
 def render_rayservice(
-    tenant: str, overrides: Overrides, served: list[str], *, image: str
+    tenant: str, overrides: Overrides, served: list[str], *, image: str, plane: PlaneEnv
 ) -> dict[str, Any]:
-    env = _env(overrides, MIXPEEK_TENANT=tenant)
+    env = _env(overrides, plane)
     applications = [
         {
             "name": name,
@@ -198,7 +249,7 @@ def render_api(tenant: str, overrides: Overrides, *, image: str) -> list[dict[st
     labels = {"app.kubernetes.io/name": "mixpeek-api", "mixpeek.io/tenant": tenant}
     env = _env(
         overrides,
-        MIXPEEK_TENANT=tenant,
+        PlaneEnv({"MIXPEEK_TENANT": tenant}),  # the API reaches the plane through routing
         MIXPEEK_RAY_ADDRESS=f"{tenant}-ray-head-svc.{name}.svc:6379",
         MIXPEEK_SERVE_PORT=str(SERVE_PORT),
     )
@@ -234,10 +285,13 @@ def render_api(tenant: str, overrides: Overrides, *, image: str) -> list[dict[st
     ]
 
 
-def render_dagster_values(tenant: str, overrides: Overrides, *, image: str) -> dict[str, Any]:
-    """Values for the ``dagster/dagster`` Helm chart."""
+def render_dagster_values(
+    tenant: str, overrides: Overrides, *, image: str, plane: PlaneEnv
+) -> dict[str, Any]:
+    """Values for the ``dagster/dagster`` Helm chart (credentials through ``envSecrets``)."""
     repository, _, tag = image.rpartition(":")
-    env = {e["name"]: e["value"] for e in _env(overrides, MIXPEEK_TENANT=tenant)}
+    env = {e["name"]: e["value"] for e in _env(overrides, PlaneEnv(plane.values))}
+    secrets = [{"name": PLANE_SECRET}] if plane.secrets else []
     return {
         "postgresql": {"enabled": True},  # run, event and schedule storage
         "runLauncher": {
@@ -246,6 +300,7 @@ def render_dagster_values(tenant: str, overrides: Overrides, *, image: str) -> d
                 "k8sRunLauncher": {
                     "jobNamespace": namespace_name(tenant),
                     "envVars": [f"{k}={v}" for k, v in env.items()],
+                    "envSecrets": secrets,
                 }
             },
         },
@@ -258,11 +313,12 @@ def render_dagster_values(tenant: str, overrides: Overrides, *, image: str) -> d
                     "dagsterApiGrpcArgs": ["-m", "plugin_assets"],
                     "port": 3030,
                     "env": env,
+                    "envSecrets": secrets,
                 }
             ],
         },
-        "dagsterDaemon": {"enabled": True, "env": env},
-        "dagsterWebserver": {"env": env},
+        "dagsterDaemon": {"enabled": True, "env": env, "envSecrets": secrets},
+        "dagsterWebserver": {"env": env, "envSecrets": secrets},
     }
 
 
@@ -314,9 +370,15 @@ def _check_kubernetes(doc: dict[str, Any], model: str) -> None:
 
 
 def render(
-    tenant: str, overrides: Overrides, registry: list[str], *, image: str = IMAGE
+    tenant: str,
+    overrides: Overrides,
+    registry: list[str],
+    *,
+    image: str = IMAGE,
+    plane: DataPlane | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The tenant's manifests by file name; every document checked."""
+    """The tenant's manifests by file name; every document checked. ``plane`` (the tenant's
+    data-plane endpoints) goes into the Ray and Dagster containers' env."""
     if not tenant or not tenant.replace("-", "").isalnum() or not tenant.islower():
         raise MixpeekError(
             ErrorCode.INVALID_REQUEST,
@@ -324,17 +386,22 @@ def render(
             field="tenant",
         )
     overrides.check_names(registry)
+    endpoints = plane_env(tenant, plane)
     files = {
         "namespace.yaml": render_namespace(tenant, overrides),
         "rayservice.yaml": [
-            render_rayservice(tenant, overrides, overrides.served(registry), image=image)
+            render_rayservice(
+                tenant, overrides, overrides.served(registry), image=image, plane=endpoints
+            )
         ],
         "api.yaml": render_api(tenant, overrides, image=image),
     }
     for documents in files.values():
         for doc in documents:
             check_manifest(doc)
-    files["dagster-values.yaml"] = [render_dagster_values(tenant, overrides, image=image)]
+    files["dagster-values.yaml"] = [
+        render_dagster_values(tenant, overrides, image=image, plane=endpoints)
+    ]
     return files
 
 

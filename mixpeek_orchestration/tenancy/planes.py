@@ -116,6 +116,18 @@ def parse_plane(raw: dict[str, Any]) -> DataPlane:
         ) from exc
 
 
+def read_plane_file(path: Path) -> dict[str, Any]:
+    """The mapping in a data-plane YAML (or JSON) file; anything else is refused."""
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"{path} must hold a mapping of endpoints", field="plane"
+        )
+    return loaded
+
+
 class Tenants:
     """Tenant configs and which organisations they serve, in the control plane."""
 

@@ -157,6 +157,53 @@ def test_the_cli_writes_a_tenant_with_its_custom_extractors(tmp_path: Path) -> N
     assert api[0]["metadata"]["namespace"] == "mixpeek-acme"
 
 
+def test_a_tenants_data_plane_reaches_ray_and_dagster_without_its_credentials(
+    tmp_path: Path,
+) -> None:
+    plane = tmp_path / "plane.yaml"
+    plane.write_text(
+        "mongo_uri: mongodb://admin:hunter2@db.acme.internal:27017\n"
+        "mongo_database: acme\ns3_bucket: acme-objects\ns3_prefix: prod\n"
+        "s3_access_key_id: AKIA-ACME\ns3_secret_access_key: s3cr3t-acme\n"
+    )
+    overrides = tmp_path / "acme.yaml"
+    overrides.write_text(SPEC_EXAMPLE.replace("[web_scraper]", "[image_extractor]"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["deploy", "render", "--tenant", "acme", "--overrides", str(overrides),
+              "--out", str(out), "--extractor", "my_extractor", "--plane", str(plane)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "mixpeek-plane" in result.output and "MIXPEEK_S3_SECRET_ACCESS_KEY" in result.output
+    written = "".join(path.read_text() for path in out.iterdir())
+    assert not any(secret in written for secret in ("hunter2", "AKIA-ACME", "s3cr3t-acme"))
+    service = yaml.safe_load((out / "rayservice.yaml").read_text())
+    for container in containers(service):  # head and every worker group
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MIXPEEK_MONGO_DATABASE"]["value"] == "acme"
+        assert env["MIXPEEK_S3_BUCKET"]["value"] == "acme-objects"
+        assert env["MIXPEEK_VECTORS_URI"]["value"] == "s3://acme-objects/prod/vectors"
+        assert env["MIXPEEK_QUEUE_PREFIX"]["value"] == "acme-"
+        assert env["SOME_VAR"]["value"] == "value"
+        assert env["MIXPEEK_MONGO_URI"]["valueFrom"]["secretKeyRef"] == {
+            "name": "mixpeek-plane", "key": "MIXPEEK_MONGO_URI"
+        }  # fmt: skip
+    values = yaml.safe_load((out / "dagster-values.yaml").read_text())
+    assert values["dagsterDaemon"]["env"]["MIXPEEK_MONGO_DATABASE"] == "acme"
+    assert values["dagsterDaemon"]["envSecrets"] == [{"name": "mixpeek-plane"}]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert "MIXPEEK_S3_BUCKET=acme-objects" in launcher["envVars"]
+    assert launcher["envSecrets"] == [{"name": "mixpeek-plane"}]
+    # pods share no disk: a rendered plane without an S3 bucket is refused, nothing written
+    plane.write_text("mongo_database: acme\n")
+    refused = CliRunner().invoke(
+        app, ["deploy", "render", "--tenant", "acme", "--overrides", str(overrides),
+              "--out", str(tmp_path / "none"), "--extractor", "my_extractor", "--plane", str(plane)],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "s3_bucket" in refused.output
+    assert not (tmp_path / "none").exists()
+
+
 def test_manifests_are_checked_against_the_kubernetes_and_kuberay_schemas() -> None:
     files = render("acme", parse_overrides({}), REGISTRY)
     service = files["rayservice.yaml"][0]
