@@ -229,9 +229,9 @@ class Planes:
             from mixpeek_orchestration.platform import Platform
 
             settings = parse_plane(raw).settings_over(self.control.settings, tenant)
+            # the previous one is left to requests still holding it (closing it could cut
+            # them off); its clients go with it once nothing refers to it
             platform = Platform(settings, tenant=tenant)
-            if cached is not None:
-                cached[2].close()
         with self._lock:
             self._cache[tenant] = (now, raw, platform)
         return platform
