@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def search_stage(**extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def setup(
     stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Api, Tenant, dict[str, Any]]:
+) -> Iterator[tuple[Api, Tenant, dict[str, Any]]]:
     tenant = create_tenant(stack, "retrieval-org")
     api = Api(tenant)
     archive = tmp_path_factory.mktemp("seed") / "my_extractor.zip"
@@ -71,7 +72,9 @@ def setup(
         api.call("POST", f"/buckets/{bucket['bucket_id']}/objects",
                  json={"blobs": [{"property": "content", "data": text}], "metadata": {"topic": topic, "length": len(text)}})  # fmt: skip
     wait_documents(api, collection["collection_id"], len(CORPUS))
-    return api, tenant, collection
+    yield api, tenant, collection
+    # the session's Ray is small: later modules need the replica's CPU
+    api.http.post(f"/namespaces/{tenant.namespace_id}/plugins/my_extractor_1_0_0/undeploy")
 
 
 @pytest.fixture()

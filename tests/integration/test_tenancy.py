@@ -96,7 +96,7 @@ def planes(
 
 
 def provision(tenant: Tenant, tmp: Path) -> tuple[Api, dict[str, Any]]:
-    """Publish the seed plugin, ingest the corpus (inline and one uploaded file), deploy."""
+    """Publish the seed plugin and ingest the corpus (inline, and one uploaded file)."""
     api = Api(tenant)
     archive = tmp / "my_extractor.zip"
     build_archive(SEED, archive)
@@ -117,8 +117,35 @@ def provision(tenant: Tenant, tmp: Path) -> tuple[Api, dict[str, Any]]:
     upload_id = upload_file(api, bucket["bucket_id"], "last.txt", text.encode(), "text/plain")
     api.call("POST", f"/buckets/{bucket['bucket_id']}/objects",
              json={"blobs": [{"property": "content", "upload_id": upload_id}], "metadata": {"topic": topic}})  # fmt: skip
-    deploy(tenant, "my_extractor_1_0_0")
+    counts = wait_documents(api, collection["collection_id"], len(CORPUS))
+    assert counts == {**counts, "total": len(CORPUS), "completed": len(CORPUS)}
     return api, collection
+
+
+def serve_and_search(tenant: Tenant, api: Api, collection: dict[str, Any]) -> None:
+    """Deploy, call realtime, run a retriever through the deployment, then undeploy (the
+    session's Ray has room for one more replica at a time)."""
+    deploy(tenant, "my_extractor_1_0_0")
+    assert wait_status(tenant, "my_extractor_1_0_0", {"DEPLOYED", "FAILED"})["status"] == (
+        "DEPLOYED"
+    )
+    embedding = api.call(
+        "POST",
+        f"/namespaces/{tenant.namespace_id}/plugins/my_extractor_1_0_0/realtime",
+        json={"inputs": {"text": "orbit around Mars"}},
+    )
+    assert len(embedding["embedding"]) == 384
+    retriever = api.call(
+        "POST", "/retrievers",
+        json={"retriever_name": "search", "collection_identifiers": [collection["collection_id"]],
+              "stages": [search_stage()]},
+    )  # fmt: skip
+    found = api.call(
+        "POST", f"/retrievers/{retriever['retriever_id']}/execute",
+        json={"inputs": {"q": "a spacecraft orbiting Mars"}},
+    )  # fmt: skip
+    assert found["documents"][0]["metadata"]["topic"] == "space"
+    api.call("POST", f"/namespaces/{tenant.namespace_id}/plugins/my_extractor_1_0_0/undeploy")
 
 
 def test_two_tenants_on_two_data_planes_share_nothing(
@@ -128,33 +155,11 @@ def test_two_tenants_on_two_data_planes_share_nothing(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     shared, dedicated, s3_bucket = planes
-    work = [
-        (tenant, *provision(tenant, tmp_path_factory.mktemp(name)))
-        for name, tenant in (("shared", shared), ("dedicated", dedicated))
-    ]
-    for tenant, api, collection in work:
-        counts = wait_documents(api, collection["collection_id"], len(CORPUS))
-        assert counts == {**counts, "total": len(CORPUS), "completed": len(CORPUS)}
-        assert wait_status(tenant, "my_extractor_1_0_0", {"DEPLOYED", "FAILED"})["status"] == (
-            "DEPLOYED"
-        )
-        # realtime and retrieval through the same API, each on its own plane
-        embedding = api.call(
-            "POST",
-            f"/namespaces/{tenant.namespace_id}/plugins/my_extractor_1_0_0/realtime",
-            json={"inputs": {"text": "orbit around Mars"}},
-        )
-        assert len(embedding["embedding"]) == 384
-        retriever = api.call(
-            "POST", "/retrievers",
-            json={"retriever_name": "search", "collection_identifiers": [collection["collection_id"]],
-                  "stages": [search_stage()]},
-        )  # fmt: skip
-        found = api.call(
-            "POST", f"/retrievers/{retriever['retriever_id']}/execute",
-            json={"inputs": {"q": "a spacecraft orbiting Mars"}},
-        )  # fmt: skip
-        assert found["documents"][0]["metadata"]["topic"] == "space"
+    work = []
+    for name, tenant in (("shared", shared), ("dedicated", dedicated)):
+        api, collection = provision(tenant, tmp_path_factory.mktemp(name))
+        serve_and_search(tenant, api, collection)  # same API and calls, each on its own plane
+        work.append((tenant, api, collection))
 
     control = stack.platform()
     plane = MetadataStore(stack.settings.mongo_uri or "", PLANE_DB)
