@@ -14,7 +14,10 @@ Figures:
   (actor start and model loading included);
 * end to end: from the first file dropped to the last document stored;
 * peak memory: the largest RSS of one ingestion driver (the Dagster run, streaming results to
-  the stores), and the peak of the whole stack's processes summed, sampled every 0.5 s.
+  the stores), and the peak of the whole stack's processes summed, sampled every 0.5 s;
+* CPU breakdown: the CPU seconds each kind of stack process (model actor, Ray Data tasks, the
+  run worker driving the job and writing, metadata server, Dagster, Ray services) used during
+  the processing phase, and its share of the machine's cores.
 
 Target: processing phase >= 0.8 x raw model throughput; memory flat in N (compare 5,000 and
 50,000 with ``--objects``).
@@ -99,26 +102,74 @@ def raw_model_rows_per_s(texts: list[str], work: Path) -> float:
     return len(texts) / seconds
 
 
-class MemorySampler(threading.Thread):
-    """Peak of the summed RSS of the stack's process trees."""
+def process_label(proc: psutil.Process) -> str:
+    """What a stack process is, for the CPU breakdown."""
+    cmdline = proc.cmdline()
+    line = " ".join(cmdline)
+    if cmdline and cmdline[0].startswith("ray::"):
+        title = cmdline[0].split()[0]
+        return "ray actor: model (WarmStage)" if "WarmStage" in title else f"ray worker: {title}"
+    for needle, label in (
+        ("execute_run", "dagster run worker (ingestion driver)"),
+        ("spawn_main", "dagster run worker (ingestion driver)"),
+        ("dagster-daemon", "dagster daemon"),
+        ("dagster-webserver", "dagster webserver"),
+        ("api grpc", "dagster code server (sensors)"),
+        ("uvicorn", "API"),
+        ("secantus", "metadata server"),
+        ("gcs_server", "ray gcs"),
+        ("raylet", "ray raylet"),
+        ("dashboard", "ray dashboard / agents"),
+        ("log_monitor", "ray dashboard / agents"),
+        ("runtime_env", "ray dashboard / agents"),
+    ):
+        if needle in line:
+            return label
+    return line[:80] or proc.name()
+
+
+class StackSampler(threading.Thread):
+    """Every 0.5 s: the summed RSS of the stack's process trees (its peak), and the CPU time
+    each process used since the last sample, under what it is now (a Ray worker changes its
+    title with the task it runs), so the CPU each part used over a window can be told apart."""
 
     def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
         self.roots = [psutil.Process(p) for p in pids if psutil.pid_exists(p)]
         self.peak_mb = 0.0
         self.stop = threading.Event()
+        self.last_cpu: dict[int, float] = {}
+        self.used: list[tuple[float, str, float]] = []  # (time, label, cpu seconds since last)
 
     def run(self) -> None:
         while not self.stop.is_set():
             total = 0
+            now = time.time()
             for root in self.roots:
                 try:
-                    for proc in [root, *root.children(recursive=True)]:
-                        total += proc.memory_info().rss
+                    procs = [root, *root.children(recursive=True)]
                 except psutil.Error:
                     continue
+                for proc in procs:
+                    try:
+                        total += proc.memory_info().rss
+                        times = proc.cpu_times()
+                        cpu = times.user + times.system
+                        delta = cpu - self.last_cpu.get(proc.pid, 0.0)
+                        self.last_cpu[proc.pid] = cpu
+                        self.used.append((now, process_label(proc), delta))
+                    except psutil.Error:
+                        continue
             self.peak_mb = max(self.peak_mb, total / 2**20)
             self.stop.wait(0.5)
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each kind of process used between ``start`` and ``end``."""
+        used: dict[str, float] = {}
+        for moment, label, seconds in self.used:
+            if start < moment <= end:
+                used[label] = used.get(label, 0.0) + seconds
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
 
 
 def main() -> int:
@@ -176,7 +227,7 @@ def main() -> int:
             },
         )
         collection_id = collection["collection_id"]
-        sampler = MemorySampler([p.pid for p in state.processes.values()])
+        sampler = StackSampler([p.pid for p in state.processes.values()])
         sampler.start()
         prefix = landing_prefix(bucket, bucket["bucket_id"])
         print(f"dropping {len(texts)} files under {prefix} ...")
@@ -207,6 +258,8 @@ def main() -> int:
         steady = sum(s.get("rows", 0) for s in stats) / sum(
             s["processing_seconds"] - s["first_block_s"] for s in stats if s
         )
+        window = last - first
+        cpu = sampler.cpu_between(first, last)
         results.update(
             raw_model_rows_per_s=round(raw, 1),
             processing_rows_per_s=round(processing, 1),
@@ -227,6 +280,15 @@ def main() -> int:
             ],
             peak_driver_rss_mb=round(max(s.get("peak_rss_mb", 0) for s in stats), 1),
             peak_stack_rss_mb=round(sampler.peak_mb, 1),
+            # where the machine's CPU went during processing (CPU seconds, and the share of
+            # the cores the window offered)
+            processing_window_s=round(window, 1),
+            processing_cpu_s={k: round(v, 1) for k, v in cpu.items() if v >= 0.05},
+            processing_cpu_share={
+                k: round(v / (window * (os.cpu_count() or 1)), 3)
+                for k, v in cpu.items()
+                if v >= 0.05
+            },
         )
     finally:
         stack.down()
