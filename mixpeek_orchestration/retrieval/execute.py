@@ -108,6 +108,11 @@ def check_condition(condition: Any) -> None:
             return
     if not isinstance(condition.get("field"), str):
         raise MixpeekError(ErrorCode.INVALID_REQUEST, "a filter needs a 'field'", field="filters")
+    _operator(condition)
+
+
+def _operator(condition: dict[str, Any]) -> Callable[[Any, Any], bool]:
+    """The comparison a leaf condition names (``eq`` by default); 422 for an unknown one."""
     operator = condition.get("operator", "eq")
     if operator not in OPERATORS:
         raise MixpeekError(
@@ -115,6 +120,7 @@ def check_condition(condition: Any) -> None:
             f"filter operator {operator!r} is not one of {sorted(OPERATORS)}",
             field="filters",
         )
+    return OPERATORS[operator]
 
 
 def matches(doc: dict[str, Any], condition: dict[str, Any]) -> bool:
@@ -123,15 +129,9 @@ def matches(doc: dict[str, Any], condition: dict[str, Any]) -> bool:
         return all(matches(doc, c) for c in condition["AND"])
     if "OR" in condition:
         return any(matches(doc, c) for c in condition["OR"])
-    operator = condition.get("operator", "eq")
-    if operator not in OPERATORS:
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST,
-            f"filter operator {operator!r} is not one of {sorted(OPERATORS)}",
-            field="filters",
-        )
+    compare = _operator(condition)
     try:
-        return OPERATORS[operator](field_value(doc, condition["field"]), condition.get("value"))
+        return compare(field_value(doc, condition["field"]), condition.get("value"))
     except TypeError:
         return False
     except KeyError:
