@@ -112,6 +112,18 @@ def ingest_summary(metadata: MetadataStore) -> dict[str, dict[str, Any]]:
     return summary
 
 
+def ingest_summaries(planes: Sequence[MetadataStore]) -> dict[str, dict[str, Any]]:
+    """:func:`ingest_summary` of every data plane's store, merged; a store that does not answer
+    is logged and left out (a scrape or a status never fails on one)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for metadata in planes:  # organisations never span planes: no key is summed twice
+        try:
+            summary |= ingest_summary(metadata)
+        except Exception as exc:
+            logger.warning("ingestion metrics of %s unavailable: %s", metadata.database_name, exc)
+    return summary
+
+
 class IngestCollector(Collector):
     """Ingestion queue and batch outcomes per tenant, from ``ingest_batches`` of every data
     plane at scrape time."""
@@ -134,14 +146,7 @@ class IngestCollector(Collector):
         rows = CounterMetricFamily(
             "mixpeek_ingest_rows", "Rows processed by ingestion", labels=["tenant", "outcome"]
         )
-        summary: dict[str, dict[str, Any]] = {}
-        for metadata in self.planes:  # organisations never span planes: no key is summed twice
-            try:
-                summary |= ingest_summary(metadata)
-            except Exception as exc:  # a scrape never fails on a metadata store
-                logger.warning(
-                    "ingestion metrics of %s unavailable: %s", metadata.database_name, exc
-                )
+        summary = ingest_summaries(self.planes)
         for tenant, entry in summary.items():
             for status, count in entry["batches"].items():
                 batches.add_metric([tenant, status], count)

@@ -130,16 +130,13 @@ def status(
 def _ingestion_summary(stack: object, state: object) -> dict[str, object]:
     """Ingestion per tenant over every data plane (the series ``/metrics`` exposes), when the
     metadata stores answer."""
-    from mixpeek_orchestration.observability import ingest_summary
+    from mixpeek_orchestration.observability import ingest_summaries
     from mixpeek_orchestration.platform import Platform
 
     settings = stack.settings_for(state) if state else stack.settings  # type: ignore[attr-defined]
     platform = Platform(settings)
     try:
-        summary: dict[str, object] = {}
-        for plane in platform.planes.all():
-            summary |= ingest_summary(plane.metadata)
-        return summary
+        return ingest_summaries([plane.metadata for plane in platform.planes.all()])
     except Exception:  # status reports components; a sick store already shows there
         return {}
     finally:
