@@ -132,14 +132,14 @@ def tenant_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the configs as JSON.")] = False,
 ) -> None:
     """Every tenant, its data plane (secrets hidden) and its organisations."""
-    from mixpeek_orchestration.tenancy.planes import Tenants
+    from mixpeek_orchestration.tenancy.planes import SECRET_FIELDS, Tenants
 
     try:
         tenants = Tenants(Platform(stack_settings()).metadata).list()
     except MixpeekError as exc:
         raise _fail(exc) from None
     for doc in tenants:
-        for secret in ("s3_secret_access_key", "redis_url"):
+        for secret in SECRET_FIELDS:
             if doc["plane"].get(secret):
                 doc["plane"][secret] = "**********"
     if as_json:

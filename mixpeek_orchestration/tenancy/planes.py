@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.storage.metadata import MetadataStore
 
 TENANT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+SECRET_FIELDS = ("s3_secret_access_key", "redis_url")
+"""The plane's ``SecretStr`` fields: stored as given, masked whenever a config is shown."""
 CONFIG_TTL_S = 5.0
 """How long a process trusts a tenant config it read; a change made with the admin CLI reaches
 every API replica and sensor within this time."""
@@ -151,7 +153,7 @@ class Tenants:
         stamp = datetime.now(UTC)
         secrets = {
             key: value.get_secret_value()
-            for key in ("s3_secret_access_key", "redis_url")
+            for key in SECRET_FIELDS
             if (value := getattr(plane, key)) is not None
         }
         doc = {"name": name, "plane": plane.model_dump(mode="json") | secrets, "updated_at": stamp}
@@ -168,23 +170,29 @@ class Tenants:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"Organisation {ref!r} not found", field="org")
         return str(org["org_id"])
 
-    def get(self, name: str) -> dict[str, Any]:
+    def _doc(self, name: str) -> dict[str, Any]:
         doc = self.tenants.find_one({"name": name}, {"_id": 0})
         if doc is None:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"Tenant {name!r} not found", field="tenant")
+        return doc  # type: ignore[no-any-return]
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The tenant's record with the organisations routed to it."""
+        doc = self._doc(name)
         doc["orgs"] = [o["org_id"] for o in self.orgs.find({"tenant": name}, {"org_id": 1})]
         return doc
 
     def list(self) -> list[dict[str, Any]]:
         return [self.get(doc["name"]) for doc in self.tenants.find({}, {"name": 1}).sort("name")]
 
-    def plane(self, name: str) -> DataPlane:
-        return parse_plane(self.get(name)["plane"])
+    def config(self, name: str) -> dict[str, Any]:
+        """The stored data-plane mapping of tenant ``name`` (what :func:`parse_plane` reads)."""
+        return self._doc(name)["plane"]  # type: ignore[no-any-return]
 
     def route(self, org: str, tenant: str | None) -> None:
         """Route one organisation to ``tenant`` (``None``: back to the shared plane)."""
         if tenant is not None:
-            self.get(tenant)
+            self._doc(tenant)  # 404 for an unknown tenant
         self.orgs.update_one({"org_id": self._org_id(org)}, {"$set": {"tenant": tenant}})
 
     def remove(self, name: str) -> None:
@@ -222,7 +230,7 @@ class Planes:
             cached = self._cache.get(tenant)
         if cached is not None and now - cached[0] < CONFIG_TTL_S:
             return cached[2]
-        raw = self.tenants.get(tenant)["plane"]
+        raw = self.tenants.config(tenant)
         if cached is not None and cached[1] == raw:
             platform = cached[2]
         else:
