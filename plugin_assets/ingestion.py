@@ -32,7 +32,7 @@ from dagster import (
     sensor,
 )
 
-from plugin_assets.resources import SHARED_PLANE, PlatformResource, plane_tags
+from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -173,16 +173,10 @@ collection_ingestion_job = define_asset_job(
 def bucket_objects_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
-    run_requests: list[RunRequest] = []
-    cursors: dict[str, int] = {}
-    for plane in platform.planes():  # the shared plane, then each tenant's dedicated one
-        name = plane.tenant or SHARED_PLANE
-        try:
-            requests, cursors[name] = _plan(context, plane)
-        except Exception as exc:  # one unreachable plane never holds back the others
-            context.log.error("data plane %s: planning failed: %s", name, exc)
-            continue
-        run_requests += requests
+    # the shared plane, then each tenant's dedicated one
+    planned = across_planes(context, platform, lambda plane: _plan(context, plane), "planning")
+    run_requests = [request for _, (requests, _) in planned for request in requests]
+    cursors = {plane_name(plane): cursor for plane, (_, cursor) in planned}
     cursor = json.dumps(cursors, sort_keys=True)
     if not run_requests:
         return SensorResult(skip_reason=f"no new objects (cursors {cursor})", cursor=cursor)
@@ -210,7 +204,7 @@ def _plan(context: SensorEvaluationContext, plane: Any) -> tuple[list[RunRequest
         context.log.info(
             "%s: %d file(s) registered, %d object(s) planned into %d new batch(es); "
             "%d batch(es) to run",
-            plane.tenant or SHARED_PLANE, tick.files_registered, tick.objects_planned,
+            plane_name(plane), tick.files_registered, tick.objects_planned,
             len(tick.batches_created), len(batches),
         )  # fmt: skip
     tags = plane_tags(plane, "ingestion")

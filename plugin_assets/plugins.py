@@ -29,7 +29,7 @@ from dagster import (
 from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
 from mixpeek_orchestration.plugins.scanner import scan_directory
 from mixpeek_orchestration.tenancy.accounts import Namespace
-from plugin_assets.resources import SHARED_PLANE, PlatformResource, plane_tags
+from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
 
 plugin_versions_partitions = DynamicPartitionsDefinition(name="plugin_versions")
 SEPARATOR = "__"
@@ -178,16 +178,17 @@ def plugin_version_sensor(
 ) -> SensorResult:
     cursors = json.loads(context.cursor) if context.cursor else {}
     requests, keys = [], []
-    for plane in platform.planes():
-        name = plane.tenant or SHARED_PLANE
-        try:
-            found, cursors[name] = _new_versions(plane, cursors.get(name))
-        except Exception as exc:  # one unreachable plane never holds back the others
-            context.log.error("data plane %s: reading versions failed: %s", name, exc)
-            continue
+    found = across_planes(
+        context,
+        platform,
+        lambda plane: _new_versions(plane, cursors.get(plane_name(plane))),
+        "reading versions",
+    )
+    for plane, (new, cursor) in found:
+        cursors[plane_name(plane)] = cursor
         tags = plane_tags(plane, "plugins")
-        requests += [RunRequest(partition_key=key, run_key=key, tags=tags) for key in found]
-        keys += found
+        requests += [RunRequest(partition_key=key, run_key=key, tags=tags) for key in new]
+        keys += new
     if not requests:
         return SensorResult(skip_reason="no new plugin versions", cursor=json.dumps(cursors))
     return SensorResult(
@@ -271,15 +272,14 @@ serve_removal_job_name = "serve_removal_job"
 def plugin_deployment_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
-    requests, keys = [], []
-    for plane in platform.planes():
-        try:
-            found = _deploy_requests(context, plane)
-        except Exception as exc:  # one unreachable plane never holds back the others
-            context.log.error("data plane %s: deploy requests failed: %s", plane.tenant, exc)
-            continue
-        requests += found
-        keys += [r.partition_key for r in found if r.partition_key]
+    requests = [
+        request
+        for _, found in across_planes(
+            context, platform, lambda plane: _deploy_requests(context, plane), "deploy requests"
+        )
+        for request in found
+    ]
+    keys = [r.partition_key for r in requests if r.partition_key]
     if not requests:
         return SensorResult(skip_reason="no deploy requests")
     return SensorResult(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import ConfigurableResource
 
@@ -64,14 +64,33 @@ def _control_plane(data_dir: str, mongo_uri: str) -> Platform:
     return Platform(load_settings(data_dir=data_dir, mongo_uri=mongo_uri))
 
 
+T = TypeVar("T")
 PLANE_TAG = "mixpeek/plane"
 SHARED_PLANE = "shared"
+
+
+def plane_name(plane: Platform) -> str:
+    return plane.tenant or SHARED_PLANE
+
+
+def across_planes(
+    context: Any, platform: PlatformResource, work: Callable[[Platform], T], doing: str
+) -> list[tuple[Platform, T]]:
+    """``work(plane)`` for the shared plane, then each tenant's, with its result. A plane that
+    fails is logged and left out: one unreachable plane never holds back the others."""
+    done = []
+    for plane in platform.planes():
+        try:
+            done.append((plane, work(plane)))
+        except Exception as exc:
+            context.log.error("data plane %s: %s failed: %s", plane_name(plane), doing, exc)
+    return done
 
 
 def plane_tags(plane: Platform, work: str) -> dict[str, str]:
     """Tags of a run in ``plane``: which plane, and its queue (``{queue_prefix}{work}``), which
     Dagster's run coordinator can limit per tenant (``tag_concurrency_limits``)."""
     return {
-        PLANE_TAG: plane.tenant or SHARED_PLANE,
+        PLANE_TAG: plane_name(plane),
         "mixpeek/queue": f"{plane.settings.queue_prefix}{work}",
     }
