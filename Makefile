@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-# Media tools plugins may call through `run_tool` (best effort: sox is enough for the tests).
+# The plugin sandboxes (bubblewrap, and gVisor's runsc) and the media tools plugins may call
+# through `run_tool` (sox is enough for the tests). Debian packages, installed when missing.
+SYSTEM_PACKAGES := bwrap:bubblewrap runsc:runsc sox:sox
 system-deps:
-	@command -v sox >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq sox) >/dev/null 2>&1; } || \
-	  echo "note: sox is not installed; the run_tool test will be skipped"
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  { command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+	    apt-get install -y -qq $$missing) >/dev/null 2>&1; } || \
+	  echo "note: could not install$$missing (plugin hosts need bubblewrap, or MIXPEEK_SANDBOX=gvisor with runsc)"; \
+	fi
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 define run_pytest
@@ -55,9 +61,12 @@ status:
 bench: install
 	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(PY) $$script || exit 1; done
 
+# ruff (lint + format), the layer contracts of docs/ARCHITECTURE.md (import-linter), mypy.
 lint: install
 	$(PY) -m ruff check mixpeek_orchestration plugin_assets tests examples bench
 	$(PY) -m ruff format --check mixpeek_orchestration plugin_assets tests examples bench
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy mixpeek_orchestration plugin_assets
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

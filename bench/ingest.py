@@ -249,7 +249,7 @@ def main() -> int:
             time.sleep(2)
         end_to_end = time.time() - start
         sampler.stop.set()
-        batches = list(platform.planner.batches.find({"collection_id": collection_id}, {"_id": 0}))
+        batches = platform.planner.of_collection(collection_id)
         stats = [b.get("stats") or {} for b in batches]
         first = min(s["processing_started_at"] for s in stats if s)
         last = max(s["processing_finished_at"] for s in stats if s)

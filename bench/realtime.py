@@ -44,7 +44,7 @@ from mixpeek_orchestration.client import PlatformClient  # noqa: E402
 from mixpeek_orchestration.compute.serve import SKELETON_ROUTE  # noqa: E402
 from mixpeek_orchestration.platform import Platform  # noqa: E402
 from mixpeek_orchestration.plugins.archive import build_archive  # noqa: E402
-from mixpeek_orchestration.serve.naming import app_name  # noqa: E402
+from mixpeek_orchestration.plugins.records import app_name  # noqa: E402
 from mixpeek_orchestration.settings import load_settings  # noqa: E402
 from mixpeek_orchestration.stack import Stack  # noqa: E402
 from mixpeek_orchestration.stack.processes import free_port  # noqa: E402

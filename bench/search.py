@@ -97,7 +97,7 @@ def main() -> int:
         for query, truth in zip(queries, exact_ids, strict=True):
             t = time.perf_counter()
             hits = store.search(
-                TABLE, query, k=10, where="collection_id = 'col_bench'", columns=["id"]
+                TABLE, query, k=10, filters={"collection_id": "col_bench"}, columns=["id"]
             )
             indexed_ms.append((time.perf_counter() - t) * 1e3)
             recalls.append(len({h["id"] for h in hits} & truth) / 10)

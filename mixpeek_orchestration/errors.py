@@ -36,6 +36,9 @@ class ErrorCode(Enum):
     PLUGIN_RUNTIME_ERROR = ("plugin_runtime_error", 500, False)
     OUTPUT_INVALID = ("output_invalid", 422, False)
     BLOCKED_BY_GUARD = ("blocked_by_guard", 403, False)
+    BLOCKED_BY_SANDBOX = ("blocked_by_sandbox", 403, False)
+    PLUGIN_HOST_CRASHED = ("plugin_host_crashed", 502, True)
+    PLUGIN_TIMEOUT = ("plugin_timeout", 504, True)
     TOOL_UNAVAILABLE = ("tool_unavailable", 400, False)
     NOT_DEPLOYED = ("not_deployed", 409, False)
     REALTIME_ERROR = ("realtime_error", 502, True)
@@ -43,7 +46,7 @@ class ErrorCode(Enum):
     STACK_ERROR = ("stack_error", 500, False)
 
     def __init__(self, value: str, http_status: int, retryable: bool) -> None:
-        self._value_ = value
+        self._value_ = value  # type: ignore[assignment]  # the code's stable string
         self.http_status = http_status
         self.retryable = retryable
 

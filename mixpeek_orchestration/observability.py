@@ -7,7 +7,8 @@
   application), recorded by the relay for every call (``/realtime``, retriever queries, rerank);
 * ingestion, read from the metadata store at scrape time (so every API replica reports the
   same, and a restart loses nothing): ``mixpeek_ingest_queue_depth`` and
-  ``mixpeek_ingest_queue_oldest_age_seconds`` (batches planned or running),
+  ``mixpeek_ingest_queue_oldest_age_seconds`` (batches planned or running, from each data
+  plane's ingestion planner),
   ``mixpeek_ingest_batches`` (by status) and ``mixpeek_ingest_rows_total`` (ok / failed).
 
 Ray and Serve export their own series (``ray_serve_*``, ``ray_node_*``) from Ray's metrics
@@ -17,17 +18,13 @@ endpoint; the dashboards in ``deploy/grafana`` use both.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from mixpeek_orchestration.storage.metadata import MetadataStore
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
@@ -77,50 +74,20 @@ def record_realtime(deployment: str, seconds: float, *, ok: bool) -> None:
     REALTIME_LATENCY.labels(TENANT.get(), deployment, "ok" if ok else "error").observe(seconds)
 
 
-def ingest_summary(metadata: MetadataStore) -> dict[str, dict[str, Any]]:
-    """Per tenant: batches by status, queue depth and oldest waiting age, rows ok / failed
-    (one aggregation over ``ingest_batches``; ``mixpeek status`` prints the same)."""
-    groups = metadata.collection("ingest_batches").aggregate(
-        [
-            {
-                "$group": {
-                    "_id": {"tenant": "$org_id", "status": "$status"},
-                    "n": {"$sum": 1},
-                    "oldest": {"$min": "$created_at"},
-                    "ok": {"$sum": "$stats.completed"},
-                    "failed": {"$sum": "$stats.failed"},
-                }
-            }
-        ]
-    )
-    now = time.time()
-    summary: dict[str, dict[str, Any]] = {}
-    for group in groups:
-        tenant = group["_id"].get("tenant") or ANONYMOUS
-        status = str(group["_id"].get("status"))
-        entry = summary.setdefault(
-            tenant,
-            {"batches": {}, "queue_depth": 0, "oldest_age_s": 0.0, "rows_ok": 0, "rows_failed": 0},
-        )
-        entry["batches"][status] = group["n"]
-        entry["rows_ok"] += int(group.get("ok") or 0)
-        entry["rows_failed"] += int(group.get("failed") or 0)
-        if status in ("planned", "running"):
-            entry["queue_depth"] += group["n"]
-            age = now - _epoch(group.get("oldest"), default=now)
-            entry["oldest_age_s"] = round(max(entry["oldest_age_s"], age), 1)
-    return summary
+Summary = dict[str, dict[str, Any]]
+"""Per tenant: ``batches`` by status, ``queue_depth``, ``oldest_age_s``, ``rows_ok``,
+``rows_failed`` (what each data plane's ingestion planner reports)."""
 
 
-def ingest_summaries(planes: Sequence[MetadataStore]) -> dict[str, dict[str, Any]]:
-    """:func:`ingest_summary` of every data plane's store, merged; a store that does not answer
-    is logged and left out (a scrape or a status never fails on one)."""
-    summary: dict[str, dict[str, Any]] = {}
-    for metadata in planes:  # organisations never span planes: no key is summed twice
+def ingest_summaries(planes: Sequence[Callable[[], Summary]]) -> Summary:
+    """Every data plane's ingestion summary, merged; a plane that does not answer is logged
+    and left out (a scrape or a status never fails on one)."""
+    summary: Summary = {}
+    for read in planes:  # organisations never span planes: no key is summed twice
         try:
-            summary |= ingest_summary(metadata)
+            summary |= read()
         except Exception as exc:
-            logger.warning("ingestion metrics of %s unavailable: %s", metadata.database_name, exc)
+            logger.warning("ingestion metrics of a data plane unavailable: %s", exc)
     return summary
 
 
@@ -128,7 +95,7 @@ class IngestCollector(Collector):
     """Ingestion queue and batch outcomes per tenant, from ``ingest_batches`` of every data
     plane at scrape time."""
 
-    def __init__(self, planes: Sequence[MetadataStore]) -> None:
+    def __init__(self, planes: Sequence[Callable[[], Summary]]) -> None:
         self.planes = planes
 
     def collect(self) -> Iterator[Any]:
@@ -157,16 +124,8 @@ class IngestCollector(Collector):
         yield from (depth, age, batches, rows)
 
 
-def _epoch(value: Any, *, default: float) -> float:
-    from datetime import UTC, datetime
-
-    if not isinstance(value, datetime):
-        return default
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def metrics_text(planes: Sequence[MetadataStore] = ()) -> bytes:
-    """The exposition text of every series (ingestion ones from the planes' metadata stores)."""
+def metrics_text(planes: Sequence[Callable[[], Summary]] = ()) -> bytes:
+    """The exposition text of every series (ingestion ones from each plane's summary)."""
     from prometheus_client import generate_latest
 
     registry = REGISTRY

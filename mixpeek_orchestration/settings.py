@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
@@ -112,6 +112,17 @@ class MixpeekSettings(BaseSettings):
     base_url: str | None = None
     namespace: str | None = None
 
+    # Plugin code runs in a sandboxed plugin host (SPEC §4).
+    sandbox: Literal["auto", "gvisor", "bwrap", "none"] = "auto"
+    """The OS sandbox of plugin hosts: ``auto`` picks bubblewrap, else gVisor; ``none`` (plugin
+    code under the in-process guard only) must be chosen explicitly and is logged loudly."""
+    gvisor_platform: Literal["ptrace", "kvm", "systrap"] = "ptrace"
+    egress_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts every plugin may reach through the egress proxy (comma-separated or JSON), besides
+    those its manifest declares (``egress_hosts``)."""
+    plugin_timeout_s: float = Field(default=900.0, ge=1.0)
+    """Longest one batch (or one ``build_steps``) may run before its host is stopped."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("data_dir", "objects_path", mode="after")
@@ -123,6 +134,17 @@ class MixpeekSettings(BaseSettings):
         if path.exists() and not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory")
         return path
+
+    @field_validator("egress_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                import json
+
+                return json.loads(value)
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @field_validator("mongo_uri")
     @classmethod

@@ -11,6 +11,7 @@ duplicated.
 """
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
@@ -105,28 +106,16 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
 
 
 def _checks(
-    stores: Any, collection: dict[str, Any], batch: dict[str, Any], report: Any
+    stores: Any, collection: Mapping[str, Any], batch: Mapping[str, Any], report: Any
 ) -> list[AssetCheckResult]:
     """Read back what was written for this batch and check it."""
     import numpy as np
-
-    from mixpeek_orchestration.ingest.documents import vector_table
 
     dims_ok, finite_ok, detail = True, True, {}
     for feature, uri in zip(
         collection.get("features", []), collection.get("feature_uris", []), strict=True
     ):
-        table = vector_table(collection["namespace_id"], uri)
-        if not stores.vectors.has_table(table):
-            continue
-        ids = ", ".join(f"'{o}'" for o in batch["object_ids"][:2000])
-        rows = (
-            stores.vectors.db.open_table(table)
-            .search()
-            .where(f"object_id IN ({ids})")
-            .limit(None)
-            .to_arrow()
-        )
+        rows = stores.documents.vectors_of_objects(collection, uri, batch["object_ids"][:2000])
         if rows.num_rows == 0:
             continue
         vectors = np.asarray(rows["vector"].to_pylist(), dtype=np.float32)
@@ -135,9 +124,7 @@ def _checks(
         finite_ok &= bool(np.isfinite(vectors).all())
         detail[uri] = {"vectors": rows.num_rows, "dim": int(vectors.shape[1]), "declared": expected}
     # the documents this batch wrote (counted by batch, not by a 2,000-id $in)
-    documents = stores.documents.documents.count_documents(
-        {"collection_id": collection.get("collection_id"), "batch_id": batch["batch_id"]}
-    )
+    documents = stores.documents.count_of_batch(batch["collection_id"], batch["batch_id"])
     return [
         AssetCheckResult(
             check_name="vector_dimensions",

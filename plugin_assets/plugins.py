@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
+from mixpeek_orchestration.plugins.records import DeploymentStatus
 from mixpeek_orchestration.plugins.scanner import scan_directory
 from mixpeek_orchestration.tenancy.accounts import Namespace
 from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
@@ -41,9 +42,7 @@ def partition_key(namespace_id: str, plugin_id: str) -> str:
 
 def _find(plane: Any, key: str) -> dict[str, Any] | None:
     namespace_id, _, plugin_id = key.partition(SEPARATOR)
-    return plane.registry.versions.find_one(  # type: ignore[no-any-return]
-        {"namespace_id": namespace_id, "plugin_id": plugin_id}, {"_id": 0}
-    )
+    return plane.registry.version_record(namespace_id, plugin_id)  # type: ignore[no-any-return]
 
 
 def _version(
@@ -154,7 +153,7 @@ def plugin_version(context: AssetExecutionContext, platform: PlatformResource) -
             "features": MetadataValue.json(doc["features"]),
             "parameter_schema": MetadataValue.json(manifest.get("parameter_schema") or {}),
             "supported_input_types": MetadataValue.json(manifest.get("supported_input_types", [])),
-            "deployment_status": doc.get("deployment", {}).get("status", "NOT_DEPLOYED"),
+            "deployment_status": DeploymentStatus.of(doc).value,
             "published_at": doc["created_at"].isoformat(),
         }
     )
@@ -204,14 +203,8 @@ def _new_versions(plane: Any, cursor: dict[str, Any] | None) -> tuple[list[str],
     from datetime import datetime
 
     cursor = cursor or {"after": None, "seen": []}
-    query: dict[str, Any] = {}
-    if cursor["after"]:
-        query["created_at"] = {"$gte": datetime.fromisoformat(cursor["after"])}
-    docs = list(
-        plane.registry.versions.find(query, {"namespace_id": 1, "plugin_id": 1, "created_at": 1})
-        .sort("created_at", 1)
-        .limit(500)
-    )
+    after = datetime.fromisoformat(cursor["after"]) if cursor["after"] else None
+    docs = plane.registry.versions_since(after)
     seen = set(cursor["seen"])
     keys = [partition_key(d["namespace_id"], d["plugin_id"]) for d in docs]
     new = [key for key in keys if key not in seen]
@@ -243,7 +236,7 @@ def plugin_deployment(
     stores, _, _ = _version(context, platform)
     namespace_id, _, plugin_id = context.partition_key.partition(SEPARATOR)
     outcome = stores.deployer.rollout(namespace_id, plugin_id, log=context.log.info)
-    if outcome["status"] != "DEPLOYED":
+    if outcome["status"] != DeploymentStatus.DEPLOYED.value:
         raise RuntimeError(f"{plugin_id} failed to deploy: {outcome['error']}")
     return MaterializeResult(
         metadata={
@@ -304,6 +297,6 @@ def _deploy_requests(context: SensorEvaluationContext, plane: Any) -> list[RunRe
     for doc in deployer.pending():
         key = partition_key(doc["namespace_id"], doc["plugin_id"])
         requested_at = doc["deployment"].get("requested_at")
-        deployer.mark(doc["namespace_id"], doc["plugin_id"], "PENDING")
+        deployer.mark(doc["namespace_id"], doc["plugin_id"], DeploymentStatus.PENDING)
         requests.append(RunRequest(partition_key=key, run_key=f"{key}@{requested_at}", tags=tags))
     return requests

@@ -56,26 +56,24 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
 
-        executors: dict[str | None, RetrieverExecutor] = {}
+        executors: dict[str | None, tuple[Platform, RetrieverExecutor]] = {}
 
         def retrieval(plane: Platform) -> RetrieverExecutor:
             """One executor per data plane, calling that plane's Serve with its query cache."""
-            executor = executors.get(plane.tenant)
-            if executor is None or executor.platform is not plane:
+            held = executors.get(plane.tenant)
+            if held is None or held[0] is not plane:  # a new plane (its config changed)
                 serve_url = plane.settings.serve_url
 
                 async def call(
                     prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]
-                ) -> Any:
+                ) -> dict[str, Any]:
                     answer, _ = await call_deployment(
                         app.state.http, serve_url, prefix, inputs, parameters
                     )
                     return answer
 
-                executor = executors[plane.tenant] = RetrieverExecutor(
-                    plane, call, plane.query_cache
-                )
-            return executor
+                held = executors[plane.tenant] = (plane, plane.retrieval(call))
+            return held[1]
 
         app.state.retrieval = retrieval
         yield

@@ -14,7 +14,8 @@ import mimetypes
 import struct
 import uuid
 import wave
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mixpeek_orchestration.sdk.manifest import PluginManifest
+    from mixpeek_orchestration.sdk._manifest import PluginManifest
 
 BLOB_MIME_DEFAULTS = {
     "text": "text/plain",
@@ -45,8 +46,11 @@ TEXT_FIELDS = frozenset(
 
 
 def blob_type_for_mime(mime_type: str) -> str:
+    """The blob type of a file by its MIME type (JSON is ``json``, a kind of text)."""
     mime = mime_type.lower()
-    if mime.startswith("text/") or mime in ("application/json",):
+    if mime == "application/json" or mime.endswith("+json"):
+        return "json"
+    if mime.startswith("text/"):
         return "text"
     if mime == "application/pdf":
         return "pdf"
@@ -54,6 +58,80 @@ def blob_type_for_mime(mime_type: str) -> str:
         if mime.startswith(kind + "/"):
             return kind
     return "document"
+
+
+TEXT_BLOB_TYPES = frozenset({"text", "json"})
+"""Blob types whose ``data`` is the text itself (the others carry a URL or a path)."""
+
+
+@dataclass(frozen=True)
+class BlobRow:
+    """One blob to process: a row of the batch before its input-field columns are added.
+
+    ``data`` is the text of a text / JSON blob, or a URL (or staged local path) of a binary one;
+    ``values`` holds input-field values given explicitly (sample files may name them).
+    """
+
+    data: Any
+    document_id: str
+    object_id: str
+    blob_id: str
+    blob_property: str
+    blob_type: str
+    collection_id: str
+    feature_extractor_id: str
+    mime_type: str
+    size_bytes: int = 0
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def input_fields(input_schema: Mapping[str, Any] | None, mappings: Mapping[str, str]) -> list[str]:
+    """The input-schema fields a plugin reads (its manifest's ``input_schema`` properties), or
+    the first mapped field (``text`` when none) for a plugin that declares none."""
+    properties = list((input_schema or {}).get("properties", {}))
+    return properties or [next(iter(mappings), "text")]
+
+
+def build_batch(
+    blobs: Iterable[BlobRow],
+    fields: Sequence[str],
+    *,
+    mappings: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The batch DataFrame (SPEC §3): the base columns, then one column per input field.
+
+    An input field takes the blob's ``data`` when the collection maps it to the blob's
+    property, when it is a text field (``text``, ``content``...) or the first field and the blob
+    is text, or when it is a URL field (``url``, ``image``...) and the blob is binary; an
+    explicit value wins, and any other field is ``None``. The one builder of these rows, for
+    ingestion and ``mixpeek plugin test`` alike.
+    """
+    import pandas as pd
+
+    mappings = mappings or {}
+    rows = []
+    for blob in blobs:
+        row: dict[str, Any] = {column: getattr(blob, column) for column in BASE_COLUMNS}
+        is_text = blob.blob_type in TEXT_BLOB_TYPES
+        for name in fields:
+            if name in row:
+                continue
+            if name in blob.values:
+                row[name] = blob.values[name]
+            elif (
+                mappings.get(name) == blob.blob_property
+                or (is_text and (name in TEXT_FIELDS or name == fields[0]))
+                or (not is_text and name in URL_FIELDS)
+            ):
+                row[name] = blob.data
+            else:
+                row[name] = None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in BASE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
 
 
 def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,54 +157,37 @@ def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def build_batch(
+def sample_batch(
     records: Iterable[Mapping[str, Any]],
     manifest: PluginManifest,
     *,
     collection_id: str = "col_local",
     feature_extractor_id: str | None = None,
 ) -> pd.DataFrame:
-    """Rows in the processor contract's shape (base columns + input-schema columns)."""
-    import pandas as pd
-
-    rows = []
-    input_fields = manifest.input_schema.model_fields
+    """The batch a plugin test runs: sample records (a text, a file path or URL, and any
+    input-field values) as blobs, through :func:`build_batch` exactly as ingestion does."""
+    fields = input_fields(manifest.describe()["input_schema"], {})
+    blobs = []
     for record in records:
         row = normalize_record(record)
-        object_id = row.get("object_id") or f"obj_{uuid.uuid4().hex[:12]}"
-        blob_id = row.get("blob_id") or f"blob_{uuid.uuid4().hex[:12]}"
-        is_text = row["blob_type"] == "text"
-        data = row["data"]
-        base = {
-            "data": data,
-            "document_id": row.get("document_id") or f"doc_{uuid.uuid4().hex[:16]}",
-            "object_id": object_id,
-            "blob_id": blob_id,
-            "blob_property": row.get("blob_property")
-            or ("content" if is_text else row["blob_type"]),
-            "blob_type": row["blob_type"],
-            "collection_id": row.get("collection_id") or collection_id,
-            "feature_extractor_id": feature_extractor_id or manifest.plugin_id,
-            "mime_type": row["mime_type"],
-            "size_bytes": int(row.get("size_bytes") or (0 if is_text else _size(data))),
-        }
-        for name in input_fields:
-            if name in base:
-                continue
-            if name in row:
-                base[name] = row[name]
-            elif (is_text and (name in TEXT_FIELDS or name == next(iter(input_fields)))) or (
-                not is_text and name in URL_FIELDS
-            ):
-                base[name] = data
-            else:
-                base[name] = None
-        rows.append(base)
-    frame = pd.DataFrame(rows)
-    for column in BASE_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return frame
+        is_text = row["blob_type"] in TEXT_BLOB_TYPES
+        blobs.append(
+            BlobRow(
+                data=row["data"],
+                document_id=row.get("document_id") or f"doc_{uuid.uuid4().hex[:16]}",
+                object_id=row.get("object_id") or f"obj_{uuid.uuid4().hex[:12]}",
+                blob_id=row.get("blob_id") or f"blob_{uuid.uuid4().hex[:12]}",
+                blob_property=row.get("blob_property")
+                or ("content" if is_text else row["blob_type"]),
+                blob_type=row["blob_type"],
+                collection_id=row.get("collection_id") or collection_id,
+                feature_extractor_id=feature_extractor_id or manifest.plugin_id,
+                mime_type=row["mime_type"],
+                size_bytes=int(row.get("size_bytes") or (0 if is_text else _size(row["data"]))),
+                values={k: v for k, v in record.items() if k in fields and k not in BASE_COLUMNS},
+            )
+        )
+    return build_batch(blobs, fields)
 
 
 def _size(data: Any) -> int:

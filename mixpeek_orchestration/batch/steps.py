@@ -19,26 +19,29 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from mixpeek_orchestration.plugins.guard import GuardPolicy, guarded
-from mixpeek_orchestration.sdk.context import PluginContext, use_context
-from mixpeek_orchestration.sdk.pipeline import PipelineStep, ResourceType
+from mixpeek_orchestration.sandbox.guard import GuardPolicy, guarded, sandbox_refusal
+from mixpeek_orchestration.sdk._context import PluginContext, use_context
+from mixpeek_orchestration.sdk._pipeline import PipelineStep, ResourceType
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from mixpeek_orchestration.sdk.manifest import PluginManifest
+    from mixpeek_orchestration.sdk._manifest import PluginManifest
 
 logger = logging.getLogger(__name__)
 
 ERROR_COLUMN = "_error"
+INVALID_OUTPUT = "invalid output: "
+_CODE = re.compile(r"\[([a-z_]+)\]")
 STEPS_COLUMN = "_steps"
 BASE_COLUMNS = (
     "data", "document_id", "object_id", "blob_id", "blob_property", "blob_type",
@@ -56,6 +59,7 @@ def gpu_available() -> bool:
 
 def _construct(step: PipelineStep) -> Any:
     cls = step.service_class
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -194,8 +198,27 @@ class ContractError(Exception):
 
 
 def _describe(exc: BaseException) -> str:
+    """A row's error: ``[code] Type: detail`` for the platform's refusals (the guard's, the
+    sandbox's), ``Type: detail`` for anything the plugin raised."""
+    refusal = sandbox_refusal(exc)
+    if refusal is not None:
+        exc = refusal
     detail = getattr(exc, "detail", None) or str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    code = getattr(exc, "code", None)
+    if code is not None and getattr(code, "value", "").startswith("blocked_by_"):
+        return f"[{code.value}] {text}"
+    return text
+
+
+def error_code(message: str) -> str:
+    """The stable code of a row's error: the ``[code]`` it carries (``blocked_by_sandbox``,
+    ``blocked_by_guard``, ``plugin_host_crashed``...), ``output_invalid`` for an output that
+    broke the manifest, else ``plugin_runtime_error`` (the plugin raised)."""
+    match = _CODE.search(message)
+    if match is not None:
+        return match.group(1)
+    return "output_invalid" if message.startswith(INVALID_OUTPUT) else "plugin_runtime_error"
 
 
 def _check_shape(rows: pd.DataFrame, out: Any) -> None:
@@ -280,7 +303,7 @@ class OutputValidator:
             else:
                 problems = self.row_problems(row)
             if problems:
-                errors[position] = "invalid output: " + "; ".join(problems)
+                errors[position] = INVALID_OUTPUT + "; ".join(problems)
                 self.stats["rows_failed"] += 1
             else:
                 self.stats["rows_ok"] += 1
@@ -382,3 +405,15 @@ def apply_prepare(prepare: Callable[[Any], Any] | None, batch: pd.DataFrame) -> 
         return batch
     result = prepare(batch)
     return batch if result is None else result
+
+
+def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Vectors as plain lists, so a batch with failed rows (no vector) still converts to Arrow."""
+    import numpy as np
+
+    for column in frame.columns:
+        if frame[column].dtype == object and any(
+            isinstance(v, np.ndarray) for v in frame[column].head(64)
+        ):
+            frame[column] = [v.tolist() if isinstance(v, np.ndarray) else v for v in frame[column]]
+    return frame

@@ -99,7 +99,7 @@ def tenant_set(
     The plane is checked first (its settings, its metadata store answering, its object store
     writable) and its indexes created; nothing is recorded when a check fails.
     """
-    from mixpeek_orchestration.tenancy.planes import Tenants, parse_plane
+    from mixpeek_orchestration.tenancy.planes import parse_plane
 
     try:
         control = Platform(stack_settings())
@@ -114,7 +114,7 @@ def tenant_set(
                     field=component,
                 )
         dedicated.ensure_indexes()
-        tenants = Tenants(control.metadata)
+        tenants = control.tenants
         tenants.ensure_indexes()
         doc = tenants.configure(name, plane, orgs=org)
     except MixpeekError as exc:
@@ -132,10 +132,10 @@ def tenant_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the configs as JSON.")] = False,
 ) -> None:
     """Every tenant, its data plane (secrets hidden) and its organisations."""
-    from mixpeek_orchestration.tenancy.planes import SECRET_FIELDS, Tenants
+    from mixpeek_orchestration.tenancy.planes import SECRET_FIELDS
 
     try:
-        tenants = Tenants(Platform(stack_settings()).metadata).list()
+        tenants = Platform(stack_settings()).tenants.list()
     except MixpeekError as exc:
         raise _fail(exc) from None
     for doc in tenants:
@@ -161,10 +161,8 @@ def tenant_route(
 
     Records stay where they were written: moving an organisation does not copy its data.
     """
-    from mixpeek_orchestration.tenancy.planes import Tenants
-
     try:
-        Tenants(Platform(stack_settings()).metadata).route(org, tenant)
+        Platform(stack_settings()).tenants.route(org, tenant)
     except MixpeekError as exc:
         raise _fail(exc) from None
     console.print(f"{org} -> {tenant or 'the shared plane'}")
@@ -173,10 +171,8 @@ def tenant_route(
 @tenant_app.command("remove")
 def tenant_remove(name: Annotated[str, typer.Argument(help="Tenant name.")]) -> None:
     """Delete a tenant config (refused while organisations are routed to it)."""
-    from mixpeek_orchestration.tenancy.planes import Tenants
-
     try:
-        Tenants(Platform(stack_settings()).metadata).remove(name)
+        Platform(stack_settings()).tenants.remove(name)
     except MixpeekError as exc:
         raise _fail(exc) from None
     console.print(f"tenant {name} removed")

@@ -34,7 +34,6 @@ def render_command(
     ] = None,
 ) -> None:
     """Write the tenant's RayService, Dagster Helm values, API and namespace manifests."""
-    from mixpeek_orchestration.deploy.overrides import load_overrides
     from mixpeek_orchestration.deploy.render import (
         IMAGE,
         PLANE_SECRET,
@@ -44,6 +43,7 @@ def render_command(
         write,
     )
     from mixpeek_orchestration.extractors.registry import BUILTIN_EXTRACTORS
+    from mixpeek_orchestration.tenancy.overrides import load_overrides
     from mixpeek_orchestration.tenancy.planes import parse_plane, read_plane_file
 
     registry = list(BUILTIN_EXTRACTORS) + [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -127,7 +127,7 @@ def status(
         raise typer.Exit(1)
 
 
-def _ingestion_summary(stack: object, state: object) -> dict[str, object]:
+def _ingestion_summary(stack: object, state: object) -> dict[str, dict[str, Any]]:
     """Ingestion per tenant over every data plane (the series ``/metrics`` exposes), when the
     metadata stores answer."""
     from mixpeek_orchestration.observability import ingest_summaries
@@ -136,7 +136,7 @@ def _ingestion_summary(stack: object, state: object) -> dict[str, object]:
     settings = stack.settings_for(state) if state else stack.settings  # type: ignore[attr-defined]
     platform = Platform(settings)
     try:
-        return ingest_summaries([plane.metadata for plane in platform.planes.all()])
+        return ingest_summaries([plane.planner.summary for plane in platform.planes.all()])
     except Exception:  # status reports components; a sick store already shows there
         return {}
     finally:

@@ -176,10 +176,16 @@ def test_plugin(
         list[str] | None,
         typer.Option("--allow-host", help="Host the plugin may connect to (repeatable)."),
     ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", help="Namespace models as <name>.safetensors / .onnx."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Scan, then run the pipeline on sample rows and call the realtime handler; report timings."""
-    from mixpeek_orchestration.plugins.testing import run_plugin_test
+    """Scan, then run the pipeline on sample rows and call the realtime handler, in the
+    sandboxed plugin host; report timings."""
+    from mixpeek_orchestration.plugins.testing import test_plugin as run_test
+    from mixpeek_orchestration.sandbox.config import SandboxConfig
     from mixpeek_orchestration.settings import load_settings
 
     if not (path / "manifest.py").is_file():
@@ -202,12 +208,16 @@ def test_plugin(
                 err_console.print(f"  {error.get('field')}: {error.get('message')}")
             raise typer.Exit(1)
     try:
-        report = run_plugin_test(
+        settings = load_settings()
+        report = run_test(
             path,
+            sandbox=SandboxConfig(
+                backend=settings.sandbox, gvisor_platform=settings.gvisor_platform
+            ),
             sample_data=sample_data,
             parameters=params,
-            protected_roots=(load_settings().data_dir,),
             allowed_hosts=tuple(allow_host or ()),
+            models_dir=models_dir,
         )
     except MixpeekError as exc:
         raise _fail(exc.detail) from None
@@ -235,8 +245,8 @@ def test_plugin(
     else:
         table.add_row("realtime", "no realtime.py (batch only)")
     console.print(table)
-    for error in report.row_errors:
-        err_console.print(f"  [red]row error[/red] {error}")
+    for row_error in report.row_errors:
+        err_console.print(f"  [red]row error[/red] {row_error}")
     console.print("[green]passed[/green]" if report.passed else "[red]failed[/red]")
     raise typer.Exit(0 if report.passed else 1)
 
@@ -433,7 +443,7 @@ def pull(
     import tempfile
 
     from mixpeek_orchestration.plugins.archive import open_plugin_archive
-    from mixpeek_orchestration.sdk.manifest import plugin_id_for
+    from mixpeek_orchestration.sdk._manifest import plugin_id_for
 
     target = out or Path(name)
     if target.exists():
@@ -477,7 +487,7 @@ def status(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Deployment status of a plugin version."""
-    from mixpeek_orchestration.sdk.manifest import plugin_id_for
+    from mixpeek_orchestration.sdk._manifest import plugin_id_for
 
     with _api(base_url, api_key, namespace) as client:
         plugin_id = plugin

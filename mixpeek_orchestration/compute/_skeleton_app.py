@@ -22,4 +22,4 @@ class SkeletonEcho:
 
 
 def build_skeleton_app() -> Any:
-    return SkeletonEcho.bind()
+    return SkeletonEcho.bind()  # type: ignore[attr-defined]

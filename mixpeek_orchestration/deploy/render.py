@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from mixpeek_orchestration import __version__
-from mixpeek_orchestration.deploy.overrides import ExtractorOverride, NodeRange, Overrides
+from mixpeek_orchestration.compute.resources import BATCH_RESOURCE  # batch actors ask for it
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.engine import BATCH_RESOURCE  # batch actors ask for it
+from mixpeek_orchestration.tenancy.overrides import ExtractorOverride, NodeRange, Overrides
 from mixpeek_orchestration.tenancy.planes import DataPlane
 
 IMAGE = f"ghcr.io/mixpeek/mixpeek-orchestration:{__version__}"
@@ -125,7 +125,7 @@ def _container(
 def serve_deployment_config(override: ExtractorOverride) -> dict[str, Any]:
     """A Serve deployment's options from an extractor's overrides (the local stack's deployer
     applies the same through ``serve_options``)."""
-    from mixpeek_orchestration.serve.deployer import serve_options
+    from mixpeek_orchestration.serve.options import serve_options
 
     options = serve_options({"serve_config": override.serve_config()}, "plugin")
     return {k: v for k, v in options.items() if k != "name"} | {"name": "plugin"}
@@ -173,7 +173,7 @@ def render_rayservice(
         {
             "name": name,
             "route_prefix": f"/inference/{name}",
-            "import_path": "mixpeek_orchestration.serve.deployment:app_builder",
+            "import_path": "mixpeek_orchestration.platform.serve_app:app_builder",
             "args": {"extractor": name},
             "deployments": [serve_deployment_config(overrides.for_extractor(name))],
         }

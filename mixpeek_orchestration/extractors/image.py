@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.plugins.guard import trusted
+from mixpeek_orchestration.sandbox.guard import trusted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +86,8 @@ def _open_image(source: str) -> Any:
     """Open an image from a blob URL / path; inside the platform, through ``download_asset``."""
     from PIL import Image
 
-    from mixpeek_orchestration.sdk.context import current_context
-    from mixpeek_orchestration.sdk.helpers import download_asset
+    from mixpeek_orchestration.sdk._context import current_context
+    from mixpeek_orchestration.sdk._helpers import download_asset
 
     try:
         current_context()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.sdk.manifest import FeatureSpec, feature_uri
+from mixpeek_orchestration.sdk._manifest import FeatureSpec, feature_uri
 
 
 @dataclass(frozen=True)

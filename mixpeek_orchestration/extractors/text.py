@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.plugins.guard import trusted
+from mixpeek_orchestration.sandbox.guard import trusted
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,7 +11,6 @@ sequence with a cursor, so no object is missed after a restart and none is plann
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 import re
@@ -24,19 +23,18 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, blob_type_for_mime
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.objects import ObjectStore, validate_key
-from mixpeek_orchestration.tenancy.accounts import Namespace, new_id, now
+from mixpeek_orchestration.storage.pages import decode_cursor, page
+from mixpeek_orchestration.storage.scope import scope
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 BLOB_TYPES = frozenset(BLOB_MIME_DEFAULTS) | {"json"}
 BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_INLINE_TEXT = 1 << 20  # 1 MiB of inline text per blob
 UPLOAD_EXPIRES_S = 3600
 PAGE_LIMIT = 1000
-
-
-def scope(namespace: Namespace) -> dict[str, str]:
-    return {"org_id": namespace.org_id, "namespace_id": namespace.namespace_id}
 
 
 def landing_prefix(namespace: Namespace | dict[str, Any], bucket_id: str) -> str:
@@ -47,50 +45,6 @@ def landing_prefix(namespace: Namespace | dict[str, Any], bucket_id: str) -> str
         else (namespace["org_id"], namespace["namespace_id"])
     )
     return f"{org}/{ns}/buckets/{bucket_id}/files/"
-
-
-def encode_position(values: dict[str, Any]) -> str:
-    """An opaque cursor holding the sort keys of the last item of a page."""
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def decode_position(cursor: str | None, keys: tuple[str, ...] = ("seq",)) -> dict[str, Any] | None:
-    """The sort keys a cursor holds (``None`` for the first page); 422 for a foreign cursor."""
-    if not cursor:
-        return None
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return {key: values[key] for key in keys}
-    except (ValueError, KeyError, TypeError):
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST, "cursor is not one this API returned", field="cursor"
-        ) from None
-
-
-def encode_cursor(seq: int) -> str:
-    return encode_position({"seq": seq})
-
-
-def decode_cursor(cursor: str | None) -> int:
-    position = decode_position(cursor)
-    return -1 if position is None else int(position["seq"])
-
-
-def page(
-    items: list[dict[str, Any]], limit: int, keys: tuple[str, ...] = ("seq",)
-) -> dict[str, Any]:
-    """A page of ``limit`` items from ``limit + 1`` fetched, with the next cursor if any."""
-    more = len(items) > limit
-    items = items[:limit]
-    last = items[-1] if more and items else None
-    return {
-        "results": items,
-        "pagination": {
-            "limit": limit,
-            "next_cursor": encode_position({k: last[k] for k in keys}) if last else None,
-            "has_more": more,
-        },
-    }
 
 
 class Buckets:
@@ -193,6 +147,15 @@ class Buckets:
         self.buckets.delete_one({"bucket_id": doc["bucket_id"]})
         return {"bucket_id": doc["bucket_id"], "deleted": True, "objects_deleted": removed}
 
+    def delete_namespace(self, namespace: Namespace) -> int:
+        """Every bucket, object, upload and stored file of a namespace; returns the objects
+        removed."""
+        removed = self.objects.delete_many(scope(namespace)).deleted_count
+        self.uploads.delete_many(scope(namespace))
+        self.buckets.delete_many(scope(namespace))
+        self.store.delete_prefix(f"{namespace.org_id}/{namespace.namespace_id}/buckets/")
+        return removed
+
     # -- uploads --------------------------------------------------------------------------------
 
     def create_upload(
@@ -245,6 +208,7 @@ class Buckets:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # upserted
         return int(doc["value"]) - count + 1
 
     def _blob(
@@ -376,6 +340,10 @@ class Buckets:
             )
         return doc
 
+    def object_by_id(self, object_id: str) -> dict[str, Any] | None:
+        """An object by id alone (lineage, which starts from a document's record)."""
+        return self.objects.find_one({"object_id": object_id}, {"_id": 0})
+
     def list_objects(
         self, namespace: Namespace, bucket: str, *, limit: int = 100, cursor: str | None = None
     ) -> dict[str, Any]:
@@ -456,6 +424,9 @@ class Buckets:
             mime = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
             kind = blob_type_for_mime(mime)
             prop = next((p for p, spec in properties.items() if spec["type"] == kind), None)
+            if prop is None and kind == "json":  # JSON is text to a schema without JSON
+                kind = "text"
+                prop = next((p for p, spec in properties.items() if spec["type"] == kind), None)
             if prop is None:
                 continue  # the schema has no property for this kind of file
             blob = {

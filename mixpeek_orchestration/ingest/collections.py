@@ -7,22 +7,56 @@ extractor changed), so a bad parameter is refused at the API, never discovered i
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 import jsonschema
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.buckets import Buckets, scope
+from mixpeek_orchestration.ingest.buckets import Buckets
 from mixpeek_orchestration.ingest.documents import Documents
+from mixpeek_orchestration.plugins.records import FeatureRecord, PluginVersion
 from mixpeek_orchestration.plugins.registry import PluginRegistry, check_version
-from mixpeek_orchestration.sdk.manifest import plugin_id_for
+from mixpeek_orchestration.sdk._manifest import plugin_id_for
+from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
-from mixpeek_orchestration.tenancy.accounts import Namespace, new_id, now
+from mixpeek_orchestration.storage.scope import scope
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class FeatureExtractor(TypedDict, total=False):
+    """``collections.feature_extractor``: the plugin version a collection pins."""
+
+    feature_extractor_name: str
+    version: str
+    plugin_id: str
+    parameters: dict[str, Any]
+    input_mappings: dict[str, str]
+
+
+class Collection(TypedDict, total=False):
+    """``collections``: a plugin version applied to the objects of some buckets."""
+
+    org_id: str
+    namespace_id: str
+    collection_id: str
+    collection_name: str
+    description: str
+    metadata: dict[str, Any]
+    source: dict[str, Any]  # {"type": "bucket", "bucket_ids": [...]}
+    feature_extractor: FeatureExtractor
+    feature_uris: list[str]
+    features: list[FeatureRecord]
+    supported_input_types: list[str]
+    input_schema: dict[str, Any] | None  # the version's, added for a run
+    created_at: datetime
+    updated_at: datetime
 
 
 def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any]) -> None:
@@ -78,7 +112,7 @@ class Collections:
         )
         self.collections.create_index("source.bucket_ids")
 
-    def _extractor(self, namespace: Namespace, spec: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _extractor(self, namespace: Namespace, spec: Any) -> tuple[FeatureExtractor, PluginVersion]:
         """The extractor block, checked, and the plugin version it pins."""
         if not isinstance(spec, dict) or not spec.get("feature_extractor_name"):
             raise MixpeekError(
@@ -112,13 +146,13 @@ class Collections:
                 "feature_extractor.input_mappings must map input fields to bucket properties",
                 field="feature_extractor.input_mappings",
             )
-        extractor = {
-            "feature_extractor_name": doc["name"],
-            "version": doc["version"],
-            "plugin_id": doc["plugin_id"],
-            "parameters": parameters,
-            "input_mappings": mappings,
-        }
+        extractor = FeatureExtractor(
+            feature_extractor_name=doc["name"],
+            version=doc["version"],
+            plugin_id=doc["plugin_id"],
+            parameters=parameters,
+            input_mappings=mappings,
+        )
         return extractor, doc
 
     def create(
@@ -192,16 +226,28 @@ class Collections:
             )
         return doc
 
-    def by_id(self, collection_id: str) -> dict[str, Any] | None:
-        return self.collections.find_one({"collection_id": collection_id}, {"_id": 0})
+    def by_id(self, collection_id: str) -> Collection | None:
+        return self.collections.find_one({"collection_id": collection_id}, {"_id": 0})  # type: ignore[return-value]
 
-    def list(self, namespace: Namespace) -> list[dict[str, Any]]:
+    def by_ids(self, collection_ids: list[str]) -> list[Collection]:
+        """The collections of these ids that still exist, in the order given."""
+        found = {
+            c["collection_id"]: c
+            for c in self.collections.find({"collection_id": {"$in": collection_ids}}, {"_id": 0})
+        }
+        return [found[c] for c in collection_ids if c in found]  # type: ignore[misc]
+
+    def list(self, namespace: Namespace) -> list[Collection]:
         return list(
-            self.collections.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)
+            self.collections.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)  # type: ignore[arg-type]
         )
 
-    def sourced_from(self, bucket_id: str) -> list[dict[str, Any]]:
-        return list(self.collections.find({"source.bucket_ids": bucket_id}, {"_id": 0}))
+    def sourced_from(self, bucket_id: str) -> builtins.list[Collection]:
+        return list(self.collections.find({"source.bucket_ids": bucket_id}, {"_id": 0}))  # type: ignore[arg-type]
+
+    def delete_namespace(self, namespace: Namespace) -> int:
+        """Remove every collection record of a namespace (its documents go separately)."""
+        return self.collections.delete_many(scope(namespace)).deleted_count
 
     def set_extractor(
         self, namespace: Namespace, collection: str, feature_extractor: Any

@@ -7,25 +7,27 @@ the vector store, one table per namespace and feature URI, keyed by the same id.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import math
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.buckets import decode_position, page, scope
+from mixpeek_orchestration.sdk._manifest import FeatureUri
+from mixpeek_orchestration.storage.ids import now
 from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.storage.pages import decode_position, page
+from mixpeek_orchestration.storage.scope import scope
 from mixpeek_orchestration.storage.vectors import VectorStore
-from mixpeek_orchestration.tenancy.accounts import Namespace, now
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FEATURE_URI = re.compile(r"^mixpeek://([a-z0-9_]+)@(\d+\.\d+\.\d+)/([A-Za-z0-9_]+)$")
 # documents sort by their object's sequence, then id (an object's blobs share one number);
 # list cursors hold both
 KEYS = ("seq", "document_id")
@@ -39,13 +41,7 @@ def document_id(collection_id: str, object_id: str, blob_id: str) -> str:
 
 def vector_table(namespace_id: str, uri: str) -> str:
     """The vector table of one feature URI inside one namespace."""
-    match = FEATURE_URI.fullmatch(uri)
-    if match is None:
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST, f"{uri!r} is not a feature URI", field="feature_uri"
-        )
-    name, version, feature = match.groups()
-    return f"{namespace_id}__{name}__{version.replace('.', '_')}__{feature}"
+    return FeatureUri.parse(uri).table_name(namespace_id)
 
 
 def _plain(value: Any) -> Any:
@@ -91,7 +87,7 @@ class Documents:
         import numpy as np
         import pyarrow as pa
 
-        from mixpeek_orchestration.batch.steps import ERROR_COLUMN
+        from mixpeek_orchestration.batch.steps import ERROR_COLUMN, error_code
 
         features = collection["features"]
         uris = collection["feature_uris"]
@@ -134,7 +130,7 @@ class Documents:
                 },
                 "outputs": {} if error else {f: _plain(record.get(f)) for f in fields},
                 "status": "failed" if error else "completed",
-                "errors": [{"message": error}] if error else [],
+                "errors": [{"message": error, "code": error_code(error)}] if error else [],
                 "batch_id": batch_id,
                 "run_id": run_id,
                 "updated_at": stamp,
@@ -145,7 +141,7 @@ class Documents:
             name = feature["feature_name"]
             table = vector_table(collection["namespace_id"], uri)
             if failed_ids:
-                self.vectors.delete(table, _id_filter(failed_ids))
+                self.vectors.delete(table, {"id": failed_ids})
             if not ok_positions or name not in frame.columns:
                 continue
             dim = int(feature.get("embedding_dim") or 0)
@@ -206,7 +202,7 @@ class Documents:
         for uri in collection["feature_uris"]:
             self.vectors.delete(
                 vector_table(collection["namespace_id"], uri),
-                f"collection_id = '{collection['collection_id']}'",
+                {"collection_id": collection["collection_id"]},
             )
         return self.documents.delete_many(
             {"collection_id": collection["collection_id"]}
@@ -217,7 +213,7 @@ class Documents:
         for uri in set(previous_uris) - set(collection["feature_uris"]):
             self.vectors.delete(
                 vector_table(collection["namespace_id"], uri),
-                f"collection_id = '{collection['collection_id']}'",
+                {"collection_id": collection["collection_id"]},
             )
 
     # -- reads ----------------------------------------------------------------------------------
@@ -272,20 +268,61 @@ class Documents:
         return {"total": sum(by_status.values())} | {s: by_status.get(s, 0) for s in STATUSES}
 
     def delete(
-        self, namespace: Namespace, collection: dict[str, Any], doc_id: str
+        self, namespace: Namespace, collection: Mapping[str, Any], doc_id: str
     ) -> dict[str, Any]:
         self.get(namespace, collection["collection_id"], doc_id)
         for uri in collection["feature_uris"]:
-            self.vectors.delete(vector_table(namespace.namespace_id, uri), _id_filter([doc_id]))
+            self.vectors.delete(vector_table(namespace.namespace_id, uri), {"id": [doc_id]})
         self.documents.delete_one({"document_id": doc_id})
         return {"document_id": doc_id, "deleted": True}
 
-    def of_object(self, namespace: Namespace, object_id: str) -> list[dict[str, Any]]:
+    def of_object(self, namespace: Namespace, object_id: str) -> builtins.list[dict[str, Any]]:
         return list(
             self.documents.find({**scope(namespace), "source_object_id": object_id}, {"_id": 0})
         )
 
+    def ids_matching(
+        self, collection_ids: builtins.list[str], query: dict[str, Any], *, limit: int
+    ) -> builtins.list[str]:
+        """Ids of at most ``limit`` documents of these collections matching a metadata-store
+        ``query`` (a retrieval filter pushed down)."""
+        cursor = self.documents.find(
+            {"collection_id": {"$in": collection_ids}, **query}, {"_id": 0, "document_id": 1}
+        ).limit(limit)
+        return [d["document_id"] for d in cursor]
 
-def _id_filter(ids: list[str]) -> str:
-    quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
-    return f"id IN ({quoted})"
+    def by_ids(self, ids: builtins.list[str]) -> dict[str, dict[str, Any]]:
+        """Documents by id, as search results show them (no bookkeeping fields)."""
+        if not ids:
+            return {}
+        return {
+            d["document_id"]: d
+            for d in self.documents.find(
+                {"document_id": {"$in": ids}}, {"_id": 0, "seq": 0, "batch_id": 0, "run_id": 0}
+            )
+        }
+
+    def count_of_batch(self, collection_id: str, batch_id: str) -> int:
+        """Documents an ingestion batch wrote (counted by batch, not by a long ``$in``)."""
+        return self.documents.count_documents(
+            {"collection_id": collection_id, "batch_id": batch_id}
+        )
+
+    def vectors_of_objects(
+        self, collection: dict[str, Any], uri: str, object_ids: builtins.list[str]
+    ) -> Any:
+        """The stored vectors (an Arrow table with ``vector``) of some objects for one
+        feature of a collection: what the ingestion checks read back."""
+        return self.vectors.rows(
+            vector_table(collection["namespace_id"], uri),
+            filters={"collection_id": collection["collection_id"], "object_id": object_ids},
+            columns=["id", "vector"],
+        )
+
+    def delete_namespace(self, namespace: Namespace) -> int:
+        """Every document of a namespace and every vector table of it (its tables are named
+        ``{namespace_id}__...``)."""
+        for table in self.vectors.table_names():
+            if table.startswith(f"{namespace.namespace_id}__"):
+                self.vectors.drop(table)
+        return self.documents.delete_many(scope(namespace)).deleted_count

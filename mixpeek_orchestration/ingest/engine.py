@@ -16,7 +16,7 @@
    (collection, object, blob), vectors upserted per feature URI.
 
 Example:
-    >>> engine = IngestionEngine(platform)
+    >>> engine = platform.ingestion     # built by the composition root
     >>> report = engine.run(batch)          # batch: an ``ingest_batches`` record
     >>> report.completed, report.failed, report.rows_per_s
 """
@@ -27,31 +27,47 @@ import logging
 import resource
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, TEXT_FIELDS, URL_FIELDS
-from mixpeek_orchestration.batch.steps import BASE_COLUMNS
+from mixpeek_orchestration.batch.rows import (
+    BLOB_MIME_DEFAULTS,
+    TEXT_BLOB_TYPES,
+    BlobRow,
+    build_batch,
+    input_fields,
+)
+from mixpeek_orchestration.compute.resources import BATCH_RESOURCE, WARM_NAMESPACE, make_room
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.documents import document_id, vector_table
+from mixpeek_orchestration.ingest.step_plans import StepPlan, StepPlans, plan_key
 from mixpeek_orchestration.plugins.fetch import plugin_spec
+from mixpeek_orchestration.storage.vectors import metric_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mixpeek_orchestration.platform import Platform
+    from mixpeek_orchestration.compute.ray_cluster import RayCluster
+    from mixpeek_orchestration.ingest.buckets import Buckets
+    from mixpeek_orchestration.ingest.collections import Collection, Collections
+    from mixpeek_orchestration.ingest.documents import Documents
+    from mixpeek_orchestration.ingest.planner import IngestBatch
+    from mixpeek_orchestration.plugins.records import PluginVersion
+    from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.sandbox.config import SandboxConfig
+    from mixpeek_orchestration.storage.objects import ObjectStore
+    from mixpeek_orchestration.storage.vectors import VectorStore
+    from mixpeek_orchestration.tenancy.overrides import Overrides
 
 logger = logging.getLogger(__name__)
 BLOB_URL_TTL_S = 6 * 3600
 BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
-WARM_NAMESPACE = "mixpeek-ingest"  # the Ray namespace of warm step actors
-BATCH_RESOURCE = "batch"  # offered only by a cluster's batch worker group (deploy/render.py)
 FORWARD_CPUS = 0  # a task handing a block to a warm actor only waits on it: it must never
 # queue behind the CPUs that warm actors and Serve replicas hold
 WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
-VECTOR_METRICS: dict[str, Any] = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
 # blob types a plugin declaring one input type also takes
 ALSO_ACCEPTS = {"document": {"pdf"}, "text": {"json"}}
 
@@ -75,7 +91,7 @@ class IngestionReport:
     actors_started: int = 0  # warm step actors this run had to start ...
     actors_reused: int = 0  # ... and those an earlier run left warm
     write_seconds: float = 0.0  # spent writing documents and vectors
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepPlan] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -86,26 +102,20 @@ class IngestionReport:
         return asdict(self) | {"rows_per_s": round(self.rows_per_s, 2)}
 
 
-def accepts(collection: dict[str, Any], blob_type: str) -> bool:
+def accepts(collection: Mapping[str, Any], blob_type: str) -> bool:
     supported = set(collection.get("supported_input_types") or [])
     for declared in list(supported):
         supported |= ALSO_ACCEPTS.get(declared, set())
     return blob_type in supported
 
 
-def build_rows(
-    collection: dict[str, Any], objects: list[dict[str, Any]], platform: Platform
-) -> pd.DataFrame:
-    """The batch DataFrame (SPEC §3) for the blobs of ``objects`` this collection processes."""
-    import pandas as pd
-
+def blob_rows(
+    collection: Collection, objects: Iterable[dict[str, Any]], store: ObjectStore
+) -> list[BlobRow]:
+    """The blobs of ``objects`` this collection processes, with their ``data``: inline text,
+    a stored text / JSON file's text, or a presigned URL of a stored binary file."""
     extractor = collection["feature_extractor"]
-    mappings: dict[str, str] = extractor.get("input_mappings") or {}
-    mapped = set(mappings.values())
-    input_fields = list(
-        (collection.get("input_schema") or {}).get("properties", {})
-        or [next(iter(mappings), "text")]
-    )
+    mapped = set((extractor.get("input_mappings") or {}).values())
     rows = []
     for obj in objects:
         for blob in obj["blobs"]:
@@ -113,71 +123,63 @@ def build_rows(
                 continue
             if "text" in blob:
                 data = blob["text"]
-            elif blob.get("key") and blob["type"] in ("text", "json"):
-                data = platform.objects.get_bytes(blob["key"]).decode("utf-8", errors="replace")
+            elif blob.get("key") and blob["type"] in TEXT_BLOB_TYPES:
+                data = store.get_bytes(blob["key"]).decode("utf-8", errors="replace")
             elif blob.get("key"):
-                data = platform.objects.presign_get(blob["key"], expires_in=BLOB_URL_TTL_S).url
+                data = store.presign_get(blob["key"], expires_in=BLOB_URL_TTL_S).url
             else:
                 data = blob["url"]
-            is_text = blob["type"] in ("text", "json")
-            row = {
-                "data": data,
-                "document_id": document_id(
-                    collection["collection_id"], obj["object_id"], blob["blob_id"]
-                ),
-                "object_id": obj["object_id"],
-                "blob_id": blob["blob_id"],
-                "blob_property": blob["property"],
-                "blob_type": blob["type"],
-                "collection_id": collection["collection_id"],
-                "feature_extractor_id": extractor["plugin_id"],
-                "mime_type": blob.get("mime_type")
-                or BLOB_MIME_DEFAULTS.get(blob["type"], "text/plain"),
-                "size_bytes": int(blob.get("size_bytes") or 0),
-            }
-            for name in input_fields:
-                if name in row:
-                    continue
-                if (
-                    mappings.get(name) == blob["property"]
-                    or ((is_text and name in TEXT_FIELDS) or (not is_text and name in URL_FIELDS))
-                    or (is_text and name == input_fields[0])
-                ):
-                    row[name] = data
-                else:
-                    row[name] = None
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    for column in BASE_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return frame
+            rows.append(
+                BlobRow(
+                    data=data,
+                    document_id=document_id(
+                        collection["collection_id"], obj["object_id"], blob["blob_id"]
+                    ),
+                    object_id=obj["object_id"],
+                    blob_id=blob["blob_id"],
+                    blob_property=blob["property"],
+                    blob_type=blob["type"],
+                    collection_id=collection["collection_id"],
+                    feature_extractor_id=extractor["plugin_id"],
+                    mime_type=blob.get("mime_type")
+                    or BLOB_MIME_DEFAULTS.get(blob["type"], "text/plain"),
+                    size_bytes=int(blob.get("size_bytes") or 0),
+                )
+            )
+    return rows
+
+
+def build_rows(
+    collection: Collection, objects: Iterable[dict[str, Any]], store: ObjectStore
+) -> pd.DataFrame:
+    """The batch DataFrame (SPEC §3) for the blobs of ``objects`` this collection processes."""
+    mappings = collection["feature_extractor"].get("input_mappings") or {}
+    return build_batch(
+        blob_rows(collection, objects, store),
+        input_fields(collection.get("input_schema"), mappings),
+        mappings=mappings,
+    )
 
 
 def _describe_steps(
     spec: dict[str, Any], parameters: dict[str, Any], collection_id: str
-) -> list[dict[str, Any]]:
-    """(Ray task) The plugin's steps for ``parameters``: name, resource type, batch, concurrency."""
+) -> list[StepPlan]:
+    """(Ray task) The plugin's steps for ``parameters``: name, resource type, batch, concurrency
+    (asked of the plugin in a sandboxed host)."""
     from mixpeek_orchestration.plugins.fetch import open_stored_plugin
 
-    runtime = open_stored_plugin(spec)
-    built = runtime.plugin.build_steps(
-        parameters, context=runtime.context, collection_id=collection_id
-    )
-    return [
-        {
-            "name": step.name,
-            "resource_type": step.resource_type.value,
-            "batch_size": step.batch_size,
-            "concurrency": step.concurrency,
-            "num_gpus": step.num_gpus,
-        }
-        for step in built.steps
-    ]
+    with open_stored_plugin(spec) as session:
+        steps = session.steps(parameters, collection_id=collection_id)
+        return [StepPlan(**step) for step in steps]  # type: ignore[typeddict-item]
 
 
 class StepStage:
-    """(Ray actor) One step of a plugin's pipeline; the plugin and its models load once."""
+    """(Ray actor) One step of a plugin's pipeline, run by a sandboxed plugin host that this
+    actor supervises; the plugin and its models load once per host.
+
+    A host that crashes (a segfault, the OOM killer) or hangs fails the batch it was given, row
+    by row with ``plugin_host_crashed`` / ``plugin_timeout``, and is replaced for the next.
+    """
 
     def __init__(
         self,
@@ -189,66 +191,31 @@ class StepStage:
         actors: int = 1,
     ) -> None:
         import os
-        import sys
 
-        from mixpeek_orchestration.batch.steps import OutputValidator, StepExecutor
         from mixpeek_orchestration.plugins.fetch import open_stored_plugin
 
-        # Ray starts a 1-CPU actor with one intra-op thread; a CPU step's actors share the
-        # node's cores instead, set before the plugin imports its framework.
+        # Ray gives a 1-CPU actor one intra-op thread; a CPU step's actors share the node's
+        # cores instead (the host sets it before the plugin imports its framework).
+        threads = None
         if actors and os.environ.get("OMP_NUM_THREADS") == "1":
-            threads = str(max(1, (os.cpu_count() or 1) // max(1, actors)))
-            os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
-            if "torch" in sys.modules:  # already imported by this worker: the variable is read
-                sys.modules["torch"].set_num_threads(int(threads))
-
-        runtime = open_stored_plugin(spec)
-        built = runtime.plugin.build_steps(
-            parameters, context=runtime.context, collection_id=collection_id
+            threads = max(1, (os.cpu_count() or 1) // max(1, actors))
+        self.session = open_stored_plugin(spec)
+        self.stage = self.session.stage(
+            parameters, index=index, steps=steps, collection_id=collection_id, threads=threads
         )
-        self.executor = StepExecutor(
-            built.steps[index], guard=runtime.guard, context=runtime.context
-        )
-        self.prepare = built.prepare if index == 0 else None
-        self.validator = OutputValidator(runtime.manifest) if index == steps - 1 else None
-        self.runtime = runtime
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from mixpeek_orchestration.batch.steps import apply_prepare
-        from mixpeek_orchestration.plugins.guard import guarded
-        from mixpeek_orchestration.sdk.context import use_context
+        from mixpeek_orchestration.batch.steps import ERROR_COLUMN
+        from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
-        if self.prepare is not None:
-            # ``prepare`` runs on each batch inside the actor (hooks written for the hosted
-            # product, ``lambda ds: ds``, take either), never in the orchestrator's process.
-            with use_context(self.runtime.context), guarded(self.runtime.guard):
-                batch = apply_prepare(self.prepare, batch)
-        out = self.executor(batch)
-        if self.validator is not None:
-            out = self.validator(out)
-        return _arrow_safe(out)
-
-
-def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Vectors as plain lists, so a batch with failed rows (no vector) still converts to Arrow."""
-    import numpy as np
-
-    for column in frame.columns:
-        if frame[column].dtype == object and any(
-            isinstance(v, np.ndarray) for v in frame[column].head(64)
-        ):
-            frame[column] = [v.tolist() if isinstance(v, np.ndarray) else v for v in frame[column]]
-    return frame
-
-
-def plan_key(version: dict[str, Any], parameters: dict[str, Any], collection_id: str) -> str:
-    """What a plugin's steps depend on: its archive, the parameters, the collection."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(
-        json.dumps([version["sha256"], parameters, collection_id], sort_keys=True).encode()
-    ).hexdigest()
+        try:
+            return self.session.process(self.stage, batch)
+        except MixpeekError as exc:
+            if exc.code not in (ErrorCode.PLUGIN_HOST_CRASHED, ErrorCode.PLUGIN_TIMEOUT):
+                raise
+            failed = batch.copy()  # every row of the batch fails with why
+            failed[ERROR_COLUMN] = f"[{exc.code.value}] {exc.detail}"
+            return failed
 
 
 class WarmStage(StepStage):
@@ -325,48 +292,49 @@ def _forward(batch: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
         raise
 
 
-def make_room(need: dict[str, float], *, keep: str = "") -> None:
-    """Stop idle warm stages (other than ``keep``'s) until ``need`` (``{"CPU": 1.0, ...}``)
-    fits in what the cluster has free, longest idle first. Realtime deployments call it too:
-    batch actors waiting for a next run never hold a Serve replica's place."""
-    import ray
-
-    def short() -> bool:
-        free = ray.available_resources()
-        return any(free.get(r, 0.0) < amount for r, amount in need.items() if amount)
-
-    if not short():
-        return
-    names = [
-        a["name"]
-        for a in ray.util.list_named_actors(all_namespaces=True)
-        if a.get("namespace") == WARM_NAMESPACE and not (keep and a["name"].startswith(keep))
-    ]
-    idle = []
-    for name in names:
-        try:
-            handle = ray.get_actor(name, namespace=WARM_NAMESPACE)
-            info = ray.get(handle.info.remote(), timeout=5)
-        except Exception:  # gone meanwhile, or busy beyond reason: leave it
-            continue
-        if info["idle_s"] > 1.0:
-            idle.append((info["idle_s"], name, handle))
-    for _, name, handle in sorted(idle, key=lambda item: item[0], reverse=True):
-        logger.info("stopping idle warm stage %s to make room (%s)", name, need)
-        ray.kill(handle, no_restart=True)
-        deadline = time.monotonic() + 10
-        while short() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not short():
-            return
-
-
 class IngestionEngine:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    """Runs ingestion batches on Ray Data (see the module docstring).
+
+    Args:
+        collections, registry, buckets, documents: the plane's repositories it reads and
+            writes.
+        vectors, objects, ray: the vector store, the object store (presigned URLs for the
+            workers) and the Ray cluster it drives.
+        step_plans: remembered ``build_steps`` answers.
+        overrides: the operator's current overrides (read on every run).
+        warm_idle_s: how long a step's warm actors wait for work before leaving.
+        sandbox: how the actors' plugin hosts are sandboxed.
+    """
+
+    def __init__(
+        self,
+        *,
+        collections: Collections,
+        registry: PluginRegistry,
+        buckets: Buckets,
+        documents: Documents,
+        vectors: VectorStore,
+        objects: ObjectStore,
+        ray: RayCluster,
+        step_plans: StepPlans,
+        overrides: Callable[[], Overrides],
+        warm_idle_s: float,
+        sandbox: SandboxConfig,
+    ) -> None:
+        self.collections = collections
+        self.registry = registry
+        self.buckets = buckets
+        self.documents = documents
+        self.vectors = vectors
+        self.objects = objects
+        self.ray = ray
+        self.step_plans = step_plans
+        self.overrides = overrides
+        self.warm_idle_s = warm_idle_s
+        self.sandbox = sandbox
 
     def _actor_options(
-        self, step: dict[str, Any], gpus_in_cluster: float, batch_workers: bool = False
+        self, step: StepPlan, gpus_in_cluster: float, batch_workers: bool = False
     ) -> dict[str, Any]:
         kind = step["resource_type"]
         options: dict[str, Any] = {"num_cpus": 1}
@@ -385,7 +353,7 @@ class IngestionEngine:
         return options
 
     @staticmethod
-    def replicas(step: dict[str, Any]) -> int:
+    def replicas(step: StepPlan) -> int:
         """Actors of a step: its concurrency for CPU / GPU; one actor for an API step, which
         takes ``concurrency`` batches at once."""
         return 1 if step["resource_type"] == "api" else max(1, step["concurrency"])
@@ -396,7 +364,7 @@ class IngestionEngine:
         spec: dict[str, Any],
         parameters: dict[str, Any],
         collection_id: str,
-        steps: list[dict[str, Any]],
+        steps: list[StepPlan],
         *,
         timeout_s: float = 600,
     ) -> tuple[list[list[str]], int, int]:
@@ -434,7 +402,7 @@ class IngestionEngine:
                 "GPU": sum(o.get("num_gpus", 0) for _, _, o in missing),
             }
             make_room(need, keep=plan_key[:20])
-        idle_s = float(self.platform.settings.ingest_warm_idle_s)
+        idle_s = self.warm_idle_s
         handles = []
         for index, name, options in missing:
             step = steps[index]
@@ -461,7 +429,7 @@ class IngestionEngine:
                 )
             )
         try:
-            ray.get([h.info.remote() for h in handles], timeout=timeout_s)
+            ray.get([h.info.remote() for h in handles], timeout=timeout_s)  # type: ignore[attr-defined]
         except ray.exceptions.GetTimeoutError:
             raise MixpeekError(
                 ErrorCode.COMPONENT_UNAVAILABLE,
@@ -472,44 +440,38 @@ class IngestionEngine:
 
     def _step_plan(
         self,
-        version: dict[str, Any],
+        version: PluginVersion,
         spec: dict[str, Any],
         parameters: dict[str, Any],
         collection_id: str,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StepPlan]:
         """The plugin's steps for these parameters: asked once of a Ray task, then remembered
         (a version's archive never changes, so neither do its steps for given parameters)."""
         import ray
 
-        plans = self.platform.metadata.collection("step_plans")
-        key = plan_key(version, parameters, collection_id)
-        cached = plans.find_one({"_id": key})
+        key = plan_key(version["sha256"], parameters, collection_id)
+        cached = self.step_plans.get(key)
         if cached is not None:
-            return cached["steps"]  # type: ignore[no-any-return]
+            return cached
         describe = ray.remote(num_cpus=0, max_calls=1)(_describe_steps)
-        steps: list[dict[str, Any]] = ray.get(describe.remote(spec, parameters, collection_id))
-        plans.update_one(
-            {"_id": key},
-            {"$set": {"steps": steps, "plugin_id": version["plugin_id"]}},
-            upsert=True,
+        steps: list[StepPlan] = ray.get(describe.remote(spec, parameters, collection_id))  # type: ignore[arg-type]
+        self.step_plans.put(
+            key, steps, namespace_id=version["namespace_id"], plugin_id=version["plugin_id"]
         )
         return steps
 
-    def run(self, batch: dict[str, Any], *, run_id: str | None = None) -> IngestionReport:
+    def run(self, batch: IngestBatch, *, run_id: str | None = None) -> IngestionReport:
         """Process one ``ingest_batches`` record end to end; raises only when nothing ran."""
         import ray
 
-        p = self.platform
         started = time.perf_counter()
-        collection = p.collections.by_id(batch["collection_id"])
+        collection = self.collections.by_id(batch["collection_id"])
         if collection is None:
             raise MixpeekError(
                 ErrorCode.NOT_FOUND, f"collection {batch['collection_id']} no longer exists"
             )
         extractor = collection["feature_extractor"]
-        version = p.registry.versions.find_one(
-            {"namespace_id": collection["namespace_id"], "plugin_id": extractor["plugin_id"]}
-        )
+        version = self.registry.version_record(collection["namespace_id"], extractor["plugin_id"])
         if version is None:
             raise MixpeekError(
                 ErrorCode.NOT_FOUND, f"plugin {extractor['plugin_id']} no longer exists"
@@ -518,7 +480,7 @@ class IngestionEngine:
         seq_range = (batch["first_seq"], batch["last_seq"]) if "first_seq" in batch else None
         objects = {
             o["object_id"]: o
-            for o in p.buckets.objects_by_id(batch["object_ids"], seq_range=seq_range)
+            for o in self.buckets.objects_by_id(batch["object_ids"], seq_range=seq_range)
         }
         report = IngestionReport(
             batch_id=batch["batch_id"],
@@ -526,25 +488,21 @@ class IngestionEngine:
             plugin_id=extractor["plugin_id"],
             objects=len(objects),
         )
-        frame = build_rows(collection, list(objects.values()), p)
+        frame = build_rows(collection, objects.values(), self.objects)
         report.rows = len(frame)
         if frame.empty:
             report.seconds = time.perf_counter() - started
             return report
-        p.ray.connect()
-        spec = plugin_spec(version, p.objects)
+        self.ray.connect()
+        spec = plugin_spec(version, self.objects, self.sandbox)
         parameters = extractor.get("parameters") or {}
         steps = self._step_plan(version, spec, parameters, collection["collection_id"])
-        overrides = p.overrides()
+        overrides = self.overrides()
         name = extractor.get("feature_extractor_name") or version.get("name", "")
-        if name in overrides.disabled:
-            raise MixpeekError(
-                ErrorCode.CONFLICT,
-                f"{name} is disabled by this installation's overrides file: nothing is ingested",
-            )
+        overrides.require_enabled(name, consequence="nothing is ingested")
         actors = overrides.for_extractor(name).max_concurrency
         if actors is not None:  # the operator sizes this extractor's batch actor pools
-            steps = [s | {"concurrency": actors} for s in steps]
+            steps = [StepPlan(**(s | {"concurrency": actors})) for s in steps]
         report.steps = steps
         if not steps:
             raise MixpeekError(ErrorCode.INVALID_PLUGIN, f"{extractor['plugin_id']} built no steps")
@@ -552,7 +510,7 @@ class IngestionEngine:
         processing = time.perf_counter()  # from here: actors (cold or warm), blocks, writes
         report.processing_started_at = time.time()
         names, report.actors_started, report.actors_reused = self.warm_stages(
-            plan_key(version, parameters, collection["collection_id"]),
+            plan_key(version["sha256"], parameters, collection["collection_id"]),
             spec,
             parameters,
             collection["collection_id"],
@@ -560,25 +518,25 @@ class IngestionEngine:
         )
         # blocks built here, not by a Ray task per block as ``from_pandas`` does: each task
         # type of a new job boots Ray workers, which on a small node costs more than the rows
-        dataset = ray.data.from_items(
+        dataset: Any = ray.data.from_items(
             frame.to_dict("records"), override_num_blocks=-(-len(frame) // BLOCK_ROWS)
         )
         for step, step_names in zip(steps, names, strict=True):
             # light tasks hand blocks to the warm actors, enough of them that each actor has
             # its next batch queued while it computes
-            in_flight = step["concurrency"] if step["resource_type"] == "api" else 1
+            queued = step["concurrency"] if step["resource_type"] == "api" else 1
             dataset = dataset.map_batches(
-                _forward,
+                _forward,  # type: ignore[arg-type]
                 fn_kwargs={"names": step_names},
                 batch_format="pandas",
                 batch_size=step["batch_size"],
                 num_cpus=FORWARD_CPUS,
-                concurrency=2 * len(step_names) * max(1, in_flight),
+                concurrency=2 * len(step_names) * max(1, queued),
             )
 
         def write(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], float]:
             write_start = time.perf_counter()
-            counts = p.documents.write(
+            counts = self.documents.write(
                 collection,
                 out,
                 objects=objects,
@@ -632,9 +590,9 @@ class IngestionEngine:
                 account(in_flight.popleft())
         report.processing_seconds = time.perf_counter() - processing
         for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True):
-            p.vectors.ensure_index(
+            self.vectors.ensure_index(
                 vector_table(collection["namespace_id"], uri),
-                metric=VECTOR_METRICS.get(feature.get("distance_metric", "cosine"), "cosine"),
+                metric=metric_of(feature),
             )
         report.processing_finished_at = time.time()
         report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

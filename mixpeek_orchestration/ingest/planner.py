@@ -16,18 +16,21 @@ launched once. ``trigger`` plans every object of a collection again, under a new
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mixpeek_orchestration.ingest.buckets import Buckets
 from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.observability import ANONYMOUS
+from mixpeek_orchestration.storage.ids import now
 from mixpeek_orchestration.storage.metadata import MetadataStore
-from mixpeek_orchestration.tenancy.accounts import now
+from mixpeek_orchestration.storage.scope import scope
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 BATCH_OBJECTS = 2000
 MAX_OBJECTS_PER_TICK = 20_000
@@ -37,6 +40,27 @@ MAX_ATTEMPTS = 3
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class IngestBatch(TypedDict, total=False):
+    """``ingest_batches``: objects one collection processes together (a Dagster partition)."""
+
+    batch_id: str
+    org_id: str
+    namespace_id: str
+    collection_id: str
+    object_ids: list[str]
+    first_seq: int
+    last_seq: int
+    reason: str  # "upload" | "trigger"
+    status: str  # planned | running | completed | partial | failed
+    attempts: int
+    run_id: str | None
+    stats: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    started_at: datetime
+    finished_at: datetime
 
 
 @dataclass
@@ -115,7 +139,7 @@ class IngestPlanner:
 
     def _create(
         self,
-        collection: dict[str, Any],
+        collection: Mapping[str, Any],
         objects: list[dict[str, Any]],
         batch_id: str,
         *,
@@ -140,14 +164,16 @@ class IngestPlanner:
             return False
         return True
 
-    def trigger(self, collection: dict[str, Any]) -> dict[str, Any]:
+    def trigger(self, collection: Mapping[str, Any]) -> dict[str, Any]:
         """Plan every object of the collection's buckets again (a new generation of batches)."""
-        generation = self.state.find_one_and_update(
+        counter = self.state.find_one_and_update(
             {"_id": f"generation:{collection['collection_id']}"},
             {"$inc": {"value": 1}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
-        )["value"]
+        )
+        assert counter is not None  # upserted
+        generation = counter["value"]
         objects = [
             {"seq": seq, "object_id": object_id}
             for seq, object_id in self.buckets.object_ids_in(collection["source"]["bucket_ids"])
@@ -161,19 +187,24 @@ class IngestPlanner:
 
     # -- batch lifecycle ------------------------------------------------------------------------
 
-    def runnable(self, *, limit: int = 500) -> list[dict[str, Any]]:
+    def runnable(self, *, limit: int = 500) -> list[IngestBatch]:
         """Batches waiting for a run, oldest first."""
         return list(
-            self.batches.find({"status": "planned"}, {"_id": 0})
+            self.batches.find({"status": "planned"}, {"_id": 0})  # type: ignore[arg-type]
             .sort("created_at", ASCENDING)
             .limit(limit)
         )
 
-    def in_flight(self) -> Iterator[dict[str, Any]]:
-        yield from self.batches.find({"status": "running"}, {"_id": 0})
+    def in_flight(self) -> Iterator[IngestBatch]:
+        yield from self.batches.find({"status": "running"}, {"_id": 0})  # type: ignore[misc]
 
-    def get(self, batch_id: str) -> dict[str, Any] | None:
-        return self.batches.find_one({"batch_id": batch_id}, {"_id": 0})
+    def of_collection(self, collection_id: str) -> list[IngestBatch]:
+        """Every batch of a collection, in planning order."""
+        cursor = self.batches.find({"collection_id": collection_id}, {"_id": 0})
+        return list(cursor.sort("created_at", ASCENDING))  # type: ignore[arg-type]
+
+    def get(self, batch_id: str) -> IngestBatch | None:
+        return self.batches.find_one({"batch_id": batch_id}, {"_id": 0})  # type: ignore[return-value]
 
     def start(self, batch_id: str, run_id: str | None) -> None:
         self.batches.update_one(
@@ -208,6 +239,53 @@ class IngestPlanner:
 
     def delete_collection(self, collection_id: str) -> None:
         self.batches.delete_many({"collection_id": collection_id})
+        self.state.delete_one({"_id": f"generation:{collection_id}"})
+
+    def delete_namespace(self, namespace: Namespace, collection_ids: list[str]) -> int:
+        """Every batch of a namespace, and its collections' generation counters."""
+        self.state.delete_many({"_id": {"$in": [f"generation:{c}" for c in collection_ids]}})
+        return self.batches.delete_many(scope(namespace)).deleted_count
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per organisation: batches by status, queue depth and oldest waiting age, rows ok /
+        failed (one aggregation; ``/metrics`` and ``mixpeek status`` show it)."""
+        groups = self.batches.aggregate(
+            [
+                {
+                    "$group": {
+                        "_id": {"tenant": "$org_id", "status": "$status"},
+                        "n": {"$sum": 1},
+                        "oldest": {"$min": "$created_at"},
+                        "ok": {"$sum": "$stats.completed"},
+                        "failed": {"$sum": "$stats.failed"},
+                    }
+                }
+            ]
+        )
+        now_s = now().timestamp()
+        summary: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            tenant = group["_id"].get("tenant") or ANONYMOUS
+            status = str(group["_id"].get("status"))
+            entry = summary.setdefault(
+                tenant,
+                {
+                    "batches": {},
+                    "queue_depth": 0,
+                    "oldest_age_s": 0.0,
+                    "rows_ok": 0,
+                    "rows_failed": 0,
+                },
+            )
+            entry["batches"][status] = group["n"]
+            entry["rows_ok"] += int(group.get("ok") or 0)
+            entry["rows_failed"] += int(group.get("failed") or 0)
+            if status in ("planned", "running"):
+                entry["queue_depth"] += group["n"]
+                oldest = group.get("oldest")
+                age = now_s - _aware(oldest).timestamp() if isinstance(oldest, datetime) else 0.0
+                entry["oldest_age_s"] = round(max(entry["oldest_age_s"], age), 1)
+        return summary
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 # Exact module aliases: hosted path -> platform module.
 ALIASES: dict[str, str] = {
-    "engine.plugins.extractors.pipeline": "mixpeek_orchestration.sdk.pipeline",
-    "shared.models.loader": "mixpeek_orchestration.sdk.models",
+    "engine.plugins.extractors.pipeline": "mixpeek_orchestration.sdk._pipeline",
+    "shared.models.loader": "mixpeek_orchestration.sdk._models",
     # Built-in inference services, by the hosted product's layout.
     "engine.inference.sentence_transformers.all_minilm_l6_v2.services": (
         "mixpeek_orchestration.extractors.text"
@@ -52,13 +52,12 @@ class _AliasLoader(importlib.abc.Loader):
             module.__path__ = []  # an empty package: only its aliased children exist
             return module
         target = importlib.import_module(self.target)
-        public = getattr(target, "__all__", None) or [
-            n for n in vars(target) if not n.startswith("_")
-        ]
+        # only the target's public names: whatever else it imports stays out of reach
+        public: list[str] = target.__all__  # type: ignore[attr-defined]  # every alias target has one
         for name in public:
             setattr(module, name, getattr(target, name))
-        module.__doc__ = f"Compatibility alias of {self.target}."
-        module.__getattr__ = lambda name: getattr(target, name)  # type: ignore[method-assign]
+        module.__all__ = list(public)  # type: ignore[attr-defined]
+        module.__doc__ = f"Compatibility alias of {self.target} (its public names)."
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:

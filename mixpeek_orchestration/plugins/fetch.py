@@ -1,27 +1,32 @@
-"""Opening a stored plugin version in a worker process: a Serve replica or an ingestion actor.
+"""Opening a stored plugin version in a worker: a Serve replica or an ingestion actor.
 
 A worker never reads a developer's tree or the platform's stores: it is given a presigned URL of
-the version's archive and its sha256 (a :class:`PluginSpec`), downloads and verifies the bytes,
-extracts them through the archive gate into its scratch directory, removes platform secrets from
-its environment, and loads the plugin with :class:`PluginRuntime` under the runtime guard.
+the version's archive and its sha256 (a plugin spec), downloads and verifies the bytes, extracts
+them through the archive gate, and starts a sandboxed plugin host over the extracted plugin
+(:class:`~mixpeek_orchestration.plugins.session.PluginSession`). The worker itself runs no plugin
+code; the host runs all of it, with a cleared environment and only what the spec grants.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mixpeek_orchestration.sandbox.config import SandboxConfig
+
 if TYPE_CHECKING:
-    from mixpeek_orchestration.plugins.runtime import PluginRuntime
+    from mixpeek_orchestration.plugins.session import PluginSession
     from mixpeek_orchestration.storage.objects import ObjectStore
 
 ARCHIVE_URL_TTL_S = 6 * 3600
 
 
-def plugin_spec(version: dict[str, Any], objects: ObjectStore) -> dict[str, Any]:
+def plugin_spec(
+    version: Mapping[str, Any], objects: ObjectStore, sandbox: SandboxConfig
+) -> dict[str, Any]:
     """What a worker needs to open a registered version (its ``plugin_versions`` record)."""
     return {
         "plugin_id": version["plugin_id"],
@@ -31,12 +36,13 @@ def plugin_spec(version: dict[str, Any], objects: ObjectStore) -> dict[str, Any]
         "archive_url": objects.presign_get(
             version["archive_key"], expires_in=ARCHIVE_URL_TTL_S
         ).url,
-        "allowed_hosts": [],
+        "egress_hosts": list((version.get("manifest") or {}).get("egress_hosts") or []),
         "asset_url_prefixes": [blob_url_prefix(version, objects)],
+        "sandbox": sandbox.as_dict(),
     }
 
 
-def blob_url_prefix(scope: dict[str, Any], objects: ObjectStore) -> str:
+def blob_url_prefix(scope: Mapping[str, Any], objects: ObjectStore) -> str:
     """How every signed URL of the namespace's bucket files starts (local store or S3)."""
     probe = f"{scope['org_id']}/{scope['namespace_id']}/buckets/"
     url = objects.presign_get(f"{probe}probe", expires_in=60).url
@@ -60,35 +66,50 @@ def download_archive(url: str, sha256: str, target: Path) -> None:
         )
 
 
-def open_stored_plugin(spec: dict[str, Any]) -> PluginRuntime:
-    """Download, verify, gate and load the plugin ``spec`` names, in this dedicated process.
-
-    ``spec`` holds ``plugin_id``, ``org_id``, ``namespace_id``, ``archive_url``, ``sha256`` and
-    optionally ``allowed_hosts`` and ``asset_url_prefixes`` (signed URLs of the namespace's
-    stored blobs, which the plugin may download).
-    """
+def fetch_plugin(spec: Mapping[str, Any], work: Path) -> Path:
+    """Download, verify and extract (through the archive gate) the version ``spec`` names
+    into ``work``; returns the plugin directory."""
     from mixpeek_orchestration.plugins.archive import extract_archive
-    from mixpeek_orchestration.plugins.guard import scrubbed_environ
-    from mixpeek_orchestration.plugins.runtime import PluginRuntime
-    from mixpeek_orchestration.sdk.context import PluginContext
 
-    scratch = Path(tempfile.mkdtemp(prefix=f"mixpeek-{spec['plugin_id']}-"))
-    archive = scratch / "archive.zip"
+    work.mkdir(parents=True, exist_ok=True)
+    archive = work / "archive.zip"
     download_archive(spec["archive_url"], spec["sha256"], archive)
-    extracted = extract_archive(archive, scratch / "plugin")
+    extracted = extract_archive(archive, work / "plugin")
     archive.unlink()
-    # A worker is a dedicated process: its plugin never sees platform secrets.
-    for key in set(os.environ) - set(scrubbed_environ()):
-        del os.environ[key]
-    context = PluginContext(
-        org_id=spec["org_id"],
-        namespace_id=spec["namespace_id"],
-        scratch_dir=scratch / "work",
-        asset_url_prefixes=tuple(spec.get("asset_url_prefixes", ())),
+    return extracted.root
+
+
+def open_stored_plugin(spec: Mapping[str, Any], *, devices: Sequence[str] = ()) -> PluginSession:
+    """The version ``spec`` names, opened in a sandboxed host (its manifest imported).
+
+    ``spec`` holds ``plugin_id``, ``org_id``, ``namespace_id``, ``archive_url``, ``sha256``,
+    ``sandbox`` (the operator's choice) and optionally ``egress_hosts`` (the manifest's) and
+    ``asset_url_prefixes`` (signed URLs of the namespace's stored blobs, which the plugin may
+    download).
+    """
+    from mixpeek_orchestration.plugins.session import PluginSession
+
+    work = Path(tempfile.mkdtemp(prefix=f"mixpeek-{spec['plugin_id']}-"))
+    root = fetch_plugin(spec, work / "source")
+    sandbox = SandboxConfig.from_dict(spec.get("sandbox"))
+    hosts = [*sandbox.egress_hosts, *spec.get("egress_hosts", ())]
+    prefixes = list(spec.get("asset_url_prefixes", ()))
+    session = PluginSession.start(
+        root,
+        sandbox=sandbox,
+        allowed_hosts=spec.get("egress_hosts", ()),
+        asset_url_prefixes=prefixes,
+        work_dir=work,
+        devices=devices,
     )
-    return PluginRuntime.open(
-        extracted.root,
-        context=context,
-        allowed_hosts=spec.get("allowed_hosts", ()),
-        dedicated_process=True,
-    )
+    try:
+        session.open(
+            org_id=spec["org_id"],
+            namespace_id=spec["namespace_id"],
+            allowed_hosts=hosts,
+            asset_url_prefixes=prefixes,
+        )
+    except BaseException:
+        session.close()
+        raise
+    return session

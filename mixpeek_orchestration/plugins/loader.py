@@ -35,11 +35,12 @@ from typing import Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.compat import install_compat_imports
-from mixpeek_orchestration.plugins.guard import GuardPolicy, guarded
-from mixpeek_orchestration.sdk.context import PluginContainer, PluginContext, use_context
-from mixpeek_orchestration.sdk.contracts import RealtimeAdapter, find_realtime_handler
-from mixpeek_orchestration.sdk.manifest import PluginManifest, manifest_from_namespace
-from mixpeek_orchestration.sdk.pipeline import (
+from mixpeek_orchestration.sandbox.guard import GuardPolicy, guarded
+from mixpeek_orchestration.sandbox.host_services import GuardedHost
+from mixpeek_orchestration.sdk._context import PluginContainer, PluginContext, use_context
+from mixpeek_orchestration.sdk._contracts import RealtimeAdapter, find_realtime_handler
+from mixpeek_orchestration.sdk._manifest import PluginManifest, manifest_from_namespace
+from mixpeek_orchestration.sdk._pipeline import (
     PipelineDefinition,
     PipelineStep,
     StepDefinition,
@@ -179,10 +180,13 @@ class LoadedPlugin:
                 "realtime.py defines no handler (a RealtimeHandler class with predict(request), "
                 "or a class with async run_inference(inputs, parameters))",
             )
+        if context is None:  # calls still run under this plugin's guard
+            context = PluginContext()
+            context.host = GuardedHost(self.guard, context.scratch_dir)
         try:
-            with use_context(context or PluginContext()), guarded(self.guard):
+            with use_context(context), guarded(self.guard):
                 handler = handler_class()
-            return RealtimeAdapter(handler, guard=self.guard, context=context)
+            return RealtimeAdapter(handler, context=context)
         except MixpeekError:
             raise
         except Exception as exc:

@@ -7,7 +7,11 @@ or it is the platform SDK / a hosted-product compatibility path, or it is the pl
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 # Top-level packages plugin code may import (seed guide, "Allowed Imports"), plus `os` whose
 # harmless parts (os.path, os.environ.get) ordinary ML code uses; its dangerous functions are
@@ -44,6 +48,49 @@ COMPAT_PREFIXES: tuple[str, ...] = (
     "shared.models.loader",
 )
 SDK_PREFIXES: tuple[str, ...] = ("mixpeek_orchestration.sdk",)
+SDK_MODULE = "mixpeek_orchestration.sdk"
+
+
+@cache
+def public_names(module: str) -> frozenset[str]:
+    """The names ``module`` lists in its ``__all__``, read from its source (nothing imported
+    beyond its parent packages): what plugin code may take from the SDK and the compatibility
+    modules, so that a platform internal a module happens to import is never reachable."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return frozenset()
+    tree = ast.parse(Path(spec.origin).read_bytes())
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            return frozenset(ast.literal_eval(node.value))  # type: ignore[attr-defined]
+    return frozenset()
+
+
+@cache
+def sdk_modules() -> frozenset[str]:
+    """The platform modules plugin code may import: the SDK package, and each hosted-product
+    compatibility module with the packages above it."""
+    from mixpeek_orchestration.plugins.compat import ALIASES
+
+    modules = {SDK_MODULE}
+    for alias in ALIASES:
+        parts = alias.split(".")
+        modules |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return frozenset(modules)
+
+
+@cache
+def sdk_public_paths() -> frozenset[str]:
+    """Every dotted path plugin code may import from the platform: :func:`sdk_modules` and the
+    names each lists in ``__all__`` (a compatibility module: its target's ``__all__``)."""
+    from mixpeek_orchestration.plugins.compat import ALIASES
+
+    paths = set(sdk_modules()) | {f"{SDK_MODULE}.{name}" for name in public_names(SDK_MODULE)}
+    for alias, target in ALIASES.items():
+        paths |= {f"{alias}.{name}" for name in public_names(target)}
+    return frozenset(paths)
+
 
 # Explicitly forbidden (seed guide, "Forbidden Imports"); reported with their own message.
 FORBIDDEN_IMPORTS: frozenset[str] = frozenset(

@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -33,9 +35,17 @@ from pymongo.errors import DuplicateKeyError
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.archive import ArchiveLimits, open_plugin_archive
 from mixpeek_orchestration.plugins.policy import ScanPolicy
+from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
 from mixpeek_orchestration.plugins.validation import PluginCheck, check_plugin_archive
-from mixpeek_orchestration.sdk.manifest import SLUG_PATTERN, normalize_version, plugin_id_for
-from mixpeek_orchestration.tenancy.accounts import Caller, Namespace, new_id, now
+from mixpeek_orchestration.sandbox.config import SandboxConfig
+from mixpeek_orchestration.sdk._manifest import (
+    SLUG_PATTERN,
+    FeatureUri,
+    normalize_version,
+    plugin_id_for,
+)
+from mixpeek_orchestration.storage.ids import new_id, now
+from mixpeek_orchestration.tenancy.accounts import Caller, Namespace
 
 if TYPE_CHECKING:
     from mixpeek_orchestration.storage.metadata import MetadataStore
@@ -53,10 +63,6 @@ def archive_key(namespace: Namespace, name: str, version: str, sha256: str) -> s
     # The content hash in the name keeps two racing confirms of one version from overwriting
     # each other's bytes: the loser removes only its own file.
     return f"{plugin_prefix(namespace)}/{name}/{version}/archive-{sha256[:16]}.zip"
-
-
-def route_prefix(namespace: Namespace, plugin_id: str) -> str:
-    return f"/inference/custom_plugin_{namespace.namespace_id}_{plugin_id}"
 
 
 def check_name(name: str) -> str:
@@ -109,8 +115,10 @@ class PluginRegistry:
         *,
         scan_policy: ScanPolicy | None = None,
         limits: ArchiveLimits | None = None,
+        sandbox: SandboxConfig | None = None,
     ) -> None:
         self.objects = objects
+        self.sandbox = sandbox or SandboxConfig()
         self.uploads = metadata.collection("plugin_uploads")
         self.versions = metadata.collection("plugin_versions")
         self.plugins = metadata.collection("plugins")
@@ -304,7 +312,9 @@ class PluginRegistry:
         description: str,
         message: str,
     ) -> dict[str, Any]:
-        check = check_plugin_archive(path, policy=self.scan_policy, limits=self.limits)
+        check = check_plugin_archive(
+            path, policy=self.scan_policy, limits=self.limits, sandbox=self.sandbox
+        )
         if not check.passed:
             return self._failure(check)
         assert check.description is not None
@@ -324,7 +334,7 @@ class PluginRegistry:
         plugin_id = plugin_id_for(manifest_name, version)
         features = check.description["features"]
         feature_uris = [
-            f"mixpeek://{manifest_name}@{version}/{f['feature_name']}" for f in features
+            str(FeatureUri(manifest_name, version, f["feature_name"])) for f in features
         ]
         existing = self.versions.find_one({**self._scope(namespace), "plugin_id": plugin_id})
         if existing is not None:
@@ -356,7 +366,7 @@ class PluginRegistry:
             "validation_status": "passed",
             "created_at": now(),
             "created_by": caller.key_prefix,
-            "deployment": {"status": "NOT_DEPLOYED"},
+            "deployment": {"status": DeploymentStatus.NOT_DEPLOYED.value},
             "scan_report": {
                 "rules_at": now(),
                 "violations": [v.model_dump() for v in check.violations],
@@ -402,7 +412,7 @@ class PluginRegistry:
             "sha256": doc["sha256"],
             "violations": doc.get("warnings", []),
             "validation_errors": [],
-            "route_prefix": route_prefix(namespace, doc["plugin_id"]),
+            "route_prefix": route_prefix(namespace.namespace_id, doc["plugin_id"]),
             "already_registered": already,
         }
 
@@ -445,7 +455,7 @@ class PluginRegistry:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def get_version(self, namespace: Namespace, plugin_id: str) -> dict[str, Any]:
+    def get_version(self, namespace: Namespace, plugin_id: str) -> PluginVersion:
         doc = self.versions.find_one(
             {**self._scope(namespace), "plugin_id": plugin_id}, {"_id": 0, "files": 0}
         )
@@ -453,7 +463,99 @@ class PluginRegistry:
             raise MixpeekError(
                 ErrorCode.NOT_FOUND, f"Plugin {plugin_id!r} not found", plugin_id=plugin_id
             )
-        return doc
+        return doc  # type: ignore[return-value]
+
+    def version_record(self, namespace_id: str, plugin_id: str) -> PluginVersion | None:
+        """A version by its namespace and id, for platform work that starts from a record's
+        ids (ingestion runs, rollouts, Dagster partitions) rather than a caller."""
+        doc = self.versions.find_one(
+            {"namespace_id": namespace_id, "plugin_id": plugin_id}, {"_id": 0}
+        )
+        return doc  # type: ignore[return-value]
+
+    def is_active(self, namespace: Namespace, version: PluginVersion) -> bool:
+        """Whether ``version`` is its plugin's active one."""
+        plugin = self.plugins.find_one({**self._scope(namespace), "name": version["name"]})
+        return bool(plugin and plugin.get("active_plugin_id") == version["plugin_id"])
+
+    def producer_of(self, namespace: Namespace, uri: str) -> PluginVersion:
+        """The version of this namespace whose features include ``uri``; 404 otherwise."""
+        doc = self.versions.find_one(
+            {**self._scope(namespace), "feature_uris": uri}, {"_id": 0, "files": 0}
+        )
+        if doc is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND,
+                f"no plugin version in this namespace produces {uri}",
+                field="feature_uri",
+            )
+        return doc  # type: ignore[return-value]
+
+    def serving_version(self, namespace: Namespace, name: str) -> PluginVersion:
+        """The version the plugin's name currently routes to (its blue-green alias)."""
+        plugin = self.plugins.find_one({**self._scope(namespace), "name": name})
+        if plugin is None:
+            raise MixpeekError(ErrorCode.NOT_FOUND, f"Plugin {name!r} not found", name=name)
+        plugin_id = plugin.get("serving_plugin_id")
+        if not plugin_id:
+            raise MixpeekError(
+                ErrorCode.NOT_DEPLOYED,
+                f"Plugin {name!r} has no deployed realtime version; "
+                f"POST .../plugins/{plugin['active_plugin_id']}/deploy",
+                name=name,
+            )
+        return self.get_version(namespace, plugin_id)
+
+    def active_by_name(self, name: str, *, namespace_id: str | None = None) -> PluginVersion | None:
+        """The active version of the most recently changed plugin called ``name`` in this data
+        plane (optionally in one namespace): what a rendered Serve config deploys."""
+        query: dict[str, Any] = {"name": name}
+        if namespace_id:
+            query["namespace_id"] = namespace_id
+        plugin = self.plugins.find_one(query, sort=[("updated_at", -1)])
+        if plugin is None:
+            return None
+        return self.version_record(plugin["namespace_id"], plugin["active_plugin_id"])
+
+    def versions_since(self, after: datetime | None, *, limit: int = 500) -> list[PluginVersion]:
+        """Versions of every namespace registered at or after ``after``, oldest first (what
+        the Dagster sensor turns into partitions)."""
+        query: dict[str, Any] = {"created_at": {"$gte": after}} if after else {}
+        projection = {"_id": 0, "namespace_id": 1, "plugin_id": 1, "created_at": 1}
+        cursor = self.versions.find(query, projection).sort("created_at", 1).limit(limit)
+        return list(cursor)  # type: ignore[arg-type]
+
+    # -- deployment state (written by the deployer) -------------------------------------------
+
+    def update_deployment(self, namespace_id: str, plugin_id: str, **fields: Any) -> None:
+        """Set fields of a version's ``deployment`` (enums stored as their values)."""
+        update = {
+            f"deployment.{key}": value.value if isinstance(value, Enum) else value
+            for key, value in fields.items()
+        }
+        self.versions.update_one(
+            {"namespace_id": namespace_id, "plugin_id": plugin_id}, {"$set": update}
+        )
+
+    def with_deployment(self, status: DeploymentStatus) -> list[PluginVersion]:
+        """Every version whose deployment is ``status`` (ids and deployment only)."""
+        cursor = self.versions.find(
+            {"deployment.status": status.value},
+            {"_id": 0, "namespace_id": 1, "plugin_id": 1, "deployment": 1},
+        )
+        return list(cursor)  # type: ignore[arg-type]
+
+    def move_alias(self, version: PluginVersion) -> None:
+        """Point the plugin's name at ``version`` if it is the active one (blue-green switch)."""
+        self.plugins.update_one(
+            {
+                "org_id": version["org_id"],
+                "namespace_id": version["namespace_id"],
+                "name": version["name"],
+                "active_plugin_id": version["plugin_id"],
+            },
+            {"$set": {"serving_plugin_id": version["plugin_id"], "serving_since": now()}},
+        )
 
     def list_plugins(self, namespace: Namespace) -> list[dict[str, Any]]:
         active = {p["name"]: p["active_version"] for p in self.plugins.find(self._scope(namespace))}
@@ -479,7 +581,7 @@ class PluginRegistry:
             doc["is_active"] = doc["version"] == plugin.get("active_version")
         return docs
 
-    def active_version(self, namespace: Namespace, name: str) -> dict[str, Any]:
+    def active_version(self, namespace: Namespace, name: str) -> PluginVersion:
         plugin = self.plugins.find_one({**self._scope(namespace), "name": check_name(name)})
         if plugin is None:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"Plugin {name!r} not found", name=name)
@@ -615,7 +717,7 @@ class PluginRegistry:
                 },
             )
         self._event(namespace, doc["name"], "delete", doc["version"], "", caller)
-        deployed = doc.get("deployment", {}).get("status") not in (None, "NOT_DEPLOYED")
+        deployed = DeploymentStatus.of(doc) is not DeploymentStatus.NOT_DEPLOYED
         return {"plugin_id": plugin_id, "deleted": True, "deployment_removed": deployed}
 
     def delete_namespace_contents(self, namespace: Namespace) -> int:

@@ -11,7 +11,7 @@ realtime replicas, so a plugin runs the same way everywhere:
 Example:
     >>> runtime = PluginRuntime.open(Path("examples/plugins/my_extractor"))
     >>> runner, built = runtime.pipeline({"threshold": 0.7})
-    >>> out, report = runner.run(build_batch(sample_records(...), runtime.manifest))
+    >>> out, report = runner.run(sample_batch(sample_records(...), runtime.manifest))
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from typing import Any
 
 from mixpeek_orchestration.batch.steps import PipelineRunner
 from mixpeek_orchestration.models.cache import activate_model_cache
-from mixpeek_orchestration.plugins.guard import GuardPolicy, install_guard
+from mixpeek_orchestration.models.namespace import ModelSource
 from mixpeek_orchestration.plugins.loader import BuiltPipeline, LoadedPlugin, load_plugin
-from mixpeek_orchestration.sdk.context import PluginContext
-from mixpeek_orchestration.sdk.contracts import RealtimeAdapter
-from mixpeek_orchestration.sdk.manifest import PluginManifest
+from mixpeek_orchestration.sandbox.guard import GuardPolicy, install_guard
+from mixpeek_orchestration.sandbox.host_services import GuardedHost
+from mixpeek_orchestration.sdk._context import PluginContext
+from mixpeek_orchestration.sdk._contracts import RealtimeAdapter
+from mixpeek_orchestration.sdk._manifest import PluginManifest
 
 
 @dataclass
@@ -47,6 +49,9 @@ class PluginRuntime:
         guard: bool = True,
         protected_roots: Iterable[Path] = (),
         allowed_hosts: Iterable[str] = (),
+        asset_url_prefixes: Iterable[str] = (),
+        models: ModelSource | None = None,
+        proxy: tuple[str, int] | None = None,
         model_cache: Path | None = None,
         dedicated_process: bool = False,
     ) -> PluginRuntime:
@@ -55,10 +60,15 @@ class PluginRuntime:
         Args:
             root: the plugin directory (an extracted archive, never a developer's tree in
                 production).
-            context: namespace, secrets and models of the caller (a local one by default).
+            context: namespace and secrets of the caller (a local one by default); its
+                ``host`` is set here, from the guard and the arguments below.
             guard: install the runtime guard (always, except in trusted platform tests).
             protected_roots: directories plugin code may not read (the platform data dir).
             allowed_hosts: hosts plugin code may connect to.
+            asset_url_prefixes: URL prefixes of the platform's object store (its signed URLs
+                of the namespace's blobs), which ``download_asset`` may fetch.
+            models: where ``load_namespace_model`` finds the namespace's models.
+            proxy: the egress forwarder's address, the one local endpoint plugin code reaches.
             model_cache: the offline model cache directory.
             dedicated_process: this process exists to run the plugin (a batch actor, a
                 replica, the CLI): point ``TMPDIR`` at the scratch dir so libraries' temporary
@@ -77,8 +87,15 @@ class PluginRuntime:
                 protected_roots=tuple(protected_roots),
                 readable_roots=(root.resolve(), cache_home.resolve()),
                 allowed_hosts=frozenset(allowed_hosts),
+                proxy=proxy,
+                plugin_root=root.resolve(),
             )
-            context.guard = policy
+        context.host = GuardedHost(
+            policy,
+            context.scratch_dir,
+            asset_url_prefixes=tuple(asset_url_prefixes),
+            models=models,
+        )
         if dedicated_process:
             os.environ["TMPDIR"] = str(context.scratch_dir)
             tempfile.tempdir = None

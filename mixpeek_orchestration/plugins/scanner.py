@@ -369,7 +369,12 @@ def _violation(
     file: str, line: int, column: int, rule: str, message: str, severity: str = "error"
 ) -> Violation:
     return Violation(
-        file=file, line=line, column=column, message=message, severity=severity, rule=rule
+        file=file,
+        line=line,
+        column=column,
+        message=message,
+        severity=severity,  # type: ignore[arg-type]  # "error" or "warning"
+        rule=rule,
     )
 
 
@@ -540,10 +545,19 @@ _SDK_TOPS = frozenset(p.split(".", 1)[0] for p in P.SDK_PREFIXES + P.COMPAT_PREF
 
 
 def _is_sdk_path(dotted: str) -> bool:
-    """The platform SDK or a hosted-product compatibility path (``engine.inference...``)."""
-    return any(
-        dotted == p or dotted.startswith(p + ".") for p in P.SDK_PREFIXES + P.COMPAT_PREFIXES
-    )
+    """The platform SDK or a hosted-product compatibility path (``engine.inference...``), or a
+    public name of one: only what their ``__all__`` lists, never a module inside the SDK.
+
+    Other hosted built-in services (``engine.inference.<provider>.<model>.services``) pass the
+    scan and fail at import with a message naming the ones this platform has.
+    """
+    if dotted in P.sdk_public_paths():
+        return True
+    if not dotted.startswith("engine.inference."):
+        return False
+    parts = dotted.split(".")
+    modules = P.sdk_modules()
+    return not any(".".join(parts[:i]) in modules for i in range(3, len(parts)))
 
 
 def _module_name(rel: str) -> str:
@@ -1034,7 +1048,7 @@ class _ModuleScanner:
                 self._tick()
             handler = handlers.get(type(node))
             if handler is not None:
-                handler(node, scope, flags)
+                handler(node, scope, flags)  # type: ignore[operator]
             else:
                 generic(node, scope, flags)
 
@@ -1124,6 +1138,14 @@ class _ModuleScanner:
             return None
         if top in _SDK_TOPS and _is_sdk_path(dotted):
             return "p"
+        if top in _SDK_TOPS and top not in self.plugin_modules:
+            self.report(
+                node,
+                R_NOT_ALLOWED,
+                f"Import not allowed: {dotted} is not a public name of the platform SDK "
+                "(import what `mixpeek_orchestration.sdk` exports)",
+            )
+            return None
         if (
             top in self.plugin_modules
             and top not in _STDLIB
@@ -1208,6 +1230,14 @@ class _ModuleScanner:
                     continue
             elif kind == "m":
                 self._judge_step_at(module, alias.name, node, None, _LOAD, importing=True)
+            elif kind == "p" and not _is_sdk_path(f"{module}.{alias.name}"):
+                self.report(
+                    node,
+                    R_NOT_ALLOWED,
+                    f"Import not allowed: {module}.{alias.name} is not a public name of the "
+                    "platform SDK",
+                )
+                continue
             token = self._step(module, alias.name) if kind == "m" else None
             self._add(var, (token or f"p:{module}.{alias.name}",))
 
@@ -1273,12 +1303,12 @@ class _ModuleScanner:
             info.by_name[arg.arg] = params[arg.arg] = _Var()
             if arg.annotation is not None:
                 push((arg.annotation, outer, _F_TYPE))
-        for arg, slot in ((args.vararg, "vararg"), (args.kwarg, "kwarg")):
+        for arg, slot in ((args.vararg, "vararg"), (args.kwarg, "kwarg")):  # type: ignore[assignment]
             if arg is not None:
                 setattr(info, slot, params.setdefault(arg.arg, _Var()))
                 if arg.annotation is not None:
                     push((arg.annotation, outer, _F_TYPE))
-        for arg in (*positional, *args.kwonlyargs, args.vararg, args.kwarg):
+        for arg in (*positional, *args.kwonlyargs, args.vararg, args.kwarg):  # type: ignore[assignment]
             if arg is not None and arg.arg[0] == "_":
                 self._check_binding_name(arg.arg, arg, inner)
         defaults = args.defaults
@@ -1288,7 +1318,7 @@ class _ModuleScanner:
             ):
                 push((default, outer, 0))
                 self._copy(default, params[arg.arg], outer)
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):  # type: ignore[assignment]
             if default is not None:
                 push((default, outer, 0))
                 self._copy(default, params[arg.arg], outer)
@@ -1357,7 +1387,7 @@ class _ModuleScanner:
         self._push(node.value, scope)
         fn_scope = scope
         while fn_scope is not None and fn_scope.fn is None:
-            fn_scope = fn_scope.parent
+            fn_scope = fn_scope.parent  # type: ignore[assignment]
         if fn_scope is not None and fn_scope.fn is not None:
             self._copy(node.value, fn_scope.fn.returns, scope)
 
@@ -1705,7 +1735,7 @@ class _ModuleScanner:
             func_var = name_load(func, scope, inherit)  # type: ignore[arg-type]
         else:
             push((func, scope, inherit))
-            func_var = value_of(func, scope)
+            func_var = value_of(func, scope)  # type: ignore[assignment]
         rec = _CallRec(node, func_var, dst, via_attr)
         args = rec.args
         for arg in node.args:
@@ -1863,7 +1893,7 @@ class _ModuleScanner:
         elif tp is ast.BoolOp:
             parts = node.values  # type: ignore[attr-defined]
         elif tp is ast.Starred or tp is ast.Await:
-            parts = (node.value,)  # type: ignore[attr-defined]
+            parts = (node.value,)  # type: ignore[assignment,attr-defined]
         else:
             parts = node.elts  # type: ignore[attr-defined]
             for part in parts:  # [*os.environ] unpacks into a new container: drop environ
@@ -2011,7 +2041,7 @@ class _ModuleScanner:
 
     def _embedded_type_string(self, node: ast.Constant, scope: _Scope, flags: int) -> None:
         """A string in a type position is evaluated by typing / pydantic: scan it as code."""
-        text: str = node.value
+        text: str = node.value  # type: ignore[assignment]
         if len(text) > MAX_EMBEDDED_SOURCE:
             self.report(node, R_ANNOTATION, "String annotation too long")
             return
@@ -2085,7 +2115,7 @@ class _ModuleScanner:
                 if target is not None:
                     self._alias(var, target.vars[name])
         for call in self._builtin_calls:
-            name, scope = call.builtin  # type: ignore[misc]
+            name, scope = call.builtin  # type: ignore[assignment,misc,str-unpack]
             target = self._resolve(scope, name)
             if target is None or not self._shadows(target, name, call.node.lineno):  # type: ignore[attr-defined]
                 call.builtin = name
@@ -2250,6 +2280,24 @@ class _ModuleScanner:
                 if third not in P.OS_ENVIRON_READ_METHODS:
                     return (R_CALL, f"Forbidden call: os.environ.{third}", "error")
             return None
+        if top in _SDK_TOPS and len(parts) > 1:
+            # a public SDK name, or an attribute of one (``ResourceType.CPU``), is fine; any
+            # other path into the platform's package (or a compatibility module) is an internal
+            prefix = next(
+                (
+                    ".".join(parts[:d])
+                    for d in range(len(parts), 0, -1)
+                    if _is_sdk_path(".".join(parts[:d]))
+                ),
+                None,
+            )
+            if prefix is not None and (prefix == path or prefix not in P.sdk_modules()):
+                return None
+            return (
+                R_NOT_ALLOWED,
+                f"Import not allowed: {path} is not a public name of the platform SDK",
+                "error",
+            )
         if top == "builtins" and len(parts) > 1:
             if parts[1] in _ALL_FORBIDDEN_BUILTINS:
                 return (R_BUILTIN, f"Forbidden builtin: {parts[1]} (as {path})", "error")

@@ -4,25 +4,23 @@
 
 1. the archive gate (sizes counted from inflated bytes, paths, links, duplicates, native code...),
 2. the static security scan of every ``.py`` file,
-3. manifest validation (importing the plugin in a separate process, under the runtime guard),
-4. a dry run of ``build_steps`` with the default parameters (same process).
+3. manifest validation (importing the plugin in a sandboxed plugin host, under the runtime guard),
+4. a dry run of ``build_steps`` with the default parameters (same host).
 
 The bytes scanned are the bytes loaded: everything happens on one private extraction whose
 archive sha256 and per-file hashes are reported. Plugin code is executed only after it passed
-the scan, and then only under the runtime guard.
+the scan, and then only in the sandbox: the API process that checks an upload never imports it,
+and what the manifest could read is only what its sandbox holds (its own files).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.archive import (
@@ -32,10 +30,10 @@ from mixpeek_orchestration.plugins.archive import (
     build_archive,
     open_plugin_archive,
 )
-from mixpeek_orchestration.plugins.guard import scrubbed_environ
 from mixpeek_orchestration.plugins.policy import ScanPolicy
 from mixpeek_orchestration.plugins.report import ScanReport, Violation
 from mixpeek_orchestration.plugins.scanner import scan_directory
+from mixpeek_orchestration.sandbox.config import SandboxConfig
 
 STAGES = ("archive", "scan", "manifest", "pipeline")
 
@@ -95,12 +93,12 @@ def check_extracted(
     *,
     policy: ScanPolicy,
     dry_run: bool = True,
-    timeout_s: float = 300.0,
+    sandbox: SandboxConfig | None = None,
 ) -> PluginCheck:
     """Scan, validate and dry-run an already extracted archive.
 
     The scan is pure AST analysis in this process; importing the plugin (manifest, dry run)
-    happens in a separate short-lived process (:mod:`inspect_worker`) under the runtime guard.
+    happens in a short-lived sandboxed plugin host, under the runtime guard.
     """
     check = PluginCheck(
         stage="scan",
@@ -114,7 +112,9 @@ def check_extracted(
     if not report.passed:
         return check
     check.stage = "manifest"
-    outcome = _inspect_in_subprocess(extracted.root, dry_run=dry_run, timeout_s=timeout_s)
+    outcome = _inspect_in_sandbox(
+        extracted.root, dry_run=dry_run, sandbox=sandbox or SandboxConfig()
+    )
     check.stage = outcome["stage"]
     check.errors = outcome["errors"]
     check.description = outcome["description"]
@@ -122,31 +122,14 @@ def check_extracted(
     return check
 
 
-def _inspect_in_subprocess(root: Path, *, dry_run: bool, timeout_s: float) -> dict[str, Any]:
-    command = [sys.executable, "-m", "mixpeek_orchestration.plugins.inspect_worker", str(root)]
-    if dry_run:
-        command.append("--dry-run")
-    env = scrubbed_environ() | {"PYTHONDONTWRITEBYTECODE": "1"}
-    with tempfile.TemporaryDirectory(prefix="mixpeek-inspect-") as cwd:
-        try:
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=cwd,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return _failed(f"importing the plugin took longer than {timeout_s:.0f}s")
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
+def _inspect_in_sandbox(root: Path, *, dry_run: bool, sandbox: SandboxConfig) -> dict[str, Any]:
+    from mixpeek_orchestration.plugins.session import PluginSession
+
     try:
-        outcome: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (result.stderr or result.stdout)[-500:]
-        return _failed(f"the plugin could not be inspected (exit {result.returncode}): {tail}")
-    return outcome
+        with PluginSession.start(root, sandbox=sandbox) as session:
+            return session.inspect(dry_run=dry_run)
+    except MixpeekError as exc:  # the host crashed, hung, or could not start
+        return _failed(f"the plugin could not be inspected: {exc.detail}")
 
 
 def _failed(message: str) -> dict[str, Any]:
@@ -159,17 +142,18 @@ def _failed(message: str) -> dict[str, Any]:
 
 
 def check_plugin_archive(
-    source: Path | IO[bytes],
+    source: Path | BinaryIO,
     *,
     policy: ScanPolicy | None = None,
     limits: ArchiveLimits | None = None,
     dry_run: bool = True,
+    sandbox: SandboxConfig | None = None,
 ) -> PluginCheck:
     """Run the whole gate on a zip archive (see the module docstring)."""
     policy = policy or ScanPolicy()
     try:
         with open_plugin_archive(source, limits=limits or ArchiveLimits()) as extracted:
-            return check_extracted(extracted, policy=policy, dry_run=dry_run)
+            return check_extracted(extracted, policy=policy, dry_run=dry_run, sandbox=sandbox)
     except ArchiveRejected as exc:
         return PluginCheck(stage="archive", violations=list(exc.violations), strict=policy.strict)
 
@@ -196,7 +180,10 @@ def check_plugin_path(
     policy: ScanPolicy | None = None,
     limits: ArchiveLimits | None = None,
     dry_run: bool = True,
+    sandbox: SandboxConfig | None = None,
 ) -> PluginCheck:
     """Check a plugin directory or zip exactly as an upload would be checked."""
     with as_archive(path) as archive:
-        return check_plugin_archive(archive, policy=policy, limits=limits, dry_run=dry_run)
+        return check_plugin_archive(
+            archive, policy=policy, limits=limits, dry_run=dry_run, sandbox=sandbox
+        )

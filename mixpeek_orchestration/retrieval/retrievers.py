@@ -14,15 +14,13 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.ingest.buckets import scope
 from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.retrieval.stages import validate_stage
+from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
-from mixpeek_orchestration.tenancy.accounts import Namespace, new_id, now
+from mixpeek_orchestration.storage.scope import scope
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
-STAGE_TYPES = frozenset(
-    {"feature_search", "attribute_filter", "rerank", "classify", "sort_attribute", "limit",
-     "deduplicate"}
-)  # fmt: skip
 RETRIEVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -31,7 +29,8 @@ def _invalid(message: str, field: str) -> MixpeekError:
 
 
 def check_stages(stages: Any, feature_uris: set[str]) -> list[dict[str, Any]]:
-    """The stages, each ``{stage_name, config: {stage_id, parameters}}``, checked."""
+    """The stages, each ``{stage_name, config: {stage_id, parameters}}``, checked against the
+    stage registry (:data:`~mixpeek_orchestration.retrieval.stages.STAGES`)."""
     if not isinstance(stages, list) or not stages:
         raise _invalid("stages must be a non-empty list", "stages")
     for index, stage in enumerate(stages):
@@ -41,33 +40,9 @@ def check_stages(stages: Any, feature_uris: set[str]) -> list[dict[str, Any]]:
             raise _invalid(
                 f"{where} must be {{stage_name, config: {{stage_id, parameters}}}}", where
             )
-        stage_id = config.get("stage_id")
-        if stage_id not in STAGE_TYPES:
-            raise _invalid(
-                f"{where}.config.stage_id {stage_id!r} is not one of {sorted(STAGE_TYPES)}",
-                f"{where}.config.stage_id",
-            )
         parameters = config.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise _invalid(
-                f"{where}.config.parameters must be an object", f"{where}.config.parameters"
-            )
-        if stage_id == "feature_search":
-            searches = parameters.get("searches")
-            if not isinstance(searches, list) or not searches:
-                raise _invalid(
-                    f"{where}: feature_search needs parameters.searches: [{{feature_uri, query}}]",
-                    f"{where}.config.parameters.searches",
-                )
-            for s_index, search in enumerate(searches):
-                uri = search.get("feature_uri") if isinstance(search, dict) else None
-                if uri not in feature_uris:
-                    raise _invalid(
-                        f"{where}.searches[{s_index}].feature_uri {uri!r} is not a feature of the "
-                        f"retriever's collections ({sorted(feature_uris)})",
-                        f"{where}.config.parameters.searches[{s_index}].feature_uri",
-                    )
-        stage.setdefault("stage_name", f"{stage_id}_{index}")
+        validate_stage(config.get("stage_id"), parameters, feature_uris=feature_uris, where=where)
+        stage.setdefault("stage_name", f"{config['stage_id']}_{index}")
         config["parameters"] = parameters
     return stages
 
@@ -174,3 +149,6 @@ class Retrievers:
         doc = self.get(namespace, retriever)
         self.retrievers.delete_one({"retriever_id": doc["retriever_id"]})
         return {"retriever_id": doc["retriever_id"], "deleted": True}
+
+    def delete_namespace(self, namespace: Namespace) -> int:
+        return self.retrievers.delete_many(scope(namespace)).deleted_count

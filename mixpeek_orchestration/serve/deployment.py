@@ -1,9 +1,11 @@
 """The Ray Serve deployment hosting one plugin version's realtime handler.
 
-A replica loads its version from the stored archive, verified and guarded
-(:func:`~mixpeek_orchestration.plugins.fetch.open_stored_plugin`). Requests
-(``{"inputs": {...}, "parameters": {...}}``) are answered by the handler; when it accepts lists
-(``predict_batch``), concurrent requests are batched with ``@serve.batch``.
+A replica fetches its version's stored archive (verified, through the archive gate) and runs the
+handler in a sandboxed plugin host it supervises
+(:func:`~mixpeek_orchestration.plugins.fetch.open_stored_plugin`): the replica itself runs no
+plugin code. Requests (``{"inputs": {...}, "parameters": {...}}``) go over the host's channel,
+several at once; when the handler accepts lists (``predict_batch``), concurrent requests are
+batched with ``@serve.batch``. A host that crashes fails the requests it held and is replaced.
 
 This module imports Ray Serve; only the deployer and replicas import it.
 """
@@ -47,18 +49,14 @@ class PluginDeployment:
 
         start = time.perf_counter()
         self.plugin_id = spec["plugin_id"]
-        self.runtime = open_stored_plugin(spec)
-        adapter = self.runtime.realtime()
-        if adapter is None:
-            raise MixpeekError(
-                ErrorCode.INVALID_PLUGIN, f"{self.plugin_id} has no realtime.py handler"
-            )
-        self.adapter = adapter
+        self.session = open_stored_plugin(spec)
+        self.batch_capable = self.session.realtime()
         logger.info(
-            "%s ready in %.2fs (batching: %s)",
+            "%s ready in %.2fs in a %s plugin host (batching: %s)",
             self.plugin_id,
             time.perf_counter() - start,
-            adapter.batch_capable,
+            self.session.backend,
+            self.batch_capable,
         )
 
     async def __call__(self, request: Request) -> JSONResponse:
@@ -93,54 +91,31 @@ class PluginDeployment:
         if not isinstance(inputs or {}, dict) or not isinstance(parameters or {}, dict):
             raise MixpeekError(ErrorCode.INVALID_REQUEST, "inputs and parameters must be objects")
         inputs, parameters = inputs or {}, parameters or {}
-        if self.adapter.batch_capable and not parameters:
+        if self.batch_capable and not parameters:
             result = await self._batched(inputs)
             if isinstance(result, Exception):
                 raise result
             return result  # type: ignore[no-any-return]
-        return await self.adapter(inputs, parameters)
+        return await self.session.infer(inputs, parameters)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _batched(self, inputs: list[dict[str, Any]]) -> list[Any]:
         try:
-            return list(await self.adapter.call_batch(inputs))
+            return list(await self.session.infer_batch(inputs))
         except Exception as exc:  # one failure answers every request of the batch with it
             return [exc for _ in inputs]
 
     def check_health(self) -> None:
-        if self.adapter is None:
-            raise RuntimeError("no realtime handler")
+        """Healthy while the plugin host can be (re)started: a host that died is replaced on
+        the next request, so only a replica that cannot start one again is unhealthy."""
+        self.session.host.ensure_started()
+
+    def __del__(self) -> None:
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
 
 
 def build_application(spec: dict[str, Any], *, options: dict[str, Any]) -> Any:
     """The Serve application of one plugin version, with its resources and autoscaling."""
-    return PluginDeployment.options(**options).bind(spec)
-
-
-def app_builder(args: dict[str, str]) -> Any:
-    """Serve config entry point for rendered manifests (``import_path:
-    mixpeek_orchestration.serve.deployment:app_builder``, ``args: {extractor: NAME}``).
-
-    Resolves the extractor's active version in this data plane (``MIXPEEK_*`` settings of the
-    Ray containers; ``args["namespace_id"]`` narrows it to one namespace) and builds its
-    application; the config's ``deployments`` entry then sets replicas and resources.
-    """
-    from mixpeek_orchestration.platform import Platform
-    from mixpeek_orchestration.plugins.fetch import plugin_spec
-    from mixpeek_orchestration.serve.deployer import serve_options
-    from mixpeek_orchestration.settings import load_settings
-
-    platform = Platform(load_settings())
-    query: dict[str, Any] = {"name": args["extractor"]}
-    if args.get("namespace_id"):
-        query["namespace_id"] = args["namespace_id"]
-    plugin = platform.registry.plugins.find_one(query, sort=[("updated_at", -1)])
-    if plugin is None:
-        raise LookupError(f"no plugin named {args['extractor']!r} in this data plane")
-    version = platform.registry.versions.find_one(
-        {"namespace_id": plugin["namespace_id"], "plugin_id": plugin["active_plugin_id"]}
-    )
-    if version is None:
-        raise LookupError(f"{plugin['active_plugin_id']} has no stored version")
-    spec = plugin_spec(version, platform.objects)
-    return build_application(spec, options=serve_options(version.get("manifest", {}), "plugin"))
+    return PluginDeployment.options(**options).bind(spec)  # type: ignore[attr-defined]

@@ -202,7 +202,7 @@ class Stack:
             if key.startswith("MIXPEEK_")
         }
         return self.settings.model_copy(
-            update=MixpeekSettings(**overrides).model_dump(exclude_unset=True)
+            update=MixpeekSettings(**overrides).model_dump(exclude_unset=True)  # type: ignore[arg-type]
         )
 
     # -- steps ---------------------------------------------------------------------------------
@@ -244,17 +244,24 @@ class Stack:
         return state
 
     def _preflight(self, state: StackState) -> None:
-        """Fail fast on unreachable external components and on ports taken by someone else."""
+        """Fail fast on unreachable external components and on ports taken by someone else;
+        pick the plugin sandbox (the strongest that works here, unless one is configured)."""
         s = self.settings
+        backend = Platform(s).sandbox.resolve()  # a MixpeekError naming why none works
+        self.report(f"sandbox: plugin hosts run in {backend.describe()}")
+        state.env["MIXPEEK_SANDBOX"] = backend.kind.value  # every process uses the same one
         if s.mongo_uri:
             self.report(f"metadata: external at {s.mongo_uri}")
             self._require_healthy("metadata", Platform(s).metadata.health)
         if s.ray_address:
             self.report(f"ray: external at {s.ray_address}")
             host, port = split_host_port(s.ray_address)
-            self._require_healthy(
-                "ray", lambda: (tcp_reachable(host, port), ComponentHealth.ok())[1]
-            )
+
+            def ray_reachable() -> ComponentHealth:
+                tcp_reachable(host, port)
+                return ComponentHealth.ok()
+
+            self._require_healthy("ray", ray_reachable)
         if s.s3_bucket:
             self.report(f"objects: external S3 bucket {s.s3_bucket}")
             self._require_healthy("objects", Platform(s).objects.health)
@@ -381,7 +388,7 @@ class Stack:
         log = s.logs_dir / "serve.log"
         with log.open("ab") as handle:
             result = subprocess.run(
-                [sys.executable, "-m", "mixpeek_orchestration.compute.bootstrap"],
+                [sys.executable, "-m", "mixpeek_orchestration.platform.bootstrap"],
                 env=self._child_env(state),
                 stdout=handle,
                 stderr=subprocess.STDOUT,

@@ -4,17 +4,21 @@ Each table holds the vectors of one namespace and feature; rows are keyed by ``i
 re-processing an object upserts instead of duplicating. Later layers (ingestion, retrieval)
 decide table names and schemas; this adapter only moves Arrow data in and out.
 
+Rows are selected with *filters*, ``{column: value}`` (equality) or ``{column: [values]}``
+(membership), combined with AND: :func:`where_clause` turns them into LanceDB SQL with one
+escaping rule, so no caller ever writes a SQL string.
+
 Example:
     >>> store = VectorStore("/tmp/vectors")
     >>> store.upsert("ns_demo__embedding", [{"id": "d1", "vector": [0.1, 0.2, 0.3]}])
-    >>> store.search("ns_demo__embedding", [0.1, 0.2, 0.3], k=1)[0]["id"]
+    >>> store.search("ns_demo__embedding", [0.1, 0.2, 0.3], k=1, filters={"id": ["d1"]})[0]["id"]
     'd1'
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +30,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DistanceMetric = Literal["cosine", "l2", "dot"]
+
+
+def metric_of(feature: Mapping[str, Any]) -> DistanceMetric:
+    """LanceDB's distance for a manifest feature's ``distance_metric`` (cosine, euclid, dot)."""
+    return {"cosine": "cosine", "euclid": "l2", "dot": "dot"}.get(  # type: ignore[return-value]
+        feature.get("distance_metric") or "cosine", "cosine"
+    )
+
+
 ANN_MIN_ROWS = 20_000
 """Below this many rows a table is searched exactly (a scan is fast and exact); at or above it
 an ANN index is built once."""
@@ -33,6 +46,38 @@ ANN_PARTITION_ROWS = 6_250  # IVF partitions of about this many rows (16 at 100,
 ANN_MAX_PARTITIONS = 64
 ANN_NPROBES = 8  # ... of which a query searches the graphs of the 8 nearest
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+Filters = Mapping[str, Any]
+"""``{column: value}`` for equality, ``{column: [values]}`` for membership; AND of them all."""
+
+
+def sql_literal(value: Any) -> str:
+    """A value as a LanceDB SQL literal (strings quoted, quotes doubled)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def where_clause(filters: Filters | None) -> str | None:
+    """The SQL predicate of ``filters`` (``None`` when there are none); an empty membership
+    list matches nothing."""
+    if not filters:
+        return None
+    parts = []
+    for column, value in filters.items():
+        if not _COLUMN.fullmatch(column):
+            raise MixpeekError(ErrorCode.INVALID_REQUEST, f"Invalid vector column {column!r}")
+        name = f"`{column}`"  # quoted: a column may share a name with an SQL keyword
+        if isinstance(value, (list, tuple, set, frozenset)):
+            values = list(value)
+            parts.append(
+                f"{name} IN ({', '.join(sql_literal(v) for v in values)})" if values else "FALSE"
+            )
+        else:
+            parts.append(f"{name} = {sql_literal(value)}")
+    return " AND ".join(parts)
 
 
 def validate_table_name(name: str) -> str:
@@ -105,12 +150,12 @@ class VectorStore:
         vector: Sequence[float],
         *,
         k: int = 10,
-        where: str | None = None,
+        filters: Filters | None = None,
         metric: DistanceMetric = "cosine",
         exact: bool = False,
         columns: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Nearest rows to ``vector``, each with its ``_distance``; ``where`` filters first.
+        """Nearest rows to ``vector``, each with its ``_distance``; ``filters`` apply first.
 
         Uses the table's ANN index when it has one (searching the HNSW graphs of the
         ``ANN_NPROBES`` nearest partitions), unless ``exact``. ``columns`` limits what comes
@@ -122,6 +167,7 @@ class VectorStore:
             .distance_type(metric)
         )
         query = query.bypass_vector_index() if exact else query.nprobes(ANN_NPROBES)
+        where = where_clause(filters)
         if where:
             query = query.where(where, prefilter=True)
         if columns is not None:
@@ -162,12 +208,36 @@ class VectorStore:
             handle.create_index("collection_id", config=Bitmap())
         return True
 
-    def count(self, table: str, *, where: str | None = None) -> int:
+    def count(self, table: str, *, filters: Filters | None = None) -> int:
         if not self.has_table(table):
             return 0
-        return int(self.db.open_table(table).count_rows(where))
+        return int(self.db.open_table(table).count_rows(where_clause(filters)))
 
-    def delete(self, table: str, where: str) -> None:
+    def rows(
+        self,
+        table: str,
+        *,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Every row matching ``filters`` (an empty table when the table does not exist)."""
+        import pyarrow as pa
+
+        if not self.has_table(table):
+            return pa.table({})
+        query = self.db.open_table(table).search()
+        where = where_clause(filters)
+        if where:
+            query = query.where(where)
+        if columns is not None:
+            query = query.select(list(columns))
+        return query.limit(None).to_arrow()
+
+    def delete(self, table: str, filters: Filters) -> None:
+        """Remove the rows matching ``filters`` (never every row: filters are required)."""
+        where = where_clause(filters)
+        if not where:
+            raise MixpeekError(ErrorCode.INVALID_REQUEST, "deleting vectors needs filters")
         if self.has_table(table):
             self.db.open_table(table).delete(where)
 

@@ -20,10 +20,11 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.storage.ids import new_id, now
 
 if TYPE_CHECKING:
     from mixpeek_orchestration.storage.metadata import MetadataStore
@@ -33,16 +34,8 @@ NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 
 
-def new_id(prefix: str, nbytes: int = 8) -> str:
-    return f"{prefix}_{secrets.token_hex(nbytes)}"
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,6 +122,26 @@ class Accounts:
             }
         )
         return key
+
+    def org_id_of(self, ref: str) -> str:
+        """An organisation's id from its id or name; 404 otherwise."""
+        org = self.orgs.find_one({"$or": [{"org_id": ref}, {"name": ref}]})
+        if org is None:
+            raise MixpeekError(ErrorCode.NOT_FOUND, f"Organisation {ref!r} not found", field="org")
+        return str(org["org_id"])
+
+    def tenant_of(self, org_id: str) -> str | None:
+        """The tenant whose data plane serves ``org_id`` (``None``: the shared plane)."""
+        org = self.orgs.find_one({"org_id": org_id}, {"tenant": 1})
+        return (org or {}).get("tenant")
+
+    def route_orgs(self, org_ids: list[str], tenant: str | None) -> None:
+        """Route organisations to ``tenant``'s data plane (``None``: the shared one)."""
+        if org_ids:
+            self.orgs.update_many({"org_id": {"$in": org_ids}}, {"$set": {"tenant": tenant}})
+
+    def orgs_of_tenant(self, tenant: str) -> list[str]:
+        return [o["org_id"] for o in self.orgs.find({"tenant": tenant}, {"org_id": 1})]
 
     def revoke_key(self, org_id: str, key_prefix: str) -> int:
         result = self.keys.update_many(

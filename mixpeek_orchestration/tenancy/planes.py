@@ -9,22 +9,20 @@ served from that plane, so its namespaces, plugins, buckets, objects, documents 
 never reach the control plane's stores, and the same API key and SDK keep working.
 
 Tenant configs are kept in the control plane's ``tenants`` collection and managed with
-``mixpeek admin tenant ...``. A plane is a :class:`~mixpeek_orchestration.platform.Platform`
-built from the control plane's settings with the tenant's endpoints put over them.
+``mixpeek admin tenant ...``. The composition root builds each plane's adapters from the
+control plane's settings with the tenant's endpoints put over them
+(:class:`mixpeek_orchestration.platform.planes.Planes`).
 
 Example:
     >>> tenants = Tenants(control.metadata)
     >>> tenants.configure("acme", DataPlane(mongo_database="acme"), orgs=["acme"])
-    >>> Planes(control).for_org(org_id).settings.mongo_database
+    >>> DataPlane(mongo_database="acme").settings_over(control.settings, "acme").mongo_database
     'acme'
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,16 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
 if TYPE_CHECKING:
-    from mixpeek_orchestration.platform import Platform
     from mixpeek_orchestration.settings import MixpeekSettings
     from mixpeek_orchestration.storage.metadata import MetadataStore
+    from mixpeek_orchestration.tenancy.accounts import Accounts
 
 TENANT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 SECRET_FIELDS = ("s3_secret_access_key", "redis_url")
 """The plane's ``SecretStr`` fields: stored as given, masked whenever a config is shown."""
-CONFIG_TTL_S = 5.0
-"""How long a process trusts a tenant config it read; a change made with the admin CLI reaches
-every API replica and sensor within this time."""
 
 
 class DataPlane(BaseModel):
@@ -133,9 +128,9 @@ def read_plane_file(path: Path) -> dict[str, Any]:
 class Tenants:
     """Tenant configs and which organisations they serve, in the control plane."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, accounts: Accounts) -> None:
         self.tenants = metadata.collection("tenants")
-        self.orgs = metadata.collection("organizations")
+        self.accounts = accounts
 
     def ensure_indexes(self) -> None:
         self.tenants.create_index("name", unique=True)
@@ -149,7 +144,7 @@ class Tenants:
                 f"Invalid tenant name {name!r}: lowercase letters, digits and '-' (max 40)",
                 field="tenant",
             )
-        org_ids = [self._org_id(ref) for ref in orgs]
+        org_ids = [self.accounts.org_id_of(ref) for ref in orgs]
         stamp = datetime.now(UTC)
         secrets = {
             key: value.get_secret_value()
@@ -160,15 +155,8 @@ class Tenants:
         self.tenants.update_one(
             {"name": name}, {"$set": doc, "$setOnInsert": {"created_at": stamp}}, upsert=True
         )
-        if org_ids:
-            self.orgs.update_many({"org_id": {"$in": org_ids}}, {"$set": {"tenant": name}})
+        self.accounts.route_orgs(org_ids, name)
         return self.get(name)
-
-    def _org_id(self, ref: str) -> str:
-        org = self.orgs.find_one({"$or": [{"org_id": ref}, {"name": ref}]})
-        if org is None:
-            raise MixpeekError(ErrorCode.NOT_FOUND, f"Organisation {ref!r} not found", field="org")
-        return str(org["org_id"])
 
     def _doc(self, name: str) -> dict[str, Any]:
         doc = self.tenants.find_one({"name": name}, {"_id": 0})
@@ -179,11 +167,14 @@ class Tenants:
     def get(self, name: str) -> dict[str, Any]:
         """The tenant's record with the organisations routed to it."""
         doc = self._doc(name)
-        doc["orgs"] = [o["org_id"] for o in self.orgs.find({"tenant": name}, {"org_id": 1})]
+        doc["orgs"] = self.accounts.orgs_of_tenant(name)
         return doc
 
+    def names(self) -> list[str]:
+        return [doc["name"] for doc in self.tenants.find({}, {"name": 1}).sort("name")]
+
     def list(self) -> list[dict[str, Any]]:
-        return [self.get(doc["name"]) for doc in self.tenants.find({}, {"name": 1}).sort("name")]
+        return [self.get(name) for name in self.names()]
 
     def config(self, name: str) -> dict[str, Any]:
         """The stored data-plane mapping of tenant ``name`` (what :func:`parse_plane` reads)."""
@@ -193,7 +184,7 @@ class Tenants:
         """Route one organisation to ``tenant`` (``None``: back to the shared plane)."""
         if tenant is not None:
             self._doc(tenant)  # 404 for an unknown tenant
-        self.orgs.update_one({"org_id": self._org_id(org)}, {"$set": {"tenant": tenant}})
+        self.accounts.route_orgs([self.accounts.org_id_of(org)], tenant)
 
     def remove(self, name: str) -> None:
         """Delete a tenant config; refused while organisations are routed to it."""
@@ -206,58 +197,3 @@ class Tenants:
                 field="tenant",
             )
         self.tenants.delete_one({"name": name})
-
-
-class Planes:
-    """Each tenant's :class:`Platform`, built once per config and shared by every request of
-    the process (so their clients and connection pools are reused)."""
-
-    def __init__(self, control: Platform) -> None:
-        self.control = control
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, dict[str, Any], Platform]] = {}
-
-    @property
-    def tenants(self) -> Tenants:
-        return Tenants(self.control.metadata)
-
-    def get(self, tenant: str | None) -> Platform:
-        """The data plane of ``tenant``; the control (shared) plane for ``None``."""
-        if tenant is None:
-            return self.control
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(tenant)
-        if cached is not None and now - cached[0] < CONFIG_TTL_S:
-            return cached[2]
-        raw = self.tenants.config(tenant)
-        if cached is not None and cached[1] == raw:
-            platform = cached[2]
-        else:
-            from mixpeek_orchestration.platform import Platform
-
-            settings = parse_plane(raw).settings_over(self.control.settings, tenant)
-            # the previous one is left to requests still holding it (closing it could cut
-            # them off); its clients go with it once nothing refers to it
-            platform = Platform(settings, tenant=tenant)
-        with self._lock:
-            self._cache[tenant] = (now, raw, platform)
-        return platform
-
-    def for_org(self, org_id: str) -> Platform:
-        org = self.control.metadata.collection("organizations").find_one(
-            {"org_id": org_id}, {"tenant": 1}
-        )
-        return self.get((org or {}).get("tenant"))
-
-    def all(self) -> Iterator[Platform]:
-        """The shared plane, then every dedicated one (a sensor's walk over all of them)."""
-        yield self.control
-        for doc in self.tenants.tenants.find({}, {"name": 1}).sort("name"):
-            yield self.get(doc["name"])
-
-    def close(self) -> None:
-        with self._lock:
-            cached, self._cache = list(self._cache.values()), {}
-        for _, _, platform in cached:
-            platform.close()

@@ -66,7 +66,7 @@ def vector_count(stack: RunningStack, collection: dict[str, Any]) -> int:
     """Vectors of a collection's first feature (a fresh read: table handles are snapshots)."""
     table = vector_table(collection["namespace_id"], collection["feature_uris"][0])
     return stack.platform().vectors.count(
-        table, where=f"collection_id = '{collection['collection_id']}'"
+        table, filters={"collection_id": collection["collection_id"]}
     )
 
 
@@ -430,14 +430,13 @@ def test_warm_actors_are_shared_and_leave_when_idle(
 ) -> None:
     import ray
 
-    from mixpeek_orchestration.ingest.engine import WARM_NAMESPACE
+    from mixpeek_orchestration.compute.resources import WARM_NAMESPACE
     from mixpeek_orchestration.platform import Platform
     from mixpeek_orchestration.plugins.fetch import plugin_spec
 
     platform = Platform(stack.settings.model_copy(update={"ingest_warm_idle_s": 5}))
-    version = platform.registry.versions.find_one(
-        {"namespace_id": tenant.namespace_id, "plugin_id": text_plugin}
-    )
+    version = platform.registry.version_record(tenant.namespace_id, text_plugin)
+    assert version is not None
     spec = plugin_spec(version, platform.objects)
     platform.ray.connect()
     engine = platform.ingestion

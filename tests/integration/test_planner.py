@@ -13,8 +13,8 @@ from mixpeek_orchestration.ingest.collections import Collections
 from mixpeek_orchestration.ingest.documents import Documents
 from mixpeek_orchestration.ingest.planner import IngestPlanner
 from mixpeek_orchestration.plugins.registry import PluginRegistry
+from mixpeek_orchestration.storage.ids import now
 from mixpeek_orchestration.storage.metadata import MetadataStore
-from mixpeek_orchestration.tenancy.accounts import now
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration

@@ -282,7 +282,6 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
     import redis
 
     from mixpeek_orchestration.retrieval.cache import RedisQueryCache
-    from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
     from mixpeek_orchestration.serve.relay import call_deployment
 
     api, tenant, _ = deployed
@@ -307,7 +306,7 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
                     )
                 )[0]
 
-            executor = RetrieverExecutor(platform, call, cache)
+            executor = platform.retrieval(call, cache=cache)
             return await executor.execute(namespace, retriever, {"q": query}, {})  # type: ignore[no-any-return]
 
     query = "a mission to the red planet"
@@ -356,3 +355,66 @@ def test_metrics_carry_the_tenant_of_ingestion_realtime_and_queries(
     assert total("mixpeek_ingest_batches", tenant=org, status="completed") >= 1
     assert f'mixpeek_ingest_queue_depth{{tenant="{org}"}}' in text
     assert total("mixpeek_api_errors_total", tenant=org, status_class="4xx") >= 1  # the 409/422s
+
+
+def test_deleting_the_namespace_leaves_nothing_of_it_anywhere(
+    deployed: Any, stack: RunningStack
+) -> None:
+    """Last in this module: the namespace holds a bucket with objects, a collection with
+    documents and vectors, a retriever and a deployed plugin. After DELETE every id answers
+    404, no record, file or vector table of it is left, and its Serve application goes."""
+    import httpx
+
+    api, tenant, collection = deployed
+    ns = tenant.namespace_id
+    bucket = api.call("GET", "/buckets/articles")
+    objects = api.call("POST", f"/buckets/{bucket['bucket_id']}/objects/list", json={})["results"]
+    document = api.call("POST", f"/collections/{collection['collection_id']}/documents/list",
+                        json={"limit": 1})["results"][0]  # fmt: skip
+    retriever = api.call("POST", "/retrievers", json={"retriever_name": "doomed",
+                         "collection_identifiers": ["articles"], "stages": [search_stage()]})  # fmt: skip
+    platform = stack.platform()
+    tables = [t for t in platform.vectors.table_names() if t.startswith(f"{ns}__")]
+    assert tables and objects and platform.serve.routes()  # there is something to delete
+
+    gone = api.http.delete(f"/namespaces/{ns}")
+    assert gone.status_code == 200, gone.text
+    assert api.http.delete(f"/namespaces/{ns}").status_code == 404  # already gone
+
+    for path in (
+        f"/namespaces/{ns}",
+        f"/namespaces/{ns}/plugins/my_extractor_1_0_0",
+        f"/buckets/{bucket['bucket_id']}",
+        f"/buckets/{bucket['bucket_id']}/objects/{objects[0]['object_id']}",
+        f"/collections/{collection['collection_id']}",
+        f"/collections/{collection['collection_id']}/documents/{document['document_id']}",
+        f"/retrievers/{retriever['retriever_id']}",
+    ):
+        assert api.http.get(path).status_code == 404, path
+    # a new namespace of the same name starts empty: nothing resolves to the old records
+    fresh = httpx.post(f"{tenant.base_url}/namespaces", headers=tenant.headers,
+                       json={"namespace_name": "main-again"}).json()["namespace_id"]  # fmt: skip
+    headers = tenant.headers | {"X-Namespace": fresh}
+    for path in (f"/buckets/{bucket['bucket_id']}", f"/collections/{collection['collection_id']}",
+                 f"/retrievers/{retriever['retriever_id']}"):  # fmt: skip
+        assert httpx.get(f"{tenant.base_url}{path}", headers=headers).status_code == 404, path
+
+    # its Serve application is removed by the deployment sensor, within seconds (the route goes
+    # first, the queued removal once the replicas have stopped)
+    deadline = time.monotonic() + 90
+    while any(ns in route for route in platform.serve.routes()) or any(
+        ns in app for app in platform.removals.pending()
+    ):
+        assert time.monotonic() < deadline, (platform.serve.routes(), platform.removals.pending())
+        time.sleep(2)
+    # looked for from outside: every metadata collection (the removal queue included), the
+    # object store, the vector store
+    db = platform.metadata.db
+    leftovers = {
+        name: n
+        for name in db.list_collection_names()
+        if (n := db[name].count_documents({"$or": [{"namespace_id": ns}, {"app": {"$regex": ns}}]}))
+    }
+    assert leftovers == {}
+    assert list(platform.objects.list(f"{tenant.org_id}/{ns}/")) == []
+    assert [t for t in platform.vectors.table_names() if t.startswith(f"{ns}__")] == []

@@ -14,7 +14,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.schemas import ErrorResponse
-from mixpeek_orchestration.ingest import operations
 
 router = APIRouter(
     prefix="/v1/buckets",
@@ -98,7 +97,7 @@ async def get_bucket(
 async def delete_bucket(
     bucket_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(operations.delete_bucket, platform, namespace, bucket_id)
+    return await run_in_threadpool(platform.operations.delete_bucket, namespace, bucket_id)
 
 
 @router.post("/{bucket_id}/uploads", summary="A presigned URL to PUT one file to")
@@ -153,7 +152,7 @@ async def delete_object(
     bucket_id: str, object_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(
-        operations.delete_object, platform, namespace, bucket_id, object_id
+        platform.operations.delete_object, namespace, bucket_id, object_id
     )
 
 
@@ -162,5 +161,5 @@ async def object_lineage(
     bucket_id: str, object_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(
-        operations.object_lineage, platform, namespace, bucket_id, object_id
+        platform.operations.object_lineage, namespace, bucket_id, object_id
     )

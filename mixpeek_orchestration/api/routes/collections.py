@@ -10,7 +10,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.schemas import ErrorResponse
-from mixpeek_orchestration.ingest import operations
 
 router = APIRouter(
     prefix="/v1/collections",
@@ -80,8 +79,7 @@ async def update_collection(
     collection_id: str, body: CollectionUpdate, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(
-        operations.reprocess_with,
-        platform,
+        platform.operations.reprocess_with,
         namespace,
         collection_id,
         body.feature_extractor,
@@ -93,7 +91,7 @@ async def update_collection(
 async def delete_collection(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(operations.delete_collection, platform, namespace, collection_id)
+    return await run_in_threadpool(platform.operations.delete_collection, namespace, collection_id)
 
 
 @router.post("/{collection_id}/trigger", summary="Re-process every object of the collection")
@@ -186,5 +184,5 @@ async def document_lineage(
     collection_id: str, document_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(
-        operations.document_lineage, platform, namespace, collection_id, document_id
+        platform.operations.document_lineage, namespace, collection_id, document_id
     )

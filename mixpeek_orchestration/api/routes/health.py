@@ -27,8 +27,8 @@ class LiveResponse(BaseModel):
 async def healthz(platform: ControlDep) -> HealthResponse:
     """Health of every component: metadata, objects, vectors, ray, serve, dagster."""
     components = await asyncio.to_thread(platform.health)
-    overall = "ok" if all(c.status == "ok" for c in components.values()) else "degraded"
-    return HealthResponse(status=overall, components=components)
+    healthy = all(c.status == "ok" for c in components.values())
+    return HealthResponse(status="ok" if healthy else "degraded", components=components)
 
 
 @router.get("/livez", response_model=LiveResponse)

@@ -25,7 +25,7 @@ async def metrics(control: ControlDep) -> Response:
 
     def render() -> bytes:
         try:
-            planes = [plane.metadata for plane in control.planes.all()]
+            planes = [plane.planner.summary for plane in control.planes.all()]
         except MixpeekError:  # no metadata store configured: the request series only
             planes = []
         except Exception as exc:  # control plane unreachable: a scrape still answers

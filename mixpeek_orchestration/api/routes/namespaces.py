@@ -66,11 +66,7 @@ async def get_namespace(
 async def delete_namespace(
     namespace_id: str, caller: CallerDep, platform: PlatformDep
 ) -> NamespaceResponse:
-    """Delete a namespace and everything in it (plugins, archives)."""
-
-    def delete() -> Namespace:
-        namespace = platform.accounts.resolve_namespace(caller, namespace_id)
-        platform.registry.delete_namespace_contents(namespace)
-        return platform.accounts.delete_namespace(caller, namespace.namespace_id)
-
-    return _out(await run_in_threadpool(delete))
+    """Delete a namespace and everything in it: plugins and their realtime deployments,
+    buckets, objects and files, collections, documents and vectors, retrievers."""
+    namespace, _ = await run_in_threadpool(platform.cascade.delete, caller, namespace_id)
+    return _out(namespace)

@@ -7,6 +7,7 @@ rollback, diff, log, delete. Deployment routes arrive with the realtime layer.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -32,7 +33,7 @@ from mixpeek_orchestration.api.schemas import (
     VersionList,
 )
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.plugins.registry import route_prefix
+from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
@@ -46,7 +47,7 @@ router = APIRouter(
 )
 
 
-def _plugin(doc: dict[str, Any], namespace: Namespace) -> PluginResponse:
+def _plugin(doc: Mapping[str, Any], namespace: Namespace) -> PluginResponse:
     manifest = doc.get("manifest", {})
     return PluginResponse(
         plugin_id=doc["plugin_id"],
@@ -62,8 +63,8 @@ def _plugin(doc: dict[str, Any], namespace: Namespace) -> PluginResponse:
         created_at=doc["created_at"],
         created_by=doc["created_by"],
         is_active=doc.get("is_active", False),
-        status=doc.get("deployment", {}).get("status", "NOT_DEPLOYED"),
-        route_prefix=route_prefix(namespace, doc["plugin_id"]),
+        status=DeploymentStatus.of(doc).value,
+        route_prefix=route_prefix(namespace.namespace_id, doc["plugin_id"]),
         parameter_schema=manifest.get("parameter_schema"),
         input_schema=manifest.get("input_schema"),
         output_schema=manifest.get("output_schema"),
@@ -313,16 +314,9 @@ async def log(name: str, namespace: PathNamespaceDep, platform: PlatformDep) -> 
 async def get_plugin(
     plugin_id: str, namespace: PathNamespaceDep, platform: PlatformDep
 ) -> PluginResponse:
-    def load() -> dict[str, Any]:
+    def load() -> PluginVersion:
         doc = platform.registry.get_version(namespace, plugin_id)
-        active = platform.registry.plugins.find_one(
-            {
-                "org_id": namespace.org_id,
-                "namespace_id": namespace.namespace_id,
-                "name": doc["name"],
-            }
-        )
-        doc["is_active"] = bool(active and active.get("active_plugin_id") == plugin_id)
+        doc["is_active"] = platform.registry.is_active(namespace, doc)
         return doc
 
     return _plugin(await run_in_threadpool(load), namespace)
@@ -336,9 +330,9 @@ async def plugin_status(
     deployment = doc.get("deployment", {})
     return PluginStatus(
         plugin_id=plugin_id,
-        status=deployment.get("status", "NOT_DEPLOYED"),
+        status=DeploymentStatus.of(doc).value,
         error=deployment.get("error"),
-        route_prefix=route_prefix(namespace, plugin_id),
+        route_prefix=route_prefix(namespace.namespace_id, plugin_id),
         feature_uri=doc["feature_uris"][0] if doc["feature_uris"] else None,
         feature_uris=doc["feature_uris"],
         deployed_at=deployment.get("deployed_at"),

@@ -17,7 +17,7 @@ from mixpeek_orchestration.api.deps import (
 )
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.serve.naming import route_prefix
+from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
 from mixpeek_orchestration.serve.relay import call_deployment
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -98,15 +98,16 @@ async def _relay(
     request: Request,
     platform: Any,
     namespace: Namespace,
-    doc: dict[str, Any],
+    doc: PluginVersion,
     body: RealtimeRequest,
 ) -> tuple[dict[str, Any], float]:
-    status = doc.get("deployment", {}).get("status", "NOT_DEPLOYED")
-    if status != "DEPLOYED":
+    status = DeploymentStatus.of(doc)
+    if status is not DeploymentStatus.DEPLOYED:
         raise MixpeekError(
             ErrorCode.NOT_DEPLOYED,
-            f"{doc['plugin_id']} is not deployed (status {status}); POST .../{doc['plugin_id']}/deploy first",
-            status=status,
+            f"{doc['plugin_id']} is not deployed (status {status.value}); "
+            f"POST .../{doc['plugin_id']}/deploy first",
+            status=status.value,
         )
     prefix = route_prefix(namespace.namespace_id, doc["plugin_id"])
     return await call_deployment(
@@ -152,22 +153,11 @@ async def inference(
             ErrorCode.INVALID_REQUEST, "Give exactly one of inference_name or feature_uri"
         )
 
-    def resolve() -> dict[str, Any]:
+    def resolve() -> PluginVersion:
         if body.feature_uri is not None:
-            doc = platform.registry.versions.find_one(
-                {
-                    "org_id": namespace.org_id,
-                    "namespace_id": namespace.namespace_id,
-                    "feature_uris": body.feature_uri,
-                },
-                {"_id": 0, "files": 0},
-            )
-            if doc is None:
-                raise MixpeekError(
-                    ErrorCode.NOT_FOUND, f"No plugin version produces {body.feature_uri}"
-                )
-            return doc
-        return platform.deployer.serving_version(namespace, body.inference_name)
+            return platform.registry.producer_of(namespace, body.feature_uri)
+        assert body.inference_name is not None
+        return platform.registry.serving_version(namespace, body.inference_name)
 
     doc = await run_in_threadpool(resolve)
     output, latency = await _relay(

@@ -6,12 +6,13 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from mixpeek_orchestration.batch.rows import build_batch
-from mixpeek_orchestration.batch.steps import ERROR_COLUMN, PipelineRunner, StepExecutor
+from mixpeek_orchestration.batch.rows import sample_batch
+from mixpeek_orchestration.batch.steps import ERROR_COLUMN, PipelineRunner, StepExecutor, arrow_safe
 from mixpeek_orchestration.sdk import (
     PipelineDefinition,
     ResourceType,
@@ -19,7 +20,7 @@ from mixpeek_orchestration.sdk import (
     StepDefinition,
     build_pipeline_steps,
 )
-from mixpeek_orchestration.sdk.manifest import manifest_from_namespace
+from mixpeek_orchestration.sdk._manifest import manifest_from_namespace
 
 
 class In(BaseModel):
@@ -83,7 +84,7 @@ def records(texts: list[str]) -> list[dict[str, Any]]:
 def test_only_failing_rows_fail_and_the_model_loads_once() -> None:
     Embed.constructed = 0
     m = manifest()
-    batch = build_batch(records(["a", "b", "boom 1", "c", "d", "boom 2", "e", "f"]), m)
+    batch = sample_batch(records(["a", "b", "boom 1", "c", "d", "boom 2", "e", "f"]), m)
     out, report = PipelineRunner(steps(), m).run(batch)
     assert report.rows_ok == 6 and report.rows_failed == 2
     failed = out[out[ERROR_COLUMN].notna()]
@@ -96,7 +97,7 @@ def test_only_failing_rows_fail_and_the_model_loads_once() -> None:
 def test_row_conditions_route_rows_and_unprocessed_rows_are_errors() -> None:
     m = manifest()
     rows = records(["a"]) + [{"data": "/tmp/x.png", "mime_type": "image/png"}]
-    out, report = PipelineRunner(steps(), m).run(build_batch(rows, m))
+    out, report = PipelineRunner(steps(), m).run(sample_batch(rows, m))
     assert report.rows_ok == 1
     assert "no step processed this row" in out.loc[1, ERROR_COLUMN]
 
@@ -111,7 +112,7 @@ def test_row_conditions_route_rows_and_unprocessed_rows_are_errors() -> None:
 )
 def test_outputs_are_checked_against_features(config: dict[str, Any], problem: str) -> None:
     m = manifest()
-    out, report = PipelineRunner(steps(config), m).run(build_batch(records(["a", "b"]), m))
+    out, report = PipelineRunner(steps(config), m).run(sample_batch(records(["a", "b"]), m))
     assert report.rows_failed == 2
     assert problem in out.loc[0, ERROR_COLUMN]
 
@@ -141,7 +142,7 @@ class Reorders(Embed):
 )
 def test_contract_breaches_fail_rows_not_silently(cls: type, problem: str) -> None:
     m = manifest()
-    out, report = PipelineRunner(steps(cls=cls), m).run(build_batch(records(["a", "b"]), m))
+    out, report = PipelineRunner(steps(cls=cls), m).run(sample_batch(records(["a", "b"]), m))
     assert report.rows_ok == 0
     assert all(problem in e for e in out[ERROR_COLUMN])
 
@@ -153,7 +154,7 @@ def test_output_schema_is_checked_with_embedding_alias() -> None:
             return out.drop(columns=["label"])
 
     m = manifest()
-    out, _ = PipelineRunner(steps(cls=NoLabel), m).run(build_batch(records(["a"]), m))
+    out, _ = PipelineRunner(steps(cls=NoLabel), m).run(sample_batch(records(["a"]), m))
     assert "output_schema: label" in out.loc[0, ERROR_COLUMN]
     assert "embedding" not in out.loc[0, ERROR_COLUMN]  # satisfied by the 'vec' feature
 
@@ -170,10 +171,16 @@ def test_gpu_step_without_gpu_runs_on_cpu_and_says_so(caplog: pytest.LogCaptureF
 
 def test_batch_shape_follows_the_contract() -> None:
     m = manifest()
-    batch = build_batch(records(["hello"]) + [{"url": "/tmp/a.png"}], m)
+    batch = sample_batch(records(["hello"]) + [{"url": "/tmp/a.png"}], m)
     assert list(batch.columns[:10]) == [
         "data", "document_id", "object_id", "blob_id", "blob_property", "blob_type",
         "collection_id", "feature_extractor_id", "mime_type", "size_bytes",
     ]  # fmt: skip
     assert batch.loc[0, "text"] == "hello" and batch.loc[0, "size_bytes"] == 0
     assert batch.loc[1, "blob_type"] == "image" and batch.loc[1, "mime_type"] == "image/png"
+
+
+def test_vectors_become_lists_so_failed_rows_still_convert() -> None:
+    frame = pd.DataFrame({"v": [np.ones(3, dtype=np.float32), None], "label": ["a", None]})
+    out = arrow_safe(frame)
+    assert out["v"].tolist() == [[1.0, 1.0, 1.0], None]

@@ -10,10 +10,10 @@ import yaml
 from typer.testing import CliRunner
 
 from mixpeek_orchestration.cli.main import app
-from mixpeek_orchestration.deploy.overrides import load_overrides, parse_overrides
 from mixpeek_orchestration.deploy.render import check_manifest, render, write
 from mixpeek_orchestration.errors import MixpeekError
-from mixpeek_orchestration.serve.deployer import serve_options
+from mixpeek_orchestration.serve.options import serve_options
+from mixpeek_orchestration.tenancy.overrides import load_overrides, parse_overrides
 
 REGISTRY = ["text_extractor", "image_extractor", "my_extractor", "web_scraper"]
 SPEC_EXAMPLE = """
@@ -249,7 +249,7 @@ def test_a_stack_reads_its_overrides_file_on_every_call(tmp_path: Path) -> None:
 
 
 def test_a_deployment_asks_room_for_its_first_replicas() -> None:
-    from mixpeek_orchestration.serve.deployer import initial_need
+    from mixpeek_orchestration.serve.options import initial_need
 
     fixed = serve_options({"serve_config": {"num_replicas": 2, "num_cpus": 0.5}}, "plugin")
     assert initial_need(fixed) == {"CPU": 1.0, "GPU": 0.0}

@@ -12,7 +12,7 @@ import pytest
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.compat import install_compat_imports, uninstall_compat_imports
 from mixpeek_orchestration.plugins.loader import load_plugin
-from mixpeek_orchestration.sdk.pipeline import PipelineStep, ResourceType
+from mixpeek_orchestration.sdk._pipeline import PipelineStep, ResourceType
 
 REPO = Path(__file__).resolve().parents[3]
 SEED = REPO / "examples" / "plugins" / "my_extractor"

@@ -860,6 +860,37 @@ ATTACKS: list[Case] = [
     _case("nesting-bomb-attribute-chain", "x = a" + ".b" * 50_000 + "\n", "parse-error"),
     _case("nesting-bomb-additions", "x = 1" + "+1" * 100_000 + "\n", "parse-error"),
     _case("huge-file", "x = 1\n" * 400_000, "file-too-large"),
+    # --- platform internals through the SDK: only the names of sdk.__all__ ------------------
+    _case(
+        "sdk-internal-lifts-the-guard",
+        "from mixpeek_orchestration.sdk.helpers import trusted\nwith trusted():\n    pass\n",
+        "import-not-allowed",
+    ),
+    _case(
+        "sdk-private-module",
+        "from mixpeek_orchestration.sdk._context import use_context\n",
+        "import-not-allowed",
+    ),
+    _case(
+        "sdk-private-module-as-a-name",
+        "from mixpeek_orchestration.sdk import _helpers\n",
+        "import-not-allowed",
+    ),
+    _case(
+        "sdk-internal-by-attribute",
+        "import mixpeek_orchestration.sdk as sdk\nsdk._models.current_context()\n",
+        "import-not-allowed",
+    ),
+    _case(
+        "platform-package-beside-the-sdk",
+        "from mixpeek_orchestration import sandbox\n",
+        "import-not-allowed",
+    ),
+    _case(
+        "compat-module-internal",
+        "from engine.inference.mixpeek.text_extractor.services import trusted\n",
+        "import-not-allowed",
+    ),
 ]
 
 _IDS = [case[0] for case in ATTACKS]
@@ -929,3 +960,17 @@ def test_operator_cannot_reallow_forbidden_modules() -> None:
     for name in ("subprocess", "sys", "ctypes"):
         violations = scan_source(f"import {name}\n", "x.py", policy=policy)
         assert [v.rule for v in violations] == ["forbidden-import"], name
+
+
+def test_the_guard_lifting_import_is_refused_with_file_line_and_rule(tmp_path: Path) -> None:
+    """``sdk.helpers`` once re-exported the guard's ``trusted``: importing platform internals
+    through the SDK is refused where it is written, and public SDK names still pass."""
+    (tmp_path / "pipeline.py").write_text(
+        "from mixpeek_orchestration.sdk import StepDefinition, ResourceType\n"
+        "from mixpeek_orchestration.sdk.helpers import trusted\n"
+        "STEP = ResourceType.CPU\n"
+    )
+    report = scan_directory(tmp_path)
+    assert [(v.file, v.line, v.rule) for v in report.errors] == [
+        ("pipeline.py", 2, "import-not-allowed")
+    ]

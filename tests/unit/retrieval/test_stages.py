@@ -1,24 +1,20 @@
-"""Retriever rules that need no server: stage checks, templates, filters, fusion, the cache."""
+"""The stage registry: stages checked (and named) when saved, fusion, scores."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from mixpeek_orchestration.errors import MixpeekError
-from mixpeek_orchestration.retrieval.cache import MemoryQueryCache, query_cache
-from mixpeek_orchestration.retrieval.execute import (
-    check_condition,
-    fill_templates,
-    fuse,
-    matches,
-    mongo_condition,
-    similarity,
-)
+from mixpeek_orchestration.retrieval.execute import similarity
 from mixpeek_orchestration.retrieval.retrievers import check_stages
-from mixpeek_orchestration.settings import load_settings
+from mixpeek_orchestration.retrieval.stages import (
+    STAGES,
+    StageParameters,
+    fuse,
+    parse_parameters,
+)
 
 URI = "mixpeek://my_extractor@1.0.0/my_extractor_embedding"
 
@@ -54,43 +50,6 @@ def test_bad_stages_are_refused_naming_the_problem(stages: list[object], message
         check_stages(stages, {URI})
 
 
-def test_templates_fill_whole_values_and_substrings() -> None:
-    inputs = {"q": "cats", "n": 3, "user": {"id": "u1"}}
-    filled = fill_templates(
-        {
-            "value": "{{INPUT.q}}",
-            "top_k": "{{ INPUT.n }}",
-            "t": "about {{INPUT.q}} for {{INPUT.user.id}}",
-        },
-        inputs,
-    )
-    assert filled == {"value": "cats", "top_k": 3, "t": "about cats for u1"}
-    with pytest.raises(MixpeekError, match=r"INPUT\.missing"):
-        fill_templates(["{{INPUT.missing}}"], inputs)
-
-
-def test_filters_cover_every_operator_and_nesting() -> None:
-    doc = {"metadata": {"topic": "pets", "n": 5, "tags": ["a", "b"]}}
-    assert matches(doc, {"field": "metadata.topic", "operator": "eq", "value": "pets"})
-    assert matches(doc, {"field": "metadata.n", "operator": "gte", "value": 5})
-    assert not matches(doc, {"field": "metadata.n", "operator": "lt", "value": 5})
-    assert matches(doc, {"field": "metadata.topic", "operator": "in", "value": ["pets", "food"]})
-    assert matches(doc, {"field": "metadata.tags", "operator": "contains", "value": "b"})
-    assert matches(doc, {"field": "metadata.missing", "operator": "exists", "value": False})
-    assert not matches(doc, {"field": "metadata.missing", "operator": "gt", "value": 1})
-    assert matches(
-        doc,
-        {
-            "OR": [
-                {"field": "metadata.n", "value": 1},
-                {"AND": [{"field": "metadata.topic", "value": "pets"}]},
-            ]
-        },
-    )
-    with pytest.raises(MixpeekError, match="regex"):
-        matches(doc, {"field": "metadata.n", "operator": "regex", "value": 1})
-
-
 def test_fusion_methods() -> None:
     a = [("d1", 0.9), ("d2", 0.5)]
     b = [("d2", 0.8), ("d3", 0.7)]
@@ -108,64 +67,49 @@ def test_similarity_is_higher_for_closer_vectors() -> None:
         assert similarity(0.1, metric) > similarity(0.5, metric)
 
 
-def test_the_in_process_query_cache_is_a_bounded_lru() -> None:
-    async def scenario() -> None:
-        cache = MemoryQueryCache(size=2)
-        await cache.put(("a",), [1.0])
-        await cache.put(("b",), [2.0])
-        assert await cache.get(("a",)) == [1.0]
-        await cache.put(("c",), [3.0])
-        assert await cache.get(("b",)) is None and await cache.get(("a",)) == [1.0]
-
-    asyncio.run(scenario())
-
-
-def test_a_redis_url_selects_the_shared_cache_and_a_bad_one_is_refused(tmp_path: Path) -> None:
-    assert query_cache(load_settings(data_dir=tmp_path)).backend == "memory"
-    shared = query_cache(load_settings(data_dir=tmp_path, redis_url="redis://cache:6379/2"))
-    assert shared.backend == "redis"
-    with pytest.raises(MixpeekError, match="redis_url"):
-        load_settings(data_dir=tmp_path, redis_url="http://cache:6379")
+def test_every_stage_is_validated_and_run_from_one_registry() -> None:
+    """The stage ids a retriever may name are exactly the registry's, and each validates its
+    parameters with the model it runs with."""
+    assert sorted(STAGES) == [
+        "attribute_filter", "classify", "deduplicate", "feature_search", "limit", "rerank",
+        "sort_attribute",
+    ]  # fmt: skip
+    for stage_id, spec in STAGES.items():
+        assert issubclass(spec.parameters, StageParameters), stage_id
+        assert asyncio.iscoroutinefunction(spec.run), stage_id
 
 
-def test_filters_pushed_to_the_metadata_store_never_drop_a_match() -> None:
-    assert mongo_condition({"field": "metadata.topic", "value": "food"}) == {
-        "metadata.topic": "food"
-    }
-    both = {
-        "AND": [
-            {"field": "metadata.year", "operator": "gte", "value": 2020},
-            {"field": "metadata.tag", "operator": "contains", "value": "x"},  # not pushed
-            {"field": "score", "operator": "gt", "value": 0.5},  # computed, not stored
-        ]
-    }
-    assert mongo_condition(both) == {"$and": [{"metadata.year": {"$gte": 2020}}]}
-    either = {"OR": [{"field": "a", "value": 1}, {"field": "b", "operator": "ne", "value": 2}]}
-    assert mongo_condition(either) == {}  # one branch cannot be pushed: the OR cannot
-    assert mongo_condition({"field": "a", "operator": "in", "value": [1, 2]}) == {
-        "a": {"$in": [1, 2]}
-    }
-    assert mongo_condition({"field": "a", "operator": "exists", "value": True}) == {
-        "a": {"$ne": None}
-    }
-    assert mongo_condition({"field": "a", "operator": "exists", "value": False}) == {}
+@pytest.mark.parametrize(
+    ("stage_id", "parameters", "named"),
+    [
+        ("limit", {"limit": -1}, "stages[0].config.parameters.limit"),
+        ("limit", {"limit": 2, "page": 3}, "'page'"),
+        ("limit", {"limit": "ten"}, "stages[0].config.parameters.limit"),
+        ("sort_attribute", {"sort_direction": "up"}, "sort_direction"),
+        ("feature_search", {"searches": [{"feature_uri": URI, "query": "x", "k": 3}]}, "'k'"),
+        (
+            "feature_search",
+            {"searches": [{"feature_uri": URI, "query": "x"}], "fusion": "borda"},
+            "fusion",
+        ),
+        ("attribute_filter", {"field": "a", "operator": "like", "value": 1}, "'like'"),
+        ("attribute_filter", {"filters": {"AND": {"field": "a"}}}, "AND takes a list"),
+        ("rerank", {"query": "q"}, "inference_name"),
+    ],
+)
+def test_bad_stage_parameters_are_refused_naming_the_field(
+    stage_id: str, parameters: dict[str, object], named: str
+) -> None:
+    with pytest.raises(MixpeekError) as caught:
+        check_stages([{"config": {"stage_id": stage_id, "parameters": parameters}}], {URI})
+    assert caught.value.http_status == 422
+    assert named in caught.value.detail
 
 
-def test_a_malformed_filter_is_refused_before_it_meets_any_candidate() -> None:
-    check_condition(
-        {
-            "AND": [
-                {"field": "a", "value": 1},
-                {"OR": [{"field": "b", "operator": "in", "value": [1]}]},
-            ]
-        }
-    )
-    for bad, named in [
-        ({"AND": [{"field": "a", "value": 1}, {"field": "b", "operator": "like"}]}, "'like'"),
-        ({"OR": [{"operator": "eq", "value": 1}]}, "'field'"),
-        ({"AND": {"field": "a"}}, "AND takes a list"),
-        ({"OR": ["a = 1"]}, "must be an object"),
-    ]:
-        with pytest.raises(MixpeekError, match=named) as caught:
-            check_condition(bad)
-        assert caught.value.http_status == 422
+def test_templates_stand_in_for_numbers_until_they_are_filled() -> None:
+    """``{{INPUT.k}}`` passes where a number goes when the retriever is saved; at execution the
+    filled value is checked by the same model."""
+    check_stages([{"config": {"stage_id": "limit", "parameters": {"limit": "{{INPUT.k}}"}}}], set())
+    assert parse_parameters("limit", {"limit": 3}, where="stages[0]").limit == 3  # type: ignore[attr-defined]
+    with pytest.raises(MixpeekError, match="limit"):
+        parse_parameters("limit", {"limit": "three"}, where="stages[0]")

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
-from mixpeek_orchestration.sdk.manifest import (
+from mixpeek_orchestration.sdk._manifest import (
     ServeConfig,
     feature_uri,
     manifest_from_namespace,

@@ -1,0 +1,16 @@
+"""Record ids and timestamps, the same everywhere a record is made."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+
+def new_id(prefix: str, nbytes: int = 8) -> str:
+    """A random id with a readable prefix: ``new_id("col")`` -> ``col_9f86d081884c7d65``."""
+    return f"{prefix}_{secrets.token_hex(nbytes)}"
+
+
+def now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)

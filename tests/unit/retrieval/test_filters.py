@@ -1,0 +1,93 @@
+"""Retriever inputs and filters: templates, every operator, push-down, up-front checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixpeek_orchestration.errors import MixpeekError
+from mixpeek_orchestration.retrieval.filters import (
+    check_condition,
+    fill_templates,
+    matches,
+    mongo_condition,
+)
+
+
+def test_templates_fill_whole_values_and_substrings() -> None:
+    inputs = {"q": "cats", "n": 3, "user": {"id": "u1"}}
+    filled = fill_templates(
+        {
+            "value": "{{INPUT.q}}",
+            "top_k": "{{ INPUT.n }}",
+            "t": "about {{INPUT.q}} for {{INPUT.user.id}}",
+        },
+        inputs,
+    )
+    assert filled == {"value": "cats", "top_k": 3, "t": "about cats for u1"}
+    with pytest.raises(MixpeekError, match=r"INPUT\.missing"):
+        fill_templates(["{{INPUT.missing}}"], inputs)
+
+
+def test_filters_cover_every_operator_and_nesting() -> None:
+    doc = {"metadata": {"topic": "pets", "n": 5, "tags": ["a", "b"]}}
+    assert matches(doc, {"field": "metadata.topic", "operator": "eq", "value": "pets"})
+    assert matches(doc, {"field": "metadata.n", "operator": "gte", "value": 5})
+    assert not matches(doc, {"field": "metadata.n", "operator": "lt", "value": 5})
+    assert matches(doc, {"field": "metadata.topic", "operator": "in", "value": ["pets", "food"]})
+    assert matches(doc, {"field": "metadata.tags", "operator": "contains", "value": "b"})
+    assert matches(doc, {"field": "metadata.missing", "operator": "exists", "value": False})
+    assert not matches(doc, {"field": "metadata.missing", "operator": "gt", "value": 1})
+    assert matches(
+        doc,
+        {
+            "OR": [
+                {"field": "metadata.n", "value": 1},
+                {"AND": [{"field": "metadata.topic", "value": "pets"}]},
+            ]
+        },
+    )
+    with pytest.raises(MixpeekError, match="regex"):
+        matches(doc, {"field": "metadata.n", "operator": "regex", "value": 1})
+
+
+def test_filters_pushed_to_the_metadata_store_never_drop_a_match() -> None:
+    assert mongo_condition({"field": "metadata.topic", "value": "food"}) == {
+        "metadata.topic": "food"
+    }
+    both = {
+        "AND": [
+            {"field": "metadata.year", "operator": "gte", "value": 2020},
+            {"field": "metadata.tag", "operator": "contains", "value": "x"},  # not pushed
+            {"field": "score", "operator": "gt", "value": 0.5},  # computed, not stored
+        ]
+    }
+    assert mongo_condition(both) == {"$and": [{"metadata.year": {"$gte": 2020}}]}
+    either = {"OR": [{"field": "a", "value": 1}, {"field": "b", "operator": "ne", "value": 2}]}
+    assert mongo_condition(either) == {}  # one branch cannot be pushed: the OR cannot
+    assert mongo_condition({"field": "a", "operator": "in", "value": [1, 2]}) == {
+        "a": {"$in": [1, 2]}
+    }
+    assert mongo_condition({"field": "a", "operator": "exists", "value": True}) == {
+        "a": {"$ne": None}
+    }
+    assert mongo_condition({"field": "a", "operator": "exists", "value": False}) == {}
+
+
+def test_a_malformed_filter_is_refused_before_it_meets_any_candidate() -> None:
+    check_condition(
+        {
+            "AND": [
+                {"field": "a", "value": 1},
+                {"OR": [{"field": "b", "operator": "in", "value": [1]}]},
+            ]
+        }
+    )
+    for bad, named in [
+        ({"AND": [{"field": "a", "value": 1}, {"field": "b", "operator": "like"}]}, "'like'"),
+        ({"OR": [{"operator": "eq", "value": 1}]}, "'field'"),
+        ({"AND": {"field": "a"}}, "AND takes a list"),
+        ({"OR": ["a = 1"]}, "must be an object"),
+    ]:
+        with pytest.raises(MixpeekError, match=named) as caught:
+            check_condition(bad)
+        assert caught.value.http_status == 422
