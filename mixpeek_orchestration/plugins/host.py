@@ -50,6 +50,14 @@ def _apply_landlock() -> None:
     landlock.restrict(ro=rules["ro"], rw=rules["rw"], tcp_ports=[FORWARD_PORT])
 
 
+def _learn_view() -> None:
+    view = os.environ.get("MIXPEEK_HOST_VIEW")
+    if view:
+        from mixpeek_orchestration.sandbox.guard import set_sandbox_view
+
+        set_sandbox_view([*json.loads(view), os.environ.get("MIXPEEK_HOST_SCRATCH", "/scratch")])
+
+
 def _channel() -> socket.socket:
     fd = os.environ.get("MIXPEEK_HOST_FD")
     if fd is not None:
@@ -344,6 +352,7 @@ def _start_egress() -> None:
 
 def main() -> int:
     _apply_landlock()  # before any thread: Landlock binds the calling thread and its children
+    _learn_view()
     sock = _channel()
     _start_egress()
     Host(sock).serve()

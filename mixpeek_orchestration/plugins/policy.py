@@ -35,7 +35,12 @@ ALLOWED_IMPORTS: frozenset[str] = frozenset(
         "math", "time", "datetime", "collections", "functools", "itertools", "enum", "abc",
         "uuid", "hashlib", "base64", "contextlib", "random", "statistics", "string",
         "textwrap", "typing_extensions", "__future__", "copy", "decimal", "fractions",
-        "numbers", "bisect", "heapq", "warnings", "mimetypes",
+        "numbers", "bisect", "heapq", "warnings", "mimetypes", "unicodedata", "struct", "array",
+        "zlib", "csv", "html",
+        # with the OS sandbox as the boundary: in-memory io (BytesIO, StringIO; io.open and
+        # FileIO stay denied), asyncio (async realtime handlers; its subprocesses and servers
+        # stay denied), pathlib (the sandbox shows only the plugin, its scratch and libraries)
+        "io", "asyncio", "pathlib",
         # restricted: only os.path, os.environ reads, os.getenv, os.cpu_count and constants
         "os",
     }
@@ -156,8 +161,8 @@ DENIED_MODULES: frozenset[str] = frozenset(
 # listed so the scanner recognises them when an allowed module re-exports them (`PIL.Image.io`).
 RESTRICTED_STDLIB_MODULES: frozenset[str] = frozenset(
     {
-        "io", "codecs", "tempfile", "pathlib", "glob", "fileinput", "select", "selectors",
-        "mmap", "asyncio", "concurrent", "socketserver", "ssl", "webbrowser", "platform",
+        "codecs", "tempfile", "glob", "fileinput", "select", "selectors",
+        "mmap", "concurrent", "socketserver", "ssl", "webbrowser", "platform",
         "posixpath", "ntpath", "genericpath", "tarfile", "zipfile", "gzip", "bz2", "lzma",
         "ftplib", "smtplib", "telnetlib", "urllib", "http", "_osx_support",
     }
@@ -340,6 +345,28 @@ DANGEROUS_PATHS: dict[str, tuple[str, str, str]] = {
     "io.open_code": ("forbidden-call", "opens files", "error"),
     "io.FileIO": ("forbidden-call", "opens files", "error"),
     "codecs.open": ("forbidden-call", "opens files", "error"),
+    "asyncio.create_subprocess_exec": ("forbidden-call", "starts processes", "error"),
+    "asyncio.create_subprocess_shell": ("forbidden-call", "starts processes", "error"),
+    "asyncio.subprocess": ("forbidden-call", "starts processes", "error"),
+    "asyncio.start_server": ("forbidden-call", "listens on a socket", "error"),
+    "asyncio.start_unix_server": ("forbidden-call", "listens on a socket", "error"),
+    # code generation and run-time evaluation inside allowed libraries
+    "torch.compile": ("eval-like", "generates and compiles code (and caches it on disk)", "error"),
+    "torch._dynamo": ("eval-like", "generates and compiles code", "error"),
+    "torch._inductor": ("eval-like", "generates and compiles code", "error"),
+    "torch.jit.script": ("eval-like", "compiles Python source", "error"),
+    "torch.jit.CompilationUnit": ("eval-like", "compiles source strings", "error"),
+    "torch.fx": ("eval-like", "generates Python code and runs it", "error"),
+    "typing.ForwardRef": ("eval-like", "evaluates an annotation string", "error"),
+    "typing.get_type_hints": ("eval-like", "evaluates annotation strings", "error"),
+    "typing._eval_type": ("eval-like", "evaluates annotation strings", "error"),
+    "pydantic.create_model": (
+        "eval-like",
+        "builds a model whose annotations may be strings",
+        "error",
+    ),
+    "pandas.io.formats.style": ("eval-like", "renders templates", "error"),
+    "pandas.io.formats.style_render": ("eval-like", "renders templates", "error"),
 }
 
 # Loaders that are safe only with an explicit keyword: path -> (keyword, required constant).
@@ -370,9 +397,7 @@ GUARDED_CALLS: dict[str, tuple[frozenset[str], int | None, str]] = {
 
 # Private (underscore) attributes of library modules are errors (internals re-export anything),
 # except these configuration namespaces ordinary model code touches.
-PRIVATE_ATTRIBUTES_ALLOWED: frozenset[str] = frozenset(
-    {"torch._dynamo", "torch._inductor", "torch._logging"}
-)
+PRIVATE_ATTRIBUTES_ALLOWED: frozenset[str] = frozenset({"torch._logging"})
 
 # Keyword / dict-key switches that turn on remote code or pickle: name -> (rule, safe values,
 # severity when unsafe). A value is safe only when it is one of these constants.

@@ -87,7 +87,9 @@ _STDLIB = frozenset(sys.stdlib_module_names)
 _OS_NAMES = frozenset(dir(os))
 _ALL_FORBIDDEN_BUILTINS = P.FORBIDDEN_BUILTINS | P.DANGEROUS_BUILTINS
 _HARD_DENIED = P.FORBIDDEN_IMPORTS | P.DENIED_MODULES
-_REACHABLE_MODULES = _HARD_DENIED | P.DESERIALIZATION_MODULES | P.RESTRICTED_STDLIB_MODULES | {"os"}
+_REACHABLE_MODULES = (
+    _HARD_DENIED | P.DESERIALIZATION_MODULES | P.RESTRICTED_STDLIB_MODULES | {"os", "io", "asyncio"}
+)  # allowed modules with denied parts (io.open) are recognised when re-exported too
 _ENV_TOKEN = "p:os.environ"
 
 
@@ -2237,7 +2239,7 @@ class _ModuleScanner:
             and base.split(".", 1)[0] not in _STDLIB
             and path not in P.KNOWN_SUBMODULES
             and not importing
-            and not self._module_allowed(attr)
+            and (not self._module_allowed(attr) or attr in ("io", "asyncio"))
         ):
             # `PIL.Image.io` used as a value, not called like `torch.jit.trace(...)`: assume it is
             # the module it is named after (third-party re-exports are not known exactly)

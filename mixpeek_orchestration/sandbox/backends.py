@@ -161,6 +161,15 @@ def _system_binds() -> list[str]:
     return argv
 
 
+def _view(spec: HostSpec, egress: str | None) -> list[str]:
+    """The paths a sandboxed host sees, read-only (its scratch and /dev/shm come on top)."""
+    return [
+        "/usr", *SYSTEM_FILES, "/proc", "/dev/urandom", "/dev/random", "/dev/null", PLUGIN_MOUNT,
+        *(str(p) for p in (*_python_roots(), *spec.ro_paths)), *spec.devices,
+        *([egress] if egress else []),
+    ]  # fmt: skip
+
+
 class Backend:
     kind: SandboxBackend
     isolated = True  # plugin code cannot see the machine beyond what it was given
@@ -234,26 +243,17 @@ class Bubblewrap(Backend):
         egress = EGRESS_MOUNT if spec.egress_dir else None
         env = _base_env(spec, plugin=PLUGIN_MOUNT, scratch=SCRATCH_MOUNT, egress=egress)
         env["MIXPEEK_HOST_FD"] = str(channel_fd)
-        env["MIXPEEK_HOST_LANDLOCK"] = json.dumps(
-            {
-                "ro": [
-                    "/usr",
-                    *SYSTEM_FILES,
-                    "/proc",
-                    "/dev/urandom",
-                    "/dev/random",
-                    PLUGIN_MOUNT,
-                    *(str(p) for p in (*_python_roots(), *spec.ro_paths)),
-                    *spec.devices,
-                    *([egress] if egress else []),
-                ],
-                "rw": [SCRATCH_MOUNT, "/tmp", "/dev/null", "/dev/shm", *spec.devices],
-            }
-        )
+        view = _view(spec, egress)
+        env["MIXPEEK_HOST_VIEW"] = json.dumps(view)
+        # not /tmp: only the scratch is writable (TMPDIR points into it)
+        rw = [SCRATCH_MOUNT, "/dev/null", "/dev/shm", *spec.devices]
+        env["MIXPEEK_HOST_LANDLOCK"] = json.dumps({"ro": view, "rw": rw})
         argv = [
             self.binary,
             "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
             "--die-with-parent", "--new-session", "--hostname", "sandbox", *_system_binds(),
+            # the kernel file systems first: a bind below /tmp must stay visible above them
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
         ]  # fmt: skip
         for path in (*SYSTEM_FILES, *(str(p) for p in _python_roots()), *map(str, spec.ro_paths)):
             argv += ["--ro-bind-try", path, path]
@@ -261,7 +261,6 @@ class Bubblewrap(Backend):
         argv += ["--bind", str(spec.scratch_dir), SCRATCH_MOUNT]
         if spec.egress_dir is not None:
             argv += ["--ro-bind", str(spec.egress_dir), EGRESS_MOUNT]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/dev/shm"]
         for device in spec.devices:
             argv += ["--dev-bind", device, device]
         argv += ["--remount-ro", "/", "--chdir", SCRATCH_MOUNT, "--clearenv"]
@@ -300,10 +299,12 @@ class GVisor(Backend):
         egress = EGRESS_MOUNT if spec.egress_dir else None
         env = _base_env(spec, plugin=PLUGIN_MOUNT, scratch=SCRATCH_MOUNT, egress=egress)
         env["MIXPEEK_HOST_SOCKET"] = f"{CHANNEL_MOUNT}/{CHANNEL_SOCKET}"
+        env["MIXPEEK_HOST_VIEW"] = json.dumps([*_view(spec, egress), SCRATCH_MOUNT, CHANNEL_MOUNT])
         mounts = [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+            # read-only: only the scratch is writable (TMPDIR points into it)
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "ro"]},
             {"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
         ]  # fmt: skip
 

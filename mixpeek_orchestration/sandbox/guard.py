@@ -37,7 +37,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,7 +365,16 @@ def current_policy() -> GuardPolicy | None:
     return _state.policy
 
 
-_SANDBOX_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS, errno.ENETUNREACH})
+_SANDBOX_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS})
+_NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED})
+_view: tuple[Path, ...] | None = None
+
+
+def set_sandbox_view(roots: Iterable[str]) -> None:
+    """Tell this process (a plugin host) what its sandbox shows: a path outside these roots
+    does not exist for it, and no network but its egress proxy does."""
+    global _view
+    _view = tuple(Path(r) for r in roots)
 
 
 class SandboxRefusal(MixpeekError, PermissionError):
@@ -376,16 +385,43 @@ class SandboxRefusal(MixpeekError, PermissionError):
         super().__init__(ErrorCode.BLOCKED_BY_SANDBOX, f"Blocked by the plugin sandbox: {detail}")
 
 
+_PATH_IN_TEXT = re.compile(r"(/[\w.@+\-/]+)")
+_MISSING_WORDS = ("No such file", "does not exist", "not found", "cannot be opened", "Failed to open")
+_REFUSED_WORDS = ("Read-only file system", "Permission denied", "Operation not permitted")
+
+
+def _refused_in_text(exc: BaseException) -> bool:
+    """Libraries with native cores report the kernel's refusal in their own words (Arrow's
+    ``FileNotFoundError``, torch's ``RuntimeError``): a refusal, or a path the sandbox does not
+    show reported missing, counts as the sandbox's."""
+    text = str(exc)
+    if any(word in text for word in _REFUSED_WORDS):
+        return True
+    if _view is None or not any(word in text for word in _MISSING_WORDS):
+        return False
+    return any(
+        not _is_under(Path(os.path.normpath(m.rstrip("."))), _view)
+        for m in _PATH_IN_TEXT.findall(text)
+    )
+
+
 def sandbox_refusal(exc: BaseException) -> SandboxRefusal | None:
     """``exc`` as a :class:`SandboxRefusal` when it is the kernel refusing a sandboxed host
-    (permission, read-only file system, no network); ``None`` for anything else."""
-    if isinstance(exc, (MixpeekError, SandboxRefusal)):
+    (permission, a read-only file system, a path the sandbox does not show, no network);
+    ``None`` for anything else."""
+    if isinstance(exc, MixpeekError):
         return None
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:  # libraries wrap OS errors
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _SANDBOX_ERRNOS:
+        if (
+            isinstance(current, OSError)
+            and (
+                current.errno in _SANDBOX_ERRNOS
+                or (_view is not None and current.errno in _NETWORK_ERRNOS)
+            )
+        ) or _refused_in_text(current):
             return SandboxRefusal(f"{type(current).__name__}: {current}")
         current = current.__cause__ or current.__context__
     return None

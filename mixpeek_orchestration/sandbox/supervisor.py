@@ -187,7 +187,11 @@ class PluginHostProcess:
                     future.set_result((header, payload))
             elif kind == "call":
                 threading.Thread(target=self._serve_call, args=(sock, header), daemon=True).start()
-        error = _died(self.process, "a request")
+        process = self.process
+        if process is not None:  # the channel closes as the host dies: learn how it died
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+        error = _died(process, "a request")
         for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(error)

@@ -437,7 +437,7 @@ def test_warm_actors_are_shared_and_leave_when_idle(
     platform = Platform(stack.settings.model_copy(update={"ingest_warm_idle_s": 5}))
     version = platform.registry.version_record(tenant.namespace_id, text_plugin)
     assert version is not None
-    spec = plugin_spec(version, platform.objects)
+    spec = plugin_spec(version, platform.objects, platform.sandbox)
     platform.ray.connect()
     engine = platform.ingestion
     steps = engine._step_plan(version, spec, {}, "col_warm_test")

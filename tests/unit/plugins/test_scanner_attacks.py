@@ -66,8 +66,41 @@ ATTACKS: list[Case] = [
     _case(
         "import-asyncio-subprocess",
         "import asyncio\nasyncio.create_subprocess_shell('id')\n",
-        "import-not-allowed",
+        "forbidden-call",
     ),
+    _case(
+        "asyncio-subprocess-module",
+        "from asyncio import subprocess as sp\nsp.create_subprocess_exec('id')\n",
+        "forbidden-call",
+    ),
+    _case(
+        "asyncio-server",
+        "import asyncio\nasyncio.start_server(print, '0.0.0.0', 80)\n",
+        "forbidden-call",
+    ),
+    _case("io-open", "import io\nio.open('/etc/passwd').read()\n", "forbidden-call"),
+    _case("io-fileio", "from io import FileIO\nFileIO('/etc/passwd')\n", "forbidden-call"),
+    # --- code generation and evaluation inside allowed libraries ---------------------------
+    _case("torch-compile", "import torch\ntorch.compile(lambda x: x)\n", "eval-like"),
+    _case(
+        "torch-dynamo-config",
+        "import torch\ntorch._dynamo.config.cache_size_limit = 1\n",
+        "eval-like",
+        "module-mutation",
+    ),
+    _case("torch-jit-script", "import torch\ntorch.jit.script(lambda x: x)\n", "eval-like"),
+    _case("torch-fx", "import torch.fx as fx\nfx.symbolic_trace(print)\n", "eval-like"),
+    _case(
+        "runtime-annotations-get-type-hints",
+        "import typing\nclass C:\n    pass\ntyping.get_type_hints(C, {'x': 1})\n",
+        "eval-like",
+    ),
+    _case(
+        "pydantic-create-model-string-type",
+        "import pydantic\npydantic.create_model('M', x=('__import__(\"os\").system(\"id\")', 1))\n",
+        "eval-like",
+    ),
+    _case("pandas-styler-template", "from pandas.io.formats.style import Styler\n", "eval-like"),
     _case("import-not-allowed", "import scipy\n", "import-not-allowed"),
     # --- C-level twins of denied modules ---------------------------------------------------
     _case("c-twin-posix", "import posix\nposix.system('id')\n", "forbidden-import"),

@@ -213,7 +213,6 @@ class ImageEmbedder:
         self.model.eval()
         if torch.cuda.is_available():
             self.model = self.model.cuda()
-        self.model = torch.compile(self.model)
         self.name = metadata["feature_extractor_name"]
 
     def _prepare(self, url: str) -> torch.Tensor:
@@ -610,14 +609,13 @@ def use(cache: Cache) -> Any:
     return cache.open("x") or cache.compile()
 '''
 
-LAZY_HELPERS = '''"""Lazy imports and torch compiler knobs: patterns that look like module juggling."""
+LAZY_HELPERS = '''"""Lazy imports and torch backend knobs: patterns that look like module juggling."""
 import functools
 import logging
 
 import torch
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-torch._dynamo.config.suppress_errors = True
 torch.backends.cudnn.benchmark = True
 
 

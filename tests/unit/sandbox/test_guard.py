@@ -161,3 +161,48 @@ def test_guard_is_per_thread(policy: GuardPolicy) -> None:
         gate.set()
         thread.join()
     assert results == [0]
+
+
+def test_the_policy_cannot_be_widened_once_built(policy: GuardPolicy) -> None:
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.allow_spawn = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.allowed_hosts = frozenset({"*"})  # type: ignore[misc]
+    assert isinstance(policy.allowed_hosts, frozenset) and isinstance(policy.protected_roots, tuple)
+
+
+def test_only_the_proxy_port_of_the_proxy_host_is_reachable(tmp_path: Path, listener: int) -> None:
+    """With an egress forwarder on 127.0.0.1:<port>, plugin code may connect there and nowhere
+    else on that host (the machine's own services listen on its other ports)."""
+    proxied = GuardPolicy(scratch_dir=tmp_path, proxy=("127.0.0.1", listener))
+    with guarded(proxied):
+        socket.create_connection(("127.0.0.1", listener), timeout=2).close()
+        with pytest.raises(GuardViolation):
+            socket.create_connection(("127.0.0.1", 1), timeout=2)
+
+
+def test_foreign_calls_from_plugin_code_are_refused_but_not_from_libraries(
+    tmp_path: Path,
+) -> None:
+    """ctypes reached by plugin code (through a library's re-export) may not load or call
+    native code; libraries that load their own native parts keep working."""
+    import ctypes
+
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "evil.py").write_text(
+        "def go(ctypes):\n    return ctypes.CDLL(None).getpid()\n"
+    )
+    sys.path.insert(0, str(plugin))
+    try:
+        import evil  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(plugin))
+    policy = GuardPolicy(scratch_dir=tmp_path, plugin_root=plugin)
+    with guarded(policy):
+        with pytest.raises(GuardViolation) as info:
+            evil.go(ctypes)
+        assert info.value.fields["action"] == "native"
+        assert ctypes.CDLL(None).getpid() == os.getpid()  # platform / library code: allowed
