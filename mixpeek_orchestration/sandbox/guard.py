@@ -386,7 +386,13 @@ class SandboxRefusal(MixpeekError, PermissionError):
 
 
 _PATH_IN_TEXT = re.compile(r"(/[\w.@+\-/]+)")
-_MISSING_WORDS = ("No such file", "does not exist", "not found", "cannot be opened", "Failed to open")
+_MISSING_WORDS = (
+    "No such file",
+    "does not exist",
+    "not found",
+    "cannot be opened",
+    "Failed to open",
+)
 _REFUSED_WORDS = ("Read-only file system", "Permission denied", "Operation not permitted")
 
 

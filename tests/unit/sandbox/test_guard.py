@@ -192,9 +192,7 @@ def test_foreign_calls_from_plugin_code_are_refused_but_not_from_libraries(
 
     plugin = tmp_path / "plugin"
     plugin.mkdir()
-    (plugin / "evil.py").write_text(
-        "def go(ctypes):\n    return ctypes.CDLL(None).getpid()\n"
-    )
+    (plugin / "evil.py").write_text("def go(ctypes):\n    return ctypes.CDLL(None).getpid()\n")
     sys.path.insert(0, str(plugin))
     try:
         import evil  # type: ignore[import-not-found]
