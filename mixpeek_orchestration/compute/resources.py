@@ -54,3 +54,12 @@ def make_room(need: dict[str, float], *, keep: str = "") -> None:
             time.sleep(0.2)
         if not short():
             return
+
+
+def assigned_gpus() -> list[str]:
+    """The GPUs Ray assigned to the calling actor or task (none outside a Ray worker)."""
+    import ray
+
+    if not ray.is_initialized():
+        return []
+    return [str(gpu) for gpu in ray.get_gpu_ids()]

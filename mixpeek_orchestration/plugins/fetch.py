@@ -10,6 +10,7 @@ code; the host runs all of it, with a cleared environment and only what the spec
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from mixpeek_orchestration.sandbox.config import SandboxConfig
 if TYPE_CHECKING:
     from mixpeek_orchestration.plugins.session import PluginSession
     from mixpeek_orchestration.storage.objects import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 ARCHIVE_URL_TTL_S = 6 * 3600
 
@@ -79,8 +82,31 @@ def fetch_plugin(spec: Mapping[str, Any], work: Path) -> Path:
     return extracted.root
 
 
-def open_stored_plugin(spec: Mapping[str, Any], *, devices: Sequence[str] = ()) -> PluginSession:
+def worker_devices() -> tuple[str, ...]:
+    """The device nodes a worker's plugin host gets: the NVIDIA nodes when Ray assigned the
+    worker GPUs (``CUDA_VISIBLE_DEVICES``, passed through, selects among them), else none."""
+    from mixpeek_orchestration.compute.resources import assigned_gpus
+    from mixpeek_orchestration.sandbox.backends import gpu_devices
+
+    gpus = assigned_gpus()
+    if not gpus:
+        return ()
+    devices = gpu_devices()
+    if not devices:
+        logger.warning(
+            "Ray assigned GPUs %s but this machine has no /dev/nvidia* device: the plugin host "
+            "runs on CPU",
+            ",".join(gpus),
+        )
+    return devices
+
+
+def open_stored_plugin(
+    spec: Mapping[str, Any], *, devices: Sequence[str] | None = None
+) -> PluginSession:
     """The version ``spec`` names, opened in a sandboxed host (its manifest imported).
+
+    ``devices``: device nodes for the host (default: the worker's GPUs, :func:`worker_devices`).
 
     ``spec`` holds ``plugin_id``, ``org_id``, ``namespace_id``, ``archive_url``, ``sha256``,
     ``sandbox`` (the operator's choice) and optionally ``egress_hosts`` (the manifest's) and
@@ -100,7 +126,7 @@ def open_stored_plugin(spec: Mapping[str, Any], *, devices: Sequence[str] = ()) 
         allowed_hosts=spec.get("egress_hosts", ()),
         asset_url_prefixes=prefixes,
         work_dir=work,
-        devices=devices,
+        devices=worker_devices() if devices is None else devices,
     )
     try:
         session.open(

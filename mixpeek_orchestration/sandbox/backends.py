@@ -57,7 +57,11 @@ EGRESS_SOCKET = "egress.sock"
 # certificates for TLS through the egress proxy, and what the C library reads
 SYSTEM_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
 PASS_ENV = ("LANG", "LC_ALL", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")  # fmt: skip
+            "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+            "NVIDIA_DRIVER_CAPABILITIES", "LD_LIBRARY_PATH")  # fmt: skip
+# what the CUDA driver reads besides its device nodes and libraries (under /usr, where the
+# NVIDIA container toolkit also puts them): the PCI topology, for NVML
+GPU_FILES = ("/sys",)
 
 
 class SandboxBackend(str, Enum):
@@ -99,6 +103,17 @@ class Launch:
     cleanup: list[Path] = field(default_factory=list)
     close_after_start: tuple[int, ...] = ()
     stop_argv: list[str] | None = None  # what removes the sandbox once its process is gone
+
+
+def gpu_devices(dev: Path = Path("/dev")) -> tuple[str, ...]:
+    """The NVIDIA device nodes of this machine a GPU host needs: the control and unified-memory
+    nodes and every ``nvidiaN`` (``CUDA_VISIBLE_DEVICES``, passed through, selects among them).
+    Empty on a machine without the NVIDIA driver."""
+    nodes = sorted(p for p in dev.glob("nvidia*") if p.is_char_device())
+    caps = dev / "nvidia-caps"
+    if caps.is_dir():
+        nodes += sorted(p for p in caps.iterdir() if p.is_char_device())
+    return tuple(str(p) for p in nodes)
 
 
 def _installation() -> set[Path]:
@@ -166,7 +181,7 @@ def _view(spec: HostSpec, egress: str | None) -> list[str]:
     return [
         "/usr", *SYSTEM_FILES, "/proc", "/dev/urandom", "/dev/random", "/dev/null", PLUGIN_MOUNT,
         *(str(p) for p in (*_python_roots(), *spec.ro_paths)), *spec.devices,
-        *([egress] if egress else []),
+        *(GPU_FILES if spec.devices else ()), *([egress] if egress else []),
     ]  # fmt: skip
 
 
@@ -263,6 +278,8 @@ class Bubblewrap(Backend):
             argv += ["--ro-bind", str(spec.egress_dir), EGRESS_MOUNT]
         for device in spec.devices:
             argv += ["--dev-bind", device, device]
+        for path in GPU_FILES if spec.devices else ():
+            argv += ["--ro-bind-try", path, path]
         argv += ["--remount-ro", "/", "--chdir", SCRATCH_MOUNT, "--clearenv"]
         for key, value in env.items():
             argv += ["--setenv", key, value]
@@ -292,7 +309,37 @@ class GVisor(Backend):
     def describe(self) -> str:
         return f"gvisor (runsc, platform {self.platform})"
 
+    @functools.cache  # noqa: B019
+    def gpu_proxy(self) -> bool:
+        """Whether this runsc has nvproxy, gVisor's NVIDIA driver proxy (GPU hosts need it)."""
+        flags = subprocess.run(
+            [self.binary, "flags"], capture_output=True, text=True, timeout=30, check=False
+        )
+        return "-nvproxy" in flags.stdout + flags.stderr
+
+    def _devices(self, spec: HostSpec) -> tuple[list[str], list[dict[str, object]]]:
+        """The runsc flags and OCI device entries that hand ``spec.devices`` to the sandbox."""
+        if not spec.devices:
+            return [], []
+        if not self.gpu_proxy():
+            raise MixpeekError(
+                ErrorCode.INVALID_SETTINGS,
+                f"this runsc ({self.binary}) has no nvproxy, so a GPU host cannot run under "
+                "gVisor here: install a runsc with nvproxy, or run GPU workers with "
+                "MIXPEEK_SANDBOX=bwrap",
+                field="MIXPEEK_SANDBOX",
+            )
+        devices: list[dict[str, object]] = []
+        for path in spec.devices:
+            node = os.stat(path)
+            devices.append(
+                {"path": path, "type": "c", "major": os.major(node.st_rdev),
+                 "minor": os.minor(node.st_rdev), "fileMode": 0o666, "uid": 0, "gid": 0}
+            )  # fmt: skip
+        return ["--nvproxy=true"], devices
+
     def launch(self, spec: HostSpec, *, channel_fd: int) -> Launch:
+        gpu_flags, devices = self._devices(spec)
         bundle = Path(tempfile.mkdtemp(prefix="mixpeek-gvisor-"))
         channel_dir = bundle / "channel"
         channel_dir.mkdir()
@@ -344,7 +391,8 @@ class GVisor(Backend):
             "hostname": "sandbox",
             "mounts": mounts,
             "linux": {
-                "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+                "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+                "devices": devices,
             },
         }
         (bundle / "config.json").write_text(json.dumps(config))
@@ -353,7 +401,7 @@ class GVisor(Backend):
         runsc = [self.binary, f"--root={self.state_dir}"]
         argv = [
             *runsc, f"--platform={self.platform}", "--network=none", "--host-uds=open",
-            "--ignore-cgroups", "run", "--bundle", str(bundle), container,
+            "--ignore-cgroups", *gpu_flags, "run", "--bundle", str(bundle), container,
         ]  # fmt: skip
         return Launch(
             argv,

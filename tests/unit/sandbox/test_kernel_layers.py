@@ -111,3 +111,67 @@ def test_landlock_confines_the_host_to_its_roots_and_port(tmp_path: Path) -> Non
     assert seen["write_elsewhere"] == seen["read_elsewhere"] == "PermissionError"
     assert seen["connect_other_port"] == "PermissionError"
     assert not (outside / "x").exists()
+
+
+DEVICE_PROBE = r"""
+import errno, json, os
+from mixpeek_orchestration.plugins.host import _apply_landlock
+_apply_landlock()
+try:
+    with open("/dev/full", "wb", buffering=0) as device:
+        device.write(b"x")
+    seen = "written"
+except OSError as exc:
+    seen = errno.errorcode.get(exc.errno, str(exc.errno))
+print(json.dumps({"device": seen, "sys": os.path.isdir("/sys/devices")}))
+"""
+
+
+@pytest.mark.skipif(not shutil.which("bwrap") or not seccomp.supported(), reason="no bwrap")
+@pytest.mark.parametrize("passed", [False, True])
+def test_a_host_reaches_a_device_only_when_it_is_passed(tmp_path: Path, passed: bool) -> None:
+    """GPU hosts get their ``/dev/nvidia*`` nodes this way; ``/dev/full`` stands in for one
+    here: opened for writing only when passed (then the write fails with the device's own
+    ENOSPC, not the sandbox's EACCES), and ``/sys`` (NVML's topology) comes with it."""
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "scratch").mkdir()
+    spec = HostSpec(
+        plugin_dir=tmp_path / "plugin",
+        scratch_dir=tmp_path / "scratch",
+        devices=("/dev/full",) if passed else (),
+    )
+    launch = Bubblewrap().launch(spec, channel_fd=0)
+    argv = launch.argv[: launch.argv.index("-m")] + ["-c", DEVICE_PROBE]
+    result = subprocess.run(
+        argv, pass_fds=launch.pass_fds, capture_output=True, text=True, timeout=60
+    )
+    for fd in launch.close_after_start:
+        __import__("os").close(fd)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    if landlock.abi_version() >= 1:
+        assert seen["device"] == ("ENOSPC" if passed else "EACCES"), result.stderr
+    assert seen["sys"] is passed
+
+
+def test_gpu_devices_lists_the_nvidia_nodes_of_a_machine(tmp_path: Path) -> None:
+    from mixpeek_orchestration.sandbox.backends import gpu_devices
+
+    assert gpu_devices(tmp_path) == ()  # no driver: a CPU host
+    assert all(path.startswith("/dev/nvidia") for path in gpu_devices())
+
+
+@pytest.mark.skipif(not shutil.which("runsc"), reason="no runsc")
+def test_gvisor_without_nvproxy_refuses_a_gpu_host_by_name(tmp_path: Path) -> None:
+    from mixpeek_orchestration.errors import MixpeekError
+    from mixpeek_orchestration.sandbox.backends import GVisor
+
+    backend = GVisor()
+    spec = HostSpec(plugin_dir=tmp_path, scratch_dir=tmp_path, devices=("/dev/full",))
+    if backend.gpu_proxy():
+        launch = backend.launch(spec, channel_fd=0)
+        assert "--nvproxy=true" in launch.argv
+        config = json.loads((launch.cleanup[0] / "config.json").read_text())
+        assert config["linux"]["devices"][0]["path"] == "/dev/full"
+        return
+    with pytest.raises(MixpeekError, match="nvproxy"):
+        backend.launch(spec, channel_fd=0)
