@@ -2,12 +2,17 @@
 
 ``render(tenant, overrides, extractors)`` returns documents per file:
 
-* ``namespace.yaml``: the tenant's namespace and a ``ResourceQuota`` sized from the cluster
-  shape (head plus every worker group at its maximum);
+* ``namespace.yaml``: the tenant's namespace, a ``ResourceQuota`` sized from the cluster
+  shape (head plus every worker group at its maximum), the gVisor ``RuntimeClass`` and a
+  ``NetworkPolicy`` for the pods that host plugin code (no cloud metadata, no other
+  namespace's pods);
 * ``rayservice.yaml``: a KubeRay ``RayService``: worker groups ``cpu`` (realtime), ``batch``
   (ingestion; a synthetic ``batch`` resource keeps batch actors off Serve workers) and ``gpu``
   (``nvidia.com/gpu`` with the accelerator as node selector), node ranges from the file, and a
-  Serve application per served extractor with its autoscaling and resources;
+  Serve application per served extractor with its autoscaling and resources. Every worker group
+  hosts plugin code, so its pods run on the gVisor ``RuntimeClass`` with a read-only root file
+  system, no capabilities, no service-account token and ``emptyDir`` scratch; the head (which
+  schedules nothing) runs on the ordinary runtime;
 * ``dagster-values.yaml``: values for the Dagster Helm chart: Postgres storage, the
   ``K8sRunLauncher`` (dagster-k8s), the ``plugin_assets`` code location;
 * ``api.yaml``: the API ``Deployment`` and ``Service``.
@@ -44,6 +49,10 @@ SERVE_PORT = 8000
 API_PORT = 8000
 SCHEMAS = Path(__file__).parent / "schemas"
 PLANE_SECRET = "mixpeek-plane"
+PLUGIN_HOST_LABEL = "mixpeek.io/plugin-host"
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+"""Where plugin-hosting pods may not connect (beyond their own namespace): pod and service
+networks, link-local (the cloud metadata service)."""
 PLANE_SECRETS = ("mongo_uri", "s3_access_key_id", "s3_secret_access_key", "redis_url")
 """Data-plane settings that may carry credentials: read from the Secret, never rendered."""
 
@@ -132,7 +141,12 @@ def serve_deployment_config(override: ExtractorOverride) -> dict[str, Any]:
 
 
 def _worker_group(
-    group: str, node: NodeRange, image: str, env: list[dict[str, Any]], spec: Any
+    group: str,
+    node: NodeRange,
+    image: str,
+    env: list[dict[str, Any]],
+    spec: Any,
+    runtime_class: str,
 ) -> dict[str, Any]:
     limits: dict[str, Any] = {}
     params: dict[str, str] = {}
@@ -154,6 +168,12 @@ def _worker_group(
     container = _container(
         "ray-worker", image, env, node.cpu, node.memory, limits=limits,
         readinessProbe=probe, livenessProbe=probe,
+        securityContext={
+            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        # Ray's session files and the plugin hosts' scratch: the only writable places
+        volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
     )  # fmt: skip
     return {
         "groupName": group,
@@ -161,7 +181,16 @@ def _worker_group(
         "minReplicas": node.min_nodes,
         "maxReplicas": node.max_nodes,
         "rayStartParams": params,
-        "template": {"spec": {"containers": [container], **pod}},
+        "template": {
+            "metadata": {"labels": {PLUGIN_HOST_LABEL: "true"}},
+            "spec": {
+                "runtimeClassName": runtime_class,
+                "automountServiceAccountToken": False,
+                "containers": [container],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                **pod,
+            },
+        },
     }
 
 
@@ -200,7 +229,14 @@ def render_rayservice(
                     "template": {"spec": {"containers": [head]}},
                 },
                 "workerGroupSpecs": [
-                    _worker_group(name, getattr(cluster, name), image, env, overrides.spec)
+                    _worker_group(
+                        name,
+                        getattr(cluster, name),
+                        image,
+                        env,
+                        overrides.spec,
+                        overrides.sandbox.runtime_class,
+                    )
                     for name in ("cpu", "batch", "gpu")
                 ],
             },
@@ -221,6 +257,11 @@ def render_namespace(tenant: str, overrides: Overrides) -> list[dict[str, Any]]:
     cpu += 8
     memory += 32 * 2**30
     name = namespace_name(tenant)
+    private = (
+        [{"to": [{"ipBlock": {"cidr": c}} for c in overrides.sandbox.private_egress]}]
+        if overrides.sandbox.private_egress
+        else []
+    )
     return [
         {
             "apiVersion": "v1",
@@ -239,6 +280,39 @@ def render_namespace(tenant: str, overrides: Overrides) -> list[dict[str, Any]]:
                     "limits.memory": f"{int(memory // 2**30)}Gi",
                     "requests.nvidia.com/gpu": str(cluster.gpu.max_nodes),
                 }
+            },
+        },
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": overrides.sandbox.runtime_class},
+            "handler": "runsc",
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"{tenant}-plugin-hosts", "namespace": name},
+            "spec": {
+                "podSelector": {"matchLabels": {PLUGIN_HOST_LABEL: "true"}},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    # the tenant's own Ray cluster and services, and cluster DNS
+                    {"to": [{"podSelector": {}}]},
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    },
+                    # the object store, the data plane and the hosts plugins may call (the egress
+                    # proxy in each worker enforces the allow list); never the cloud metadata
+                    # service or another namespace's pods
+                    {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_CIDRS)}}]},
+                    *private,
+                ],
             },
         },
     ]
@@ -352,6 +426,8 @@ def check_manifest(doc: dict[str, Any]) -> None:
     models = {
         "Namespace": "V1Namespace",
         "ResourceQuota": "V1ResourceQuota",
+        "RuntimeClass": "V1RuntimeClass",
+        "NetworkPolicy": "V1NetworkPolicy",
         "Deployment": "V1Deployment",
         "Service": "V1Service",
     }

@@ -18,11 +18,19 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
@@ -95,6 +103,29 @@ class HealthSpec(_Strict):
     health_check_timeout_s: float = Field(default=30, gt=0)
 
 
+class SandboxSpec(_Strict):
+    """Where plugin-hosting pods (every Ray worker group) run and what they may reach."""
+
+    runtime_class: str = Field(default="gvisor", min_length=1)
+    """Their ``RuntimeClass`` (GKE Sandbox names gVisor's ``gvisor``)."""
+    private_egress: list[str] = Field(default_factory=list)
+    """Private CIDRs they may reach besides their own namespace (an in-VPC MongoDB, a MinIO);
+    link-local addresses (the cloud metadata service) are never allowed."""
+
+    @field_validator("private_egress")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        metadata = ipaddress.ip_network("169.254.0.0/16")
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+            if network.version == 4 and network.overlaps(metadata):
+                raise ValueError(f"{cidr} covers link-local addresses (the cloud metadata service)")
+        return value
+
+
 class Overrides(_Strict):
     auto_deploy: bool = False
     """Serve every enabled extractor; otherwise only those named under ``overrides``."""
@@ -104,6 +135,7 @@ class Overrides(_Strict):
     head: Head = Head()
     env: dict[str, str] = Field(default_factory=dict)
     spec: HealthSpec = HealthSpec()
+    sandbox: SandboxSpec = SandboxSpec()
 
     def check_names(self, known: Iterable[str]) -> None:
         """Refuse extractor names that neither the built-ins nor the tenant's plugins have."""

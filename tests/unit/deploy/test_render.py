@@ -255,3 +255,35 @@ def test_a_deployment_asks_room_for_its_first_replicas() -> None:
     assert initial_need(fixed) == {"CPU": 1.0, "GPU": 0.0}
     scaled = serve_options({"serve_config": {"min_replicas": 0, "num_gpus": 1}}, "plugin")
     assert initial_need(scaled) == {"CPU": 1.0, "GPU": 1.0}  # the first request's replica
+
+
+def test_every_worker_group_hosts_plugins_on_gvisor_and_the_head_does_not() -> None:
+    files = render("acme", parse_overrides({}), REGISTRY)
+    cluster = files["rayservice.yaml"][0]["spec"]["rayClusterConfig"]
+    for group in cluster["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        assert pod["runtimeClassName"] == "gvisor", group["groupName"]
+        assert pod["automountServiceAccountToken"] is False
+        security = pod["containers"][0]["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert group["template"]["metadata"]["labels"]["mixpeek.io/plugin-host"] == "true"
+    assert "runtimeClassName" not in cluster["headGroupSpec"]["template"]["spec"]
+    kinds = {doc["kind"]: doc for doc in files["namespace.yaml"]}
+    assert kinds["RuntimeClass"]["handler"] == "runsc"
+    policy = kinds["NetworkPolicy"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"mixpeek.io/plugin-host": "true"}}
+    blocks = [to["ipBlock"] for rule in policy["egress"] for to in rule["to"] if "ipBlock" in to]
+    assert blocks == [{"cidr": "0.0.0.0/0", "except": [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]}]  # fmt: skip
+
+
+def test_an_operator_opens_named_private_ranges_but_never_the_metadata_service() -> None:
+    overrides = parse_overrides({"sandbox": {"private_egress": ["10.20.0.0/16"]}})
+    files = render("acme", overrides, REGISTRY)
+    policy = next(d for d in files["namespace.yaml"] if d["kind"] == "NetworkPolicy")
+    assert {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]} in policy["spec"]["egress"]
+    with pytest.raises(MixpeekError, match=r"sandbox\.private_egress"):
+        parse_overrides({"sandbox": {"private_egress": ["169.254.169.254/32"]}})
+    with pytest.raises(MixpeekError, match="not a CIDR"):
+        parse_overrides({"sandbox": {"private_egress": ["the office"]}})
