@@ -239,12 +239,16 @@ class PluginHostProcess:
         try:
             answer, out = future.result(timeout=timeout_s)
         except TimeoutError:
-            self._kill()
-            raise MixpeekError(
-                ErrorCode.PLUGIN_TIMEOUT,
-                f"The plugin did not answer {op} within {timeout_s:.0f}s; its host was stopped",
-            ) from None
+            raise self._timed_out(op, timeout_s) from None
         return self._checked(answer), out
+
+    def _timed_out(self, op: str, timeout_s: float | None) -> MixpeekError:
+        """Stop a host that ran past a request's time limit; the error its callers get."""
+        self._kill()
+        return MixpeekError(
+            ErrorCode.PLUGIN_TIMEOUT,
+            f"The plugin did not answer {op} within {timeout_s or 0:.0f}s; its host was stopped",
+        )
 
     @staticmethod
     def _checked(answer: dict[str, Any]) -> dict[str, Any]:
@@ -279,11 +283,7 @@ class PluginHostProcess:
         try:
             answer, out = await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except TimeoutError:
-            self._kill()
-            raise MixpeekError(
-                ErrorCode.PLUGIN_TIMEOUT,
-                f"The plugin did not answer {op} within {timeout_s:.0f}s; its host was stopped",
-            ) from None
+            raise self._timed_out(op, timeout_s) from None
         return self._checked(answer), out
 
     # -- the end --------------------------------------------------------------------------------

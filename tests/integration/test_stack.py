@@ -18,7 +18,7 @@ from tests.integration.conftest import RunningStack, create_tenant, start_stack
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = {"metadata", "objects", "vectors", "ray", "serve", "dagster"}
+COMPONENTS = {"metadata", "objects", "vectors", "ray", "serve", "dagster", "sandbox"}
 
 
 def test_healthz_reports_every_component_ok(stack: RunningStack) -> None:
