@@ -62,8 +62,6 @@ def prepare_model_cache(cache_dir: Path | None = None) -> Path:
         for model in BUNDLED_HUB_MODELS:
             repo = home / "hub" / f"models--{model.repo_id.replace('/', '--')}"
             snapshot = repo / "snapshots" / _REVISION
-            if (repo / "refs" / "main").exists() and snapshot.is_dir():
-                continue
             try:
                 source = model.source_dir()
             except ImportError:
@@ -72,10 +70,18 @@ def prepare_model_cache(cache_dir: Path | None = None) -> Path:
                 if path.is_file():
                     target = snapshot / path.relative_to(source)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    if not target.exists():
-                        target.symlink_to(path)
+                    # one cache may outlive (or be shared by) several installations: a link
+                    # into another one's packages is broken, or unreadable in a sandbox that
+                    # mounts only this one
+                    if not target.is_symlink() or os.readlink(target) != str(path):
+                        # atomically: other processes may be preparing the same cache
+                        link = target.with_name(f".{target.name}.{os.getpid()}")
+                        link.unlink(missing_ok=True)
+                        link.symlink_to(path)
+                        os.replace(link, target)
             (repo / "refs").mkdir(parents=True, exist_ok=True)
-            (repo / "refs" / "main").write_text(_REVISION)
+            if not (repo / "refs" / "main").exists():
+                (repo / "refs" / "main").write_text(_REVISION)
     return home
 
 
