@@ -96,11 +96,15 @@ def dagster_instance_yaml(dagster_home: Path) -> dict[str, object]:
                 "tag_concurrency_limits": [
                     {"key": "mixpeek/kind", "value": "ingestion", "limit": 2}
                 ],
+                # a queued run starts within a second (the default looks every 5 s)
+                "dequeue_interval_seconds": 1,
+                "dequeue_use_threads": True,
             },
         },
         "telemetry": {"enabled": False},
         "code_servers": {"local_startup_timeout": 180},
-        "sensors": {"use_threads": True, "num_workers": 2},
+        # the ingestion sensor waits for objects within its ticks: the others get workers too
+        "sensors": {"use_threads": True, "num_workers": 4},
     }
 
 
@@ -112,6 +116,9 @@ class Stack:
             checked, not started.
         report: called with one line per step (the CLI prints them).
     """
+
+    kill_wait_s = 20.0
+    """How long ``down`` waits for killed processes to be gone (a loaded machine is slow)."""
 
     def __init__(self, settings: MixpeekSettings, *, report: Reporter | None = None) -> None:
         self.settings = settings
@@ -162,16 +169,33 @@ class Stack:
             return state
 
     def down(self) -> list[str]:
-        """Stop every process ``up`` started for this data dir; returns the names stopped."""
+        """Stop every process ``up`` started for this data dir and check they are gone;
+        returns the names stopped.
+
+        A component with a process that would not stop keeps its record (and the processes
+        left over) in the stack's state, and ``down`` fails naming them: running it again
+        tries again, instead of losing track of them.
+        """
         with self._lock():
             state = StackState.load(self.settings.run_dir)
             if state is None:
                 return []
-            stopped = []
+            stopped, stuck = [], {}
             for name in reversed(START_ORDER):
                 if name in state.processes:
-                    self._stop(name, state)
-                    stopped.append(name)
+                    left = self._stop(name, state)
+                    if left:
+                        stuck[name] = left
+                    else:
+                        stopped.append(name)
+            if stuck:
+                state.save(self.settings.run_dir)
+                raise MixpeekError(
+                    ErrorCode.STACK_ERROR,
+                    "could not stop "
+                    + "; ".join(f"{n} (pids {', '.join(map(str, p))})" for n, p in stuck.items())
+                    + ": run `mixpeek down` again",
+                )
             StackState.path_for(self.settings.run_dir).unlink(missing_ok=True)
             return stopped
 
@@ -360,16 +384,18 @@ class Stack:
         ]  # fmt: skip
         for flag, port in ports.items():
             command += [f"--{flag}", str(port)]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        address = f"{s.host}:{ports['port']}"
+        dashboard = f"http://{s.host}:{ports['dashboard-port']}"
+        state.env["MIXPEEK_RAY_ADDRESS"] = address
+        state.env["MIXPEEK_RAY_DASHBOARD_URL"] = dashboard
+        # the stack's endpoints (metadata, data dir, ports) reach every Ray worker, as a
+        # cluster's containers get them: the ingestion service builds its stores from them
+        env = self._child_env(state)
         # Ray turns token authentication on by itself when a token file exists (~/.ray/auth_token,
         # left by any earlier `ray.init`), and drivers without RAY_AUTH_MODE=token are then
         # refused. The local head follows the operator's RAY_AUTH_MODE, off unless they set it.
         env.setdefault("RAY_AUTH_MODE", "disabled")
         self._launch("ray", command, state, started, env=env)
-        address = f"{s.host}:{ports['port']}"
-        dashboard = f"http://{s.host}:{ports['dashboard-port']}"
-        state.env["MIXPEEK_RAY_ADDRESS"] = address
-        state.env["MIXPEEK_RAY_DASHBOARD_URL"] = dashboard
         state.ray_temp_dir = str(temp_dir)
 
         def gcs_ready() -> bool:
@@ -549,12 +575,25 @@ class Stack:
             log_path=Path(record.log) if record else None,
         )
 
-    def _stop(self, name: str, state: StackState) -> None:
-        record = state.processes.pop(name, None)
+    def _stop(self, name: str, state: StackState) -> list[int]:
+        """Stop one component's process tree; the pids still alive (its record stays then)."""
+        record = state.processes.get(name)
         if record is None:
-            return
-        stop_process_tree(record.pid, record.create_time, grace_s=10.0 if name == "ray" else 6.0)
+            return []
+        left = stop_process_tree(
+            record.pid,
+            record.create_time,
+            grace_s=10.0 if name == "ray" else 6.0,
+            leftovers=record.leftovers,
+            kill_wait_s=self.kill_wait_s,
+        )
+        if left:
+            record.leftovers = left
+            self.report(f"{name}: {len(left)} process(es) would not stop")
+            return [pid for pid, _ in left]
+        state.processes.pop(name)
         self.report(f"{name}: stopped (pid {record.pid})")
+        return []
 
     def _api_health(self, state: StackState) -> ComponentHealth:
         url = f"http://{state.env['MIXPEEK_HOST']}:{state.env['MIXPEEK_API_PORT']}"

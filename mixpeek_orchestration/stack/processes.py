@@ -100,37 +100,81 @@ def process_create_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def stop_process_tree(pid: int, create_time: float, *, grace_s: float = 10.0) -> None:
-    """Stop a process and every descendant it spawned.
+def stop_process_tree(
+    pid: int,
+    create_time: float,
+    *,
+    grace_s: float = 10.0,
+    leftovers: Sequence[tuple[int, float]] = (),
+    kill_wait_s: float = 20.0,
+) -> list[tuple[int, float]]:
+    """Stop a process and every process of its tree; returns ``(pid, create_time)`` of those
+    still alive afterwards (none, normally).
 
     The root gets SIGTERM first so it can shut its children down cleanly (``ray start --block``
-    does); whatever is left after ``grace_s`` (including descendants that moved to other process
-    groups, like Ray workers) is killed.
+    does). Its tree is its descendants and every process of its session (each stack process
+    starts one): a descendant that moved to another process group, or was re-parented when
+    its parent exited first, still belongs to it. After ``grace_s`` whatever is left of the
+    tree, looked up again, is killed, and waited for (up to ``kill_wait_s``: a loaded machine
+    can take a while). ``leftovers`` are processes an earlier attempt could not stop.
     """
-    if not process_matches(pid, create_time):
-        return
-    root = psutil.Process(pid)
-    try:
-        family = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        family = [root]
-    with contextlib.suppress(psutil.Error):
-        root.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs([root], timeout=grace_s / 2)
-    for proc in family:
-        try:
-            if proc.is_running():
-                proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=grace_s / 2)
-    for proc in alive:
+    family: dict[int, psutil.Process] = {}
+    session = None
+    if process_matches(pid, create_time):
+        with contextlib.suppress(OSError):
+            session = os.getsid(pid)
+    for leftover, started in ((pid, create_time), *leftovers):
+        if process_matches(leftover, started):
+            family[leftover] = psutil.Process(leftover)
+
+    def look_again() -> None:
+        for proc in list(family.values()):
+            with contextlib.suppress(psutil.Error):
+                for child in proc.children(recursive=True):
+                    family.setdefault(child.pid, child)
+        if session is not None and session != os.getsid(0):
+            for other in psutil.process_iter():
+                with contextlib.suppress(OSError, psutil.Error):
+                    if other.pid not in family and os.getsid(other.pid) == session:
+                        family[other.pid] = other
+
+    look_again()
+    if pid in family:
         with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-    # Reap our own direct child if it was started by this process.
+            family[pid].send_signal(signal.SIGTERM)
+        psutil.wait_procs([family[pid]], timeout=grace_s / 2)
+    look_again()
+    for proc in _alive(family):
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGTERM)
+    psutil.wait_procs(_alive(family), timeout=grace_s / 2)
+    deadline = time.monotonic() + kill_wait_s
+    while True:
+        look_again()
+        alive = _alive(family)
+        if not alive or time.monotonic() > deadline:
+            break
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+    # reap our own direct child if it was started by this process
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+    survivors = []
+    for proc in _alive(family):
+        with contextlib.suppress(psutil.Error):
+            survivors.append((proc.pid, proc.create_time()))
+    return survivors
+
+
+def _alive(family: Mapping[int, psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in family.values():
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
 
 
 def wait_until(

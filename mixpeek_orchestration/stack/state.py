@@ -15,6 +15,8 @@ class ProcessRecord(BaseModel):
     create_time: float
     command: list[str]
     log: str
+    leftovers: list[tuple[int, float]] = Field(default_factory=list)
+    """Processes of its tree an earlier ``down`` could not stop: the next one tries again."""
 
 
 class StackState(BaseModel):

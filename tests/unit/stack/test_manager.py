@@ -22,6 +22,7 @@ from mixpeek_orchestration.stack.processes import (
     spawn,
     stop_process_tree,
 )
+from mixpeek_orchestration.stack.state import ProcessRecord
 
 
 def _ports() -> dict[str, int]:
@@ -118,3 +119,69 @@ def test_free_port_never_hands_out_the_same_port_twice() -> None:
     picks = [free_port() for _ in range(300)]
     assert len(set(picks)) == len(picks)
     assert all(PORT_RANGE[0] <= port < PORT_RANGE[1] for port in picks)
+
+
+ORPHANING = (
+    # a child that ignores SIGTERM, moves to its own process group and outlives its parent
+    # (re-parented to init): only its session still ties it to the stack's process
+    "import os, signal, subprocess, sys, time\n"
+    "child = 'import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "os.setpgid(0, 0); time.sleep(600)'\n"
+    "p = subprocess.Popen([sys.executable, '-c', child])\n"
+    "print(p.pid, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def _orphaning_stack(tmp_path: Path) -> tuple[Stack, int, int]:
+    settings = load_settings(data_dir=tmp_path / "data", **_ports())
+    proc = spawn(
+        [sys.executable, "-c", ORPHANING], log_path=tmp_path / "p.log", env={"PATH": "/usr/bin"}
+    )
+    deadline = time.monotonic() + 10
+
+    def last_line() -> str:
+        return (tmp_path / "p.log").read_text().strip().splitlines()[-1]
+
+    while not last_line().isdigit() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(last_line())
+    state = StackState(data_dir=str(settings.data_dir))
+    state.processes["api"] = ProcessRecord(
+        pid=proc.pid, create_time=process_create_time(proc.pid), command=["x"], log="p.log"
+    )
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    state.save(settings.run_dir)
+    return Stack(settings), proc.pid, child
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_down_stops_what_outlived_its_parent_in_its_session(tmp_path: Path) -> None:
+    stack, root, child = _orphaning_stack(tmp_path)
+    assert stack.down() == ["api"]
+    assert _gone(root) and _gone(child)
+    assert stack.state() is None
+
+
+def test_down_keeps_track_of_processes_it_could_not_stop_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, root, child = _orphaning_stack(tmp_path)
+    real_kill = psutil.Process.kill
+    # a process the kernel does not take down in time (a heavily loaded machine)
+    monkeypatch.setattr(psutil.Process, "kill", lambda self: None)
+    monkeypatch.setattr(Stack, "kill_wait_s", 1.0)
+    with pytest.raises(MixpeekError) as stuck:
+        Stack(stack.settings).down()
+    assert stuck.value.code is ErrorCode.STACK_ERROR and str(child) in stuck.value.detail
+    state = stack.state()
+    assert state is not None and [p for p, _ in state.processes["api"].leftovers] == [child]
+    monkeypatch.setattr(psutil.Process, "kill", real_kill)
+    assert stack.down() == ["api"]
+    assert _gone(root) and _gone(child) and stack.state() is None
