@@ -293,7 +293,14 @@ class _Stage:
         if self.prepare is not None:
             with use_context(self.runtime.context), self.runtime.context.host.guarded():
                 batch = apply_prepare(self.prepare, batch)
-        out = self.executor(batch)
+        size = max(1, int(self.executor.step.batch_size))
+        if len(batch) <= size:
+            out = self.executor(batch)
+        else:  # a block larger than the step's batches (an earlier step's size): in slices
+            import pandas as pd
+
+            parts = [self.executor(batch.iloc[i : i + size]) for i in range(0, len(batch), size)]
+            out = pd.concat(parts, ignore_index=True, sort=False)
         if self.validator is not None:
             out = self.validator(out)
         return arrow_safe(out)

@@ -168,10 +168,13 @@ class PluginSession:
 
     def process(self, stage: int, batch: pd.DataFrame) -> pd.DataFrame:
         """One batch through a stage (rows that fail carry ``_error``)."""
-        _, out = self.host.request(
-            "process", {"stage": stage}, channel.frame_to_ipc(batch), timeout_s=self.timeout_s
-        )
-        return channel.ipc_to_frame(out)
+        return channel.ipc_to_frame(self.process_ipc(stage, channel.frame_to_ipc(batch)))
+
+    def process_ipc(self, stage: int, batch: bytes) -> bytes:
+        """:meth:`process` for a batch already in Arrow IPC, answered in Arrow IPC: what an
+        ingestion actor forwards without reading it."""
+        _, out = self.host.request("process", {"stage": stage}, batch, timeout_s=self.timeout_s)
+        return out
 
     def realtime(self) -> bool:
         """Set up the realtime handler; returns whether it takes batches."""

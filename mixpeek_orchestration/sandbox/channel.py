@@ -31,6 +31,7 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 _PREFIX = struct.Struct(">II")
 MAX_HEADER = 64 << 20  # a realtime answer with large vectors still fits
@@ -121,16 +122,25 @@ def frame_to_ipc(frame: pd.DataFrame) -> bytes:
     """A pandas batch as an Arrow IPC stream."""
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table_to_ipc(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    """An Arrow table as an IPC stream (a slice costs only its own rows)."""
+    import pyarrow as pa
+
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
 
 
-def ipc_to_frame(data: bytes) -> pd.DataFrame:
-    """An Arrow IPC stream back as a pandas batch."""
+def ipc_to_table(data: bytes) -> pa.Table:
     import pyarrow as pa
 
-    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    return table.replace_schema_metadata(None).to_pandas()  # type: ignore[no-any-return]
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def ipc_to_frame(data: bytes) -> pd.DataFrame:
+    """An Arrow IPC stream back as a pandas batch."""
+    return ipc_to_table(data).replace_schema_metadata(None).to_pandas()  # type: ignore[no-any-return]
