@@ -44,6 +44,7 @@ class ErrorCode(Enum):
     REALTIME_ERROR = ("realtime_error", 502, True)
     COMPONENT_UNAVAILABLE = ("component_unavailable", 503, True)
     STACK_ERROR = ("stack_error", 500, False)
+    INTERNAL_ERROR = ("internal_error", 500, True)
 
     def __init__(self, value: str, http_status: int, retryable: bool) -> None:
         self._value_ = value  # type: ignore[assignment]  # the code's stable string

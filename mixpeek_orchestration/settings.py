@@ -65,10 +65,9 @@ class MixpeekSettings(BaseSettings):
     # Orchestration.
     dagster_url: str | None = None
     """Base URL of an external Dagster webserver; unset starts a local one."""
-    ingest_batch_objects: int = Field(default=2000, ge=1, le=100_000)
+    ingest_batch_objects: int = Field(default=5000, ge=1, le=100_000)
     """Objects per ingestion run: uploads are grouped so that thousands do not mean thousands
     of runs, and each run's actors (and models) start once for the whole batch."""
-    ingest_sensor_interval_s: int = Field(default=10, ge=1)
     queue_prefix: str = Field(default="", pattern=r"^[a-z0-9-]{0,40}$")
     """Prefix of this data plane's job queue: ingestion and deploy runs carry the tag
     ``mixpeek/queue: {prefix}ingestion`` (or ``...deploy``), so Dagster's run coordinator can

@@ -11,7 +11,7 @@ duplicated.
 """
 
 import json
-from collections.abc import Mapping
+import time
 from typing import Any
 
 from dagster import (
@@ -33,9 +33,12 @@ from dagster import (
     sensor,
 )
 
+from mixpeek_orchestration.platform.ingest_service import INGEST_ROUTE
 from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
+WAIT_FOR_OBJECTS_S = 4.0  # within one sensor tick (the daemon starts one every 5 s at most)
+POLL_S = 0.2
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -44,7 +47,7 @@ FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     group_name="ingestion",
     kinds={"ray", "lancedb", "mongodb"},
     description="Documents and vectors of one batch of objects in one collection, produced by the "
-    "collection's plugin version on Ray Data.",
+    "collection's plugin version in the cluster's ingestion service.",
     check_specs=[
         AssetCheckSpec(
             "vector_dimensions",
@@ -64,81 +67,58 @@ FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     ],
 )
 def collection_ingestion(context: AssetExecutionContext, platform: PlatformResource) -> Any:
+    """The run records the batch; the ingestion service (in the cluster) does its work."""
     batch_id = context.partition_key
     stores = platform.plane_of_run(context, lambda plane: plane.planner.get(batch_id) is not None)
-    batch = stores.planner.get(batch_id)
+    batch = stores.planner.start(batch_id, context.run_id)
     if batch is None:
         raise ValueError(f"ingestion batch {batch_id} no longer exists")
-    stores.planner.start(batch_id, context.run_id)
     try:
-        report = stores.ingestion.run(batch, run_id=context.run_id)
+        answer = stores.serve.submit(
+            INGEST_ROUTE,
+            {"batch_id": batch_id, "run_id": context.run_id, "plane": plane_name(stores)},
+        )
     except Exception as exc:
         stores.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
         raise
-    status = (
-        "completed" if report.failed == 0 else ("failed" if report.completed == 0 else "partial")
-    )
-    stores.planner.finish(batch_id, status=status, stats=report.as_dict())
+    report = answer["report"]
+    completed, failed, rows = report["completed"], report["failed"], report["rows"]
+    status = "completed" if failed == 0 else ("failed" if completed == 0 else "partial")
+    stores.planner.finish(batch_id, status=status, stats=report)
+    if rows and completed == 0:
+        raise RuntimeError(f"every row of {batch_id} failed; first errors: {report['errors'][:3]}")
     collection = stores.collections.by_id(batch["collection_id"]) or {}
-    if report.rows and report.completed == 0:
-        raise RuntimeError(f"every row of {batch_id} failed; first errors: {report.errors[:3]}")
     yield MaterializeResult(
         metadata={
             "collection_id": batch["collection_id"],
-            "plugin_id": report.plugin_id,
+            "plugin_id": report["plugin_id"],
             "feature_uris": MetadataValue.json(collection.get("feature_uris", [])),
-            "objects": report.objects,
-            "rows": report.rows,
-            "rows_ok": report.completed,
-            "rows_failed": report.failed,
-            "vectors": report.vectors,
-            "rows_per_s": MetadataValue.float(round(report.rows_per_s, 2)),
-            "duration_s": MetadataValue.float(round(report.seconds, 2)),
-            "peak_rss_mb": MetadataValue.float(round(report.peak_rss_mb, 1)),
-            "first_block_s": MetadataValue.float(round(report.first_block_s, 2)),
-            "actors_started": report.actors_started,
-            "actors_reused": report.actors_reused,
-            "steps": MetadataValue.json(report.steps),
-            "first_errors": MetadataValue.json(report.errors[:5]),
+            "objects": report["objects"],
+            "rows": rows,
+            "rows_ok": completed,
+            "rows_failed": failed,
+            "vectors": report["vectors"],
+            "rows_per_s": MetadataValue.float(float(report["rows_per_s"])),
+            "duration_s": MetadataValue.float(round(report["seconds"], 2)),
+            "first_block_s": MetadataValue.float(round(report["first_block_s"], 2)),
+            "write_s": MetadataValue.float(round(report["write_seconds"], 2)),
+            "actors_started": report["actors_started"],
+            "actors_reused": report["actors_reused"],
+            "steps": MetadataValue.json(report["steps"]),
+            "first_errors": MetadataValue.json(report["errors"][:5]),
         }
     )
-    yield from _checks(stores, collection, batch, report)
+    for check in answer["checks"]:
+        yield AssetCheckResult(
+            check_name=check["check_name"],
+            passed=check["passed"],
+            severity=AssetCheckSeverity(check["severity"]),
+            metadata={k: _metadata(v) for k, v in check["metadata"].items()},
+        )
 
 
-def _checks(
-    stores: Any, collection: Mapping[str, Any], batch: Mapping[str, Any], report: Any
-) -> list[AssetCheckResult]:
-    """Read back what was written for this batch and check it."""
-    import numpy as np
-
-    dims_ok, finite_ok, detail = True, True, {}
-    for feature, uri in zip(
-        collection.get("features", []), collection.get("feature_uris", []), strict=True
-    ):
-        rows = stores.documents.vectors_of_objects(collection, uri, batch["object_ids"][:2000])
-        if rows.num_rows == 0:
-            continue
-        vectors = np.asarray(rows["vector"].to_pylist(), dtype=np.float32)
-        expected = int(feature.get("embedding_dim") or vectors.shape[1])
-        dims_ok &= vectors.shape[1] == expected
-        finite_ok &= bool(np.isfinite(vectors).all())
-        detail[uri] = {"vectors": rows.num_rows, "dim": int(vectors.shape[1]), "declared": expected}
-    # the documents this batch wrote (counted by batch, not by a 2,000-id $in)
-    documents = stores.documents.count_of_batch(batch["collection_id"], batch["batch_id"])
-    return [
-        AssetCheckResult(
-            check_name="vector_dimensions",
-            passed=dims_ok,
-            metadata={"tables": MetadataValue.json(detail)},
-        ),
-        AssetCheckResult(check_name="finite_values", passed=finite_ok),
-        AssetCheckResult(
-            check_name="documents_match_blobs",
-            passed=documents == report.rows,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"documents": documents, "blobs": report.rows},
-        ),
-    ]
+def _metadata(value: Any) -> Any:
+    return MetadataValue.json(value) if isinstance(value, (dict, list)) else value
 
 
 collection_ingestion_job = define_asset_job(
@@ -163,6 +143,23 @@ def bucket_objects_sensor(
     # the shared plane, then each tenant's dedicated one
     planned = across_planes(context, platform, lambda plane: _plan(context, plane), "planning")
     run_requests = [request for _, (requests, _) in planned for request in requests]
+    # The daemon evaluates a sensor at most every 5 s. A tick that found nothing waits within
+    # itself for the next object, so an upload's run is requested a fraction of a second
+    # after it, not up to 5 s later.
+    deadline = time.monotonic() + WAIT_FOR_OBJECTS_S
+    while not run_requests and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        waiting = across_planes(
+            context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
+        )
+        if any(new for _, new in waiting):
+            planned = across_planes(
+                context,
+                platform,
+                lambda plane: _plan(context, plane, register_files=False),
+                "planning",
+            )
+            run_requests = [request for _, (requests, _) in planned for request in requests]
     cursors = {plane_name(plane): cursor for plane, (_, cursor) in planned}
     cursor = json.dumps(cursors, sort_keys=True)
     if not run_requests:
@@ -175,7 +172,9 @@ def bucket_objects_sensor(
     )
 
 
-def _plan(context: SensorEvaluationContext, plane: Any) -> tuple[list[RunRequest], int]:
+def _plan(
+    context: SensorEvaluationContext, plane: Any, *, register_files: bool = True
+) -> tuple[list[RunRequest], int]:
     """One plane's tick: retry batches whose run died, plan new objects into batches, and a
     run request per runnable batch, tagged with the plane and its queue."""
     planner = plane.planner
@@ -185,7 +184,7 @@ def _plan(context: SensorEvaluationContext, plane: Any) -> tuple[list[RunRequest
             context.log.info(
                 "batch %s: run %s ended %s, queued again", batch["batch_id"], run.run_id, run.status
             )
-    tick = planner.tick()
+    tick = planner.tick(register_files=register_files)
     batches = planner.runnable()
     if batches:
         context.log.info(

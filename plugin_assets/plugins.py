@@ -272,6 +272,10 @@ def plugin_deployment_sensor(
         )
         for request in found
     ]
+    serves: set[str] = set()  # one ingestion service per Serve (planes may share a cluster)
+    across_planes(
+        context, platform, lambda plane: _ensure_ingest_service(context, plane, serves), "ingest"
+    )
     keys = [r.partition_key for r in requests if r.partition_key]
     if not requests:
         return SensorResult(skip_reason="no deploy requests")
@@ -279,6 +283,22 @@ def plugin_deployment_sensor(
         run_requests=requests,
         dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
     )
+
+
+def _ensure_ingest_service(context: SensorEvaluationContext, plane: Any, seen: set[str]) -> None:
+    """Deploy the ingestion service where a restarted Ray lost it."""
+    from mixpeek_orchestration.platform import ingest_service
+
+    if plane.serve.url in seen:
+        return
+    seen.add(plane.serve.url)
+    try:
+        routes = {prefix.rstrip("/") for prefix in plane.serve.routes()}
+    except Exception:  # Serve not reachable yet: the next tick looks again
+        return
+    if ingest_service.INGEST_ROUTE not in routes:
+        context.log.info("the ingestion service is missing at %s: deploying it", plane.serve.url)
+        ingest_service.deploy(plane)
 
 
 def _deploy_requests(context: SensorEvaluationContext, plane: Any) -> list[RunRequest]:

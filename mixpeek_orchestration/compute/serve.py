@@ -16,6 +16,9 @@ from mixpeek_orchestration.health import ComponentHealth
 
 SKELETON_APP = "skeleton"
 SKELETON_ROUTE = "/skeleton"
+INGEST_APP = "mixpeek-ingest"
+INGEST_ROUTE = "/ingest"
+"""The ingestion service (``platform/ingest_service.py``), which Dagster runs post batches to."""
 
 
 class ServeCluster:
@@ -55,6 +58,44 @@ class ServeCluster:
         response = httpx.post(f"{self.url}{route}", json=payload, timeout=timeout_s)
         response.raise_for_status()
         return response.json()
+
+    def submit(
+        self, route: str, payload: dict[str, Any], *, connect_timeout_s: float = 10.0
+    ) -> Any:
+        """POST ``payload`` to an application that may work a long time before it answers (no
+        read timeout); its error answers raise with their ``detail`` and ``code``."""
+        from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+
+        try:
+            response = httpx.post(
+                f"{self.url}{route}",
+                json=payload,
+                timeout=httpx.Timeout(connect_timeout_s, read=None),
+            )
+        except httpx.TransportError as exc:
+            raise MixpeekError(
+                ErrorCode.COMPONENT_UNAVAILABLE,
+                f"Ray Serve is not reachable at {self.url}: {exc}",
+                component="serve",
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"detail": response.text[:500]}
+        if response.status_code == 404 and "code" not in body:
+            raise MixpeekError(
+                ErrorCode.COMPONENT_UNAVAILABLE,
+                f"No Serve application answers at {route} (is the stack up to date?)",
+                component="serve",
+            )
+        if response.status_code >= 400:
+            code = body.get("code")
+            known = {c.value: c for c in ErrorCode}
+            raise MixpeekError(
+                known.get(code, ErrorCode.INTERNAL_ERROR),
+                str(body.get("detail") or f"{route} answered HTTP {response.status_code}"),
+            )
+        return body
 
     def health(self) -> ComponentHealth:
         response = httpx.get(f"{self.url}/-/healthz", timeout=3.0)

@@ -39,6 +39,7 @@ from typing import Any
 
 from mixpeek_orchestration import __version__
 from mixpeek_orchestration.compute.resources import BATCH_RESOURCE  # batch actors ask for it
+from mixpeek_orchestration.compute.serve import INGEST_APP, INGEST_ROUTE
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.tenancy.overrides import ExtractorOverride, NodeRange, Overrides
 from mixpeek_orchestration.tenancy.planes import DataPlane
@@ -208,6 +209,16 @@ def render_rayservice(
         }
         for name in served
     ]
+    # the ingestion service Dagster runs hand their batches to (no resources of its own: it
+    # waits on the batch actors and writes to the stores)
+    applications.append(
+        {
+            "name": INGEST_APP,
+            "route_prefix": INGEST_ROUTE,
+            "import_path": "mixpeek_orchestration.platform.ingest_service:app_builder",
+            "args": {},
+        }
+    )
     head = _container(
         "ray-head", image, env, overrides.head.cpu, overrides.head.memory,
         ports=[{"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},

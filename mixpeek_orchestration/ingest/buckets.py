@@ -56,6 +56,10 @@ class Buckets:
         self.objects = metadata.collection("objects")
         self.uploads = metadata.collection("object_uploads")
         self.counters = metadata.collection("counters")
+        # landed files this process knows are registered, per bucket: a sensor ticking every
+        # few seconds lists a bucket's prefix, and must not read back every object it has
+        # (key -> the file's last modification seen; None: not listed yet)
+        self._landed: dict[str, dict[str, Any]] = {}
 
     def ensure_indexes(self) -> None:
         self.buckets.create_index("bucket_id", unique=True)
@@ -368,6 +372,12 @@ class Buckets:
         self.objects.delete_one({"object_id": object_id})
         return doc
 
+    def last_seq(self) -> int:
+        """The highest sequence number an object has taken (0: none yet): one small read, for
+        a sensor that waits for the next object."""
+        doc = self.counters.find_one({"_id": "object_seq"})
+        return int(doc["value"]) if doc else 0
+
     def objects_after(self, seq: int, *, limit: int) -> list[dict[str, Any]]:
         """Objects of every bucket with ``seq`` above ``seq``, in sequence order."""
         return list(
@@ -402,25 +412,34 @@ class Buckets:
 
     # -- files landing under a bucket's prefix --------------------------------------------------
 
-    def register_landed_files(self, bucket: dict[str, Any], *, limit: int = 2000) -> int:
+    def register_landed_files(self, bucket: dict[str, Any], *, limit: int = 5000) -> int:
         """Turn files found under the bucket's landing prefix into objects (once each).
 
         At most ``limit`` per call, inserted together with one block of sequence numbers, so a
         sensor tick stays short; the rest come next tick.
         """
         prefix = landing_prefix(bucket, bucket["bucket_id"])
-        known = {
-            d["source_key"]
-            for d in self.objects.find(
-                {"bucket_id": bucket["bucket_id"], "source_key": {"$exists": True}},
-                {"_id": 0, "source_key": 1},
+        known = self._landed.get(bucket["bucket_id"])
+        if known is None:  # once per process; afterwards what this process registers
+            known = self._landed[bucket["bucket_id"]] = dict.fromkeys(
+                d["source_key"]
+                for d in self.objects.find(
+                    {"bucket_id": bucket["bucket_id"], "source_key": {"$exists": True}},
+                    {"_id": 0, "source_key": 1},
+                )
             )
-        }
         properties = bucket["bucket_schema"]["properties"]
         blobs: list[tuple[str, dict[str, Any]]] = []
         for info in self.store.list(prefix):
             if info.key in known:
-                continue
+                seen = known[info.key]
+                if seen is None or seen == info.last_modified:
+                    known[info.key] = info.last_modified
+                    continue
+                # the file changed since: registered still, or deleted and landed again?
+                if self.objects.find_one({"source_key": info.key}, {"_id": 1}) is not None:
+                    known[info.key] = info.last_modified
+                    continue
             mime = mimetypes.guess_type(info.key)[0] or "application/octet-stream"
             kind = blob_type_for_mime(mime)
             prop = next((p for p, spec in properties.items() if spec["type"] == kind), None)
@@ -462,11 +481,12 @@ class Buckets:
                     "source_key": key,
                 }
             )
+        known.update(dict.fromkeys(key for key, _ in blobs))  # modification seen next listing
         try:
             return len(self.objects.insert_many(docs, ordered=False).inserted_ids)
-        except (
-            BulkWriteError
-        ) as exc:  # another tick registered some of them: those numbers stay unused
+        except BulkWriteError as exc:
+            # another process registered some of them (the unique source key refused them):
+            # those numbers stay unused
             return int(exc.details.get("nInserted", 0))
 
     def created_before(self, seq: int) -> datetime | None:

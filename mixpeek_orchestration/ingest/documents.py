@@ -26,7 +26,7 @@ from mixpeek_orchestration.storage.vectors import VectorStore
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 # documents sort by their object's sequence, then id (an object's blobs share one number);
 # list cursors hold both
@@ -42,6 +42,28 @@ def document_id(collection_id: str, object_id: str, blob_id: str) -> str:
 def vector_table(namespace_id: str, uri: str) -> str:
     """The vector table of one feature URI inside one namespace."""
     return FeatureUri.parse(uri).table_name(namespace_id)
+
+
+def _flat_vectors(column: pa.ChunkedArray, dim: int) -> pa.Array:
+    """The float32 values of a column of vectors (lists or fixed-size lists), row after row;
+    a row of another length is refused naming the expected one."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = column.combine_chunks()
+    if pa.types.is_fixed_size_list(array.type) and array.type.list_size == dim:
+        return array.flatten().cast(pa.float32())
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        lengths = np.asarray(array.value_lengths().fill_null(0))
+        if (lengths == dim).all():
+            return array.flatten().cast(pa.float32())
+        raise MixpeekError(
+            ErrorCode.OUTPUT_INVALID,
+            f"a vector has {int(lengths[lengths != dim][0])} values; the feature declares {dim}",
+        )
+    # anything else (objects pandas could not type): one row at a time
+    values = np.asarray([np.asarray(v, dtype=np.float32) for v in array.to_pylist()])
+    return pa.array(values.reshape(len(array) * dim), pa.float32())
 
 
 def _plain(value: Any) -> Any:
@@ -72,19 +94,18 @@ class Documents:
 
     def write(
         self,
-        collection: dict[str, Any],
-        frame: pd.DataFrame,
+        collection: Mapping[str, Any],
+        table: pa.Table,
         *,
         objects: dict[str, dict[str, Any]],
         output_fields: Iterable[str],
         batch_id: str,
         run_id: str | None,
     ) -> dict[str, int]:
-        """Upsert one processed batch: a document per row, vectors for the rows that succeeded.
+        """Upsert one processed block: a document per row, vectors for the rows that succeeded.
 
         Returns counts of completed and failed rows and of vectors written.
         """
-        import numpy as np
         import pyarrow as pa
 
         from mixpeek_orchestration.batch.steps import ERROR_COLUMN, error_code
@@ -92,77 +113,86 @@ class Documents:
         features = collection["features"]
         uris = collection["feature_uris"]
         extractor = collection["feature_extractor"]
-        fields = [f for f in output_fields if f in frame.columns]
-        # after the Arrow round trip a missing error may be None, NaN or NA: only text counts
-        errors = [
-            e if isinstance(e, str) else None
-            for e in (frame[ERROR_COLUMN] if ERROR_COLUMN in frame.columns else [None] * len(frame))
-        ]
+        names = set(table.column_names)
+        fields = [f for f in output_fields if f in names]
+        # after the Arrow round trip a missing error may be null or NaN: only text counts
+        raw_errors = (
+            table.column(ERROR_COLUMN).to_pylist() if ERROR_COLUMN in names else [None] * len(table)
+        )
+        errors = [e if isinstance(e, str) else None for e in raw_errors]
+        ok = pa.array([e is None for e in errors], pa.bool_())
+        ids = table.column("document_id").to_pylist()
+        object_ids = table.column("object_id").to_pylist()
+        failed_ids = [ids[i] for i, e in enumerate(errors) if e is not None]
+        columns = {
+            name: table.column(name).to_pylist()
+            for name in ("blob_id", "blob_property", "blob_type", "mime_type", *fields)
+        }
         stamp = now()
+        plugin = {
+            "feature_extractor_name": extractor["feature_extractor_name"],
+            "version": extractor["version"],
+        }
         writes = []
-        ok_positions = [i for i, e in enumerate(errors) if e is None]
-        failed_ids = [frame["document_id"].iat[i] for i, e in enumerate(errors) if e is not None]
-        for position, row in enumerate(frame.itertuples(index=False)):
-            record = row._asdict()
-            obj = objects[record["object_id"]]
-            error = errors[position]
+        for i, doc_id in enumerate(ids):
+            obj = objects[object_ids[i]]
+            error = errors[i]
             doc = {
                 "org_id": collection["org_id"],
                 "namespace_id": collection["namespace_id"],
                 "collection_id": collection["collection_id"],
                 "bucket_id": obj["bucket_id"],
-                "source_object_id": record["object_id"],
+                "source_object_id": object_ids[i],
                 "seq": obj["seq"],
                 "source_blobs": [
                     {
-                        "blob_id": record["blob_id"],
-                        "property": record["blob_property"],
-                        "type": record["blob_type"],
-                        "mime_type": record["mime_type"],
+                        "blob_id": columns["blob_id"][i],
+                        "property": columns["blob_property"][i],
+                        "type": columns["blob_type"][i],
+                        "mime_type": columns["mime_type"][i],
                     }
                 ],
                 "metadata": obj.get("metadata", {}),
                 "feature_refs": [] if error else list(uris),
                 "plugin_id": extractor["plugin_id"],
-                "feature_extractor": {
-                    "feature_extractor_name": extractor["feature_extractor_name"],
-                    "version": extractor["version"],
-                },
-                "outputs": {} if error else {f: _plain(record.get(f)) for f in fields},
+                "feature_extractor": dict(plugin),
+                "outputs": {} if error else {f: _plain(columns[f][i]) for f in fields},
                 "status": "failed" if error else "completed",
                 "errors": [{"message": error, "code": error_code(error)}] if error else [],
                 "batch_id": batch_id,
                 "run_id": run_id,
                 "updated_at": stamp,
             }
-            writes.append((record["document_id"], doc))
+            writes.append((doc_id, doc))
         vectors = 0
+        succeeded = table.filter(ok) if failed_ids else table
         for feature, uri in zip(features, uris, strict=True):
             name = feature["feature_name"]
-            table = vector_table(collection["namespace_id"], uri)
+            target = vector_table(collection["namespace_id"], uri)
             if failed_ids:
-                self.vectors.delete(table, {"id": failed_ids})
-            if not ok_positions or name not in frame.columns:
+                self.vectors.delete(target, {"id": failed_ids})
+            if not succeeded.num_rows or name not in names:
                 continue
             dim = int(feature.get("embedding_dim") or 0)
-            values = np.asarray(
-                [np.asarray(frame[name].iat[i], dtype=np.float32) for i in ok_positions],
-                dtype=np.float32,
-            ).reshape(len(ok_positions), dim)
+            values = _flat_vectors(succeeded.column(name), dim)
             data = pa.table(
                 {
-                    "id": pa.array(
-                        [frame["document_id"].iat[i] for i in ok_positions], pa.string()
+                    "id": succeeded.column("document_id").cast(pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(values, dim),
+                    "collection_id": pa.array(
+                        [collection["collection_id"]] * succeeded.num_rows, pa.string()
                     ),
-                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim),
-                    "collection_id": pa.array([collection["collection_id"]] * len(ok_positions)),
-                    "object_id": pa.array([frame["object_id"].iat[i] for i in ok_positions]),
+                    "object_id": succeeded.column("object_id").cast(pa.string()),
                 }
             )
-            vectors += self.vectors.upsert(table, data)
+            vectors += self.vectors.upsert(target, data)
         # documents last: a completed document always has its vectors in place
         self._upsert_documents(writes, stamp)
-        return {"completed": len(ok_positions), "failed": len(failed_ids), "vectors": vectors}
+        return {
+            "completed": len(ids) - len(failed_ids),
+            "failed": len(failed_ids),
+            "vectors": vectors,
+        }
 
     def _upsert_documents(self, writes: list[tuple[str, dict[str, Any]]], stamp: Any) -> None:
         """Insert one batch's documents; those that already exist are updated instead.
@@ -302,14 +332,19 @@ class Documents:
             )
         }
 
-    def count_of_batch(self, collection_id: str, batch_id: str) -> int:
-        """Documents an ingestion batch wrote (counted by batch, not by a long ``$in``)."""
-        return self.documents.count_documents(
-            {"collection_id": collection_id, "batch_id": batch_id}
-        )
+    def count_of_batch(
+        self, collection_id: str, batch_id: str, seq_range: tuple[int, int] | None = None
+    ) -> int:
+        """Documents an ingestion batch wrote (counted by batch, not by a long ``$in``; within
+        the batch's sequence range, when given, so the count reads the batch, not the
+        collection)."""
+        query: dict[str, Any] = {"collection_id": collection_id, "batch_id": batch_id}
+        if seq_range is not None:
+            query["seq"] = {"$gte": seq_range[0], "$lte": seq_range[1]}
+        return self.documents.count_documents(query)
 
     def vectors_of_objects(
-        self, collection: dict[str, Any], uri: str, object_ids: builtins.list[str]
+        self, collection: Mapping[str, Any], uri: str, object_ids: builtins.list[str]
     ) -> Any:
         """The stored vectors (an Arrow table with ``vector``) of some objects for one
         feature of a collection: what the ingestion checks read back."""

@@ -27,7 +27,7 @@ import logging
 import resource
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from mixpeek_orchestration.batch.rows import (
     build_batch,
     input_fields,
 )
+from mixpeek_orchestration.batch.steps import ERROR_COLUMN
 from mixpeek_orchestration.compute.resources import BATCH_RESOURCE, WARM_NAMESPACE, make_room
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.documents import document_id, vector_table
@@ -48,6 +49,7 @@ from mixpeek_orchestration.storage.vectors import metric_of
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from mixpeek_orchestration.compute.ray_cluster import RayCluster
     from mixpeek_orchestration.ingest.buckets import Buckets
@@ -63,11 +65,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 BLOB_URL_TTL_S = 6 * 3600
-BLOCK_ROWS = 64  # rows per Ray Data block
 WRITE_ROWS = 1024  # rows per write to the stores (documents bulk upsert, vectors merge)
-FORWARD_CPUS = 0  # a task handing a block to a warm actor only waits on it: it must never
-# queue behind the CPUs that warm actors and Serve replicas hold
 WRITE_INTERVAL_S = 2.0  # ... or whatever arrived in this long, so slow plugins show progress
+IN_FLIGHT_PER_ACTOR = 2  # blocks queued at each actor: the next is there when one is done
+HOLD_S = 3600.0  # the longest a run keeps its stages from leaving, should it vanish
 # blob types a plugin declaring one input type also takes
 ALSO_ACCEPTS = {"document": {"pdf"}, "text": {"json"}}
 
@@ -177,7 +178,8 @@ class StepStage:
     """(Ray actor) One step of a plugin's pipeline, run by a sandboxed plugin host that this
     actor supervises; the plugin and its models load once per host.
 
-    A host that crashes (a segfault, the OOM killer) or hangs fails the batch it was given, row
+    Blocks come and go as Arrow IPC, which the actor hands to its host without reading them. A
+    host that crashes (a segfault, the OOM killer) or hangs fails the block it was given, row
     by row with ``plugin_host_crashed`` / ``plugin_timeout``, and is replaced for the next.
     """
 
@@ -204,25 +206,33 @@ class StepStage:
             parameters, index=index, steps=steps, collection_id=collection_id, threads=threads
         )
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, block: bytes) -> bytes:
         from mixpeek_orchestration.batch.steps import ERROR_COLUMN
         from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+        from mixpeek_orchestration.sandbox import channel
 
         try:
-            return self.session.process(self.stage, batch)
+            return self.session.process_ipc(self.stage, block)
         except MixpeekError as exc:
             if exc.code not in (ErrorCode.PLUGIN_HOST_CRASHED, ErrorCode.PLUGIN_TIMEOUT):
                 raise
-            failed = batch.copy()  # every row of the batch fails with why
-            failed[ERROR_COLUMN] = f"[{exc.code.value}] {exc.detail}"
-            return failed
+            import pyarrow as pa
+
+            table = channel.ipc_to_table(block)  # every row of the block fails with why
+            why = pa.array([f"[{exc.code.value}] {exc.detail}"] * table.num_rows, pa.string())
+            if ERROR_COLUMN in table.column_names:
+                table = table.drop_columns([ERROR_COLUMN])
+            return channel.table_to_ipc(table.append_column(ERROR_COLUMN, why))
 
 
 class WarmStage(StepStage):
     """(Ray detached actor) A :class:`StepStage` that outlives the run which started it.
 
-    It leaves by itself after ``idle_s`` without a batch. CPU and GPU stages compute one batch
-    at a time (their frameworks already use every core or the device); API stages take several.
+    It leaves by itself once it has had no work for ``idle_s``: no block in flight, none since
+    the last one, and no run holding it (a run holds its stages from before its first block
+    until its last, so a stage waiting for its first block never counts as idle). CPU and GPU
+    stages compute one block at a time (their frameworks already use every core or the
+    device); API stages take several.
     """
 
     def __init__(self, *args: Any, idle_s: float, exclusive: bool, **kwargs: Any) -> None:
@@ -234,62 +244,104 @@ class WarmStage(StepStage):
         self.in_flight = 0
         self.batches = 0
         self.last_used = time.monotonic()
+        self.holds: dict[str, float] = {}  # run -> until when (monotonic) it holds this stage
         threading.Thread(
             target=self._leave_when_idle, name="warm-stage-reaper", daemon=True
         ).start()
 
-    def process(self, batch: pd.DataFrame) -> pd.DataFrame:
+    def process(self, block: bytes) -> bytes:
         self.in_flight += 1
         try:
             if self.lock is None:
-                return self(batch)
+                return self(block)
             with self.lock:
-                return self(batch)
+                return self(block)
         finally:
             self.in_flight -= 1
             self.batches += 1
             self.last_used = time.monotonic()
 
+    def hold(self, run: str, seconds: float) -> None:
+        """Keep this stage for ``run`` (for at most ``seconds``, should the run vanish)."""
+        self.holds[run] = time.monotonic() + seconds
+
+    def release(self, run: str) -> None:
+        self.holds.pop(run, None)
+        self.last_used = time.monotonic()
+
     def info(self) -> dict[str, Any]:
         import os
 
-        idle = 0.0 if self.in_flight else time.monotonic() - self.last_used
-        return {"pid": os.getpid(), "batches": self.batches, "idle_s": idle}
+        return {"pid": os.getpid(), "batches": self.batches, "idle_s": self.idle_for()}
+
+    def idle_for(self) -> float:
+        """Seconds without work (0 while a block is in flight or a run holds the stage)."""
+        now = time.monotonic()
+        self.holds = {run: until for run, until in self.holds.items() if until > now}
+        if self.in_flight or self.holds:
+            return 0.0
+        return now - self.last_used
 
     def _leave_when_idle(self) -> None:
         import ray
 
         while True:
-            time.sleep(max(1.0, min(self.idle_s / 4, 30.0)))
-            if not self.in_flight and time.monotonic() - self.last_used > self.idle_s:
-                logger.info("no batch for %.0f s: this warm stage leaves", self.idle_s)
+            time.sleep(max(0.5, min(self.idle_s / 4, 30.0)))
+            if self.idle_for() > self.idle_s:
+                logger.info("no work for %.0f s: this warm stage leaves", self.idle_s)
                 ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
                 return
 
 
-_HANDLES: dict[str, Any] = {}  # per Ray worker: warm stage handles by name
-
-
-def _forward(batch: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
-    """(Ray Data task) Hand one batch to a warm stage of the step and return what it made."""
-    import random
-
-    import pandas as pd
+def table_of(frame: pd.DataFrame) -> pa.Table:
+    """The rows of a batch as Arrow, as plugins will see them (plain strings, no index)."""
     import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+
+
+def _stream(table: pa.Table, steps: list[StepPlan], stages: list[list[Any]]) -> Iterator[pa.Table]:
+    """Every block of ``table`` through every step's warm stages; processed blocks as they
+    finish (in any order).
+
+    Blocks are the first step's batch size (a later step with smaller batches slices them in
+    its host). A block goes to the least loaded stage of each step, chained by object
+    reference, so it moves from one step's actor to the next without coming back here; at most
+    :data:`IN_FLIGHT_PER_ACTOR` blocks per actor of the widest step are in flight.
+    """
     import ray
 
-    name = random.choice(names)
-    if any(isinstance(dtype, pd.ArrowDtype) for dtype in batch.dtypes):
-        # plugins see plain pandas (str objects, int64), as in a DataFrame they build themselves
-        table = pa.Table.from_pandas(batch, preserve_index=False)
-        batch = table.replace_schema_metadata(None).to_pandas()
-    if name not in _HANDLES:
-        _HANDLES[name] = ray.get_actor(name, namespace=WARM_NAMESPACE)
-    try:
-        return ray.get(_HANDLES[name].process.remote(batch))  # type: ignore[no-any-return]
-    except ray.exceptions.RayActorError:
-        _HANDLES.pop(name, None)  # gone (killed, out of memory): the run fails and is retried
-        raise
+    from mixpeek_orchestration.sandbox import channel
+
+    size = max(1, int(steps[0]["batch_size"]))
+    window = IN_FLIGHT_PER_ACTOR * max(
+        len(step) * (max(1, s["concurrency"]) if s["resource_type"] == "api" else 1)
+        for step, s in zip(stages, steps, strict=True)
+    )
+    load = [[0] * len(step) for step in stages]
+    in_flight: dict[Any, list[int]] = {}  # final reference -> the stage chosen at each step
+
+    def done(ready: list[Any]) -> Iterator[pa.Table]:
+        for ref in ready:
+            for step, chosen in enumerate(in_flight.pop(ref)):
+                load[step][chosen] -= 1
+            yield channel.ipc_to_table(ray.get(ref))
+
+    for start in range(0, table.num_rows, size):
+        while len(in_flight) >= window:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            yield from done(ready)
+        ref: Any = channel.table_to_ipc(table.slice(start, size))
+        chosen = []
+        for step, handles in enumerate(stages):
+            pick = min(range(len(handles)), key=load[step].__getitem__)
+            load[step][pick] += 1
+            chosen.append(pick)
+            ref = handles[pick].process.remote(ref)
+        in_flight[ref] = chosen
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        yield from done(ready)
 
 
 class IngestionEngine:
@@ -460,6 +512,75 @@ class IngestionEngine:
         )
         return steps
 
+    def _write_as_processed(
+        self,
+        report: IngestionReport,
+        blocks: Iterator[pa.Table],
+        *,
+        collection: Collection,
+        objects: dict[str, dict[str, Any]],
+        output_fields: list[str],
+        batch_id: str,
+        run_id: str | None,
+        started: float,
+    ) -> None:
+        """Write processed blocks as they come, in groups of :data:`WRITE_ROWS` or every
+        :data:`WRITE_INTERVAL_S` (each vector upsert merges against its table, so fewer, larger
+        ones cost less, and a slow plugin still shows documents as it goes), by one writer
+        thread, so processing never waits on the stores; at most two groups are in flight,
+        which bounds memory."""
+        import pyarrow as pa
+
+        def write(out: pa.Table) -> tuple[pa.Table, dict[str, int], float]:
+            write_start = time.perf_counter()
+            counts = self.documents.write(
+                collection,
+                out,
+                objects=objects,
+                output_fields=output_fields,
+                batch_id=batch_id,
+                run_id=run_id,
+            )
+            return out, counts, time.perf_counter() - write_start
+
+        def account(done: Future[tuple[pa.Table, dict[str, int], float]]) -> None:
+            out, counts, seconds = done.result()
+            report.write_seconds += seconds
+            report.completed += counts["completed"]
+            report.failed += counts["failed"]
+            report.vectors += counts["vectors"]
+            if counts["failed"] and len(report.errors) < 20:
+                errors = [e for e in out.column(ERROR_COLUMN).to_pylist() if e]
+                report.errors += errors[: 20 - len(report.errors)]
+
+        pending: list[pa.Table] = []
+        last_flush = time.monotonic()
+        in_flight: deque[Future[tuple[pa.Table, dict[str, int], float]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+
+            def flush() -> None:
+                nonlocal last_flush
+                last_flush = time.monotonic()
+                if pending:
+                    group = pa.concat_tables(pending, promote_options="permissive")
+                    in_flight.append(writer.submit(write, group))
+                    pending.clear()
+                while len(in_flight) > 2:
+                    account(in_flight.popleft())
+
+            for out in blocks:
+                if not report.first_block_s:
+                    report.first_block_s = time.perf_counter() - started
+                pending.append(out)
+                if (
+                    sum(t.num_rows for t in pending) >= WRITE_ROWS
+                    or time.monotonic() - last_flush >= WRITE_INTERVAL_S
+                ):
+                    flush()
+            flush()
+            while in_flight:
+                account(in_flight.popleft())
+
     def run(self, batch: IngestBatch, *, run_id: str | None = None) -> IngestionReport:
         """Process one ``ingest_batches`` record end to end; raises only when nothing ran."""
         import ray
@@ -516,78 +637,25 @@ class IngestionEngine:
             collection["collection_id"],
             steps,
         )
-        # blocks built here, not by a Ray task per block as ``from_pandas`` does: each task
-        # type of a new job boots Ray workers, which on a small node costs more than the rows
-        dataset: Any = ray.data.from_items(
-            frame.to_dict("records"), override_num_blocks=-(-len(frame) // BLOCK_ROWS)
-        )
-        for step, step_names in zip(steps, names, strict=True):
-            # light tasks hand blocks to the warm actors, enough of them that each actor has
-            # its next batch queued while it computes
-            queued = step["concurrency"] if step["resource_type"] == "api" else 1
-            dataset = dataset.map_batches(
-                _forward,  # type: ignore[arg-type]
-                fn_kwargs={"names": step_names},
-                batch_format="pandas",
-                batch_size=step["batch_size"],
-                num_cpus=FORWARD_CPUS,
-                concurrency=2 * len(step_names) * max(1, queued),
-            )
-
-        def write(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], float]:
-            write_start = time.perf_counter()
-            counts = self.documents.write(
-                collection,
-                out,
+        # looked up per run: a stage that left since the last one was started again
+        stages = [[ray.get_actor(n, namespace=WARM_NAMESPACE) for n in step] for step in names]
+        hold = run_id or batch["batch_id"]
+        ray.get([h.hold.remote(hold, HOLD_S) for step in stages for h in step])
+        try:
+            self._write_as_processed(
+                report,
+                _stream(table_of(frame), steps, stages),
+                collection=collection,
                 objects=objects,
                 output_fields=output_fields,
                 batch_id=batch["batch_id"],
                 run_id=run_id,
+                started=processing,
             )
-            return out, counts, time.perf_counter() - write_start
-
-        def account(done: Future[tuple[pd.DataFrame, dict[str, int], float]]) -> None:
-            out, counts, seconds = done.result()
-            report.write_seconds += seconds
-            report.completed += counts["completed"]
-            report.failed += counts["failed"]
-            report.vectors += counts["vectors"]
-            if counts["failed"] and len(report.errors) < 20:
-                report.errors += out["_error"].dropna().tolist()[: 20 - len(report.errors)]
-
-        # Blocks stream in as they are processed and are written in groups of WRITE_ROWS, or
-        # every WRITE_INTERVAL_S (each vector upsert merges against the table, so fewer, larger
-        # ones cost less; a slow plugin still shows documents as it goes) by one
-        # writer thread, so consuming the stream never waits on the stores; at most two groups
-        # are in flight, which bounds memory.
-        pending: list[pd.DataFrame] = []
-        last_flush = time.monotonic()
-        in_flight: deque[Future[tuple[pd.DataFrame, dict[str, int], float]]] = deque()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
-
-            def flush() -> None:
-                import pandas as pd
-
-                nonlocal last_flush
-                last_flush = time.monotonic()
-                if pending:
-                    in_flight.append(writer.submit(write, pd.concat(pending, ignore_index=True)))
-                    pending.clear()
-                while len(in_flight) > 2:
-                    account(in_flight.popleft())
-
-            for out in dataset.iter_batches(batch_format="pandas", batch_size=None):
-                if not report.first_block_s:
-                    report.first_block_s = time.perf_counter() - processing
-                pending.append(out)
-                if (
-                    sum(len(f) for f in pending) >= WRITE_ROWS
-                    or time.monotonic() - last_flush >= WRITE_INTERVAL_S
-                ):
-                    flush()
-            flush()
-            while in_flight:
-                account(in_flight.popleft())
+        finally:
+            for step in stages:
+                for h in step:
+                    h.release.remote(hold)
         report.processing_seconds = time.perf_counter() - processing
         for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True):
             self.vectors.ensure_index(

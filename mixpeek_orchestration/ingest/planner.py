@@ -5,12 +5,14 @@ The planner follows the objects' sequence with a cursor kept in the metadata sto
 1. registers files that landed under a bucket's storage prefix as objects;
 2. reads objects past the cursor, stopping at a gap in the sequence (an insert still in flight)
    unless the gap is old (an insert that failed after taking its number);
-3. groups them per collection sourced from their bucket into batches of at most
-   ``batch_objects`` objects, skipping objects a batch already holds (a tick that died after
-   writing its batches and before moving the cursor), and only then moves the cursor.
+3. groups them per collection sourced from their bucket, skipping objects a batch already holds
+   (a tick that died after writing its batches and before moving the cursor): first into the
+   collection's batch still waiting for its run, up to ``batch_objects``, then into new batches
+   of at most ``batch_objects``, and only then moves the cursor.
 
-A batch id is derived from its content, so the orchestrator can use it as a run key: a batch is
-launched once. ``trigger`` plans every object of a collection again, under a new generation.
+A batch id is derived from the sequence range it was created with, so the orchestrator can use
+it as a run key: a batch is launched once. ``trigger`` plans every object of a collection
+again, under a new generation.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.scope import scope
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
-BATCH_OBJECTS = 2000
+BATCH_OBJECTS = 5000
 MAX_OBJECTS_PER_TICK = 20_000
 GAP_GRACE = timedelta(seconds=10)
 MAX_ATTEMPTS = 3
@@ -50,6 +52,7 @@ class IngestBatch(TypedDict, total=False):
     namespace_id: str
     collection_id: str
     object_ids: list[str]
+    size: int  # len(object_ids): a waiting batch takes more until it holds batch_objects
     first_seq: int
     last_seq: int
     reason: str  # "upload" | "trigger"
@@ -96,8 +99,18 @@ class IngestPlanner:
         doc = self.state.find_one({"_id": "planner"})
         return int(doc["seq"]) if doc else 0
 
-    def tick(self) -> TickResult:
-        registered = sum(self.buckets.register_landed_files(b) for b in self.buckets.all_buckets())
+    def waiting_objects(self) -> bool:
+        """Whether objects past the cursor exist (two small reads: a sensor polls it)."""
+        return self.buckets.last_seq() > self.cursor
+
+    def tick(self, *, register_files: bool = True) -> TickResult:
+        """One planning pass; ``register_files=False`` skips listing the buckets' landing
+        prefixes (a sensor re-planning within its tick for objects the API just created)."""
+        registered = (
+            sum(self.buckets.register_landed_files(b) for b in self.buckets.all_buckets())
+            if register_files
+            else 0
+        )
         cursor = self.cursor
         accepted: list[dict[str, Any]] = []
         expected = cursor + 1
@@ -114,6 +127,7 @@ class IngestPlanner:
             for collection in self.collections.sourced_from(bucket_id):
                 already = self._held_after(collection["collection_id"], cursor)
                 todo = [o for o in objects if o["object_id"] not in already]
+                todo = self._join_waiting(collection["collection_id"], todo)
                 for chunk in _chunks(todo, self.batch_objects):
                     batch_id = (
                         f"ib_{collection['collection_id']}_{chunk[0]['seq']}_{chunk[-1]['seq']}"
@@ -127,6 +141,33 @@ class IngestPlanner:
         return TickResult(
             registered, len(accepted), created, accepted[-1]["seq"] if accepted else cursor
         )
+
+    def _join_waiting(
+        self, collection_id: str, objects: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Add what fits of ``objects`` to the collection's batch that is still waiting for its
+        run, and return the rest. Objects arriving while a run is being launched ride along
+        with it: one upload is a run of its own, a stream of uploads is a few large runs, not
+        one per tick. A batch stops taking objects the moment its run starts it (atomically:
+        the object ids a run reads are the ones it processes)."""
+        if not objects:
+            return objects
+        waiting = self.batches.find_one(
+            {"collection_id": collection_id, "status": "planned", "reason": "upload",
+             "size": {"$lt": self.batch_objects}},
+            {"batch_id": 1, "size": 1},
+            sort=[("last_seq", -1)],
+        )  # fmt: skip
+        if waiting is None:
+            return objects
+        joining = objects[: self.batch_objects - int(waiting["size"])]
+        result = self.batches.update_one(
+            {"batch_id": waiting["batch_id"], "status": "planned",
+             "size": {"$lte": self.batch_objects - len(joining)}},
+            {"$push": {"object_ids": {"$each": [o["object_id"] for o in joining]}},
+             "$set": {"last_seq": joining[-1]["seq"]}, "$inc": {"size": len(joining)}},
+        )  # fmt: skip
+        return objects[len(joining) :] if result.modified_count else objects
 
     def _held_after(self, collection_id: str, cursor: int) -> set[str]:
         held: set[str] = set()
@@ -151,6 +192,7 @@ class IngestPlanner:
             "namespace_id": collection["namespace_id"],
             "collection_id": collection["collection_id"],
             "object_ids": [o["object_id"] for o in objects],
+            "size": len(objects),
             "first_seq": objects[0]["seq"],
             "last_seq": objects[-1]["seq"],
             "reason": reason,
@@ -206,13 +248,17 @@ class IngestPlanner:
     def get(self, batch_id: str) -> IngestBatch | None:
         return self.batches.find_one({"batch_id": batch_id}, {"_id": 0})  # type: ignore[return-value]
 
-    def start(self, batch_id: str, run_id: str | None) -> None:
-        self.batches.update_one(
+    def start(self, batch_id: str, run_id: str | None) -> IngestBatch | None:
+        """Mark a batch running for ``run_id``; the batch as it is now (``None``: gone). From
+        here on no tick adds objects to it."""
+        return self.batches.find_one_and_update(  # type: ignore[return-value]
             {"batch_id": batch_id},
             {
                 "$set": {"status": "running", "run_id": run_id, "started_at": now()},
                 "$inc": {"attempts": 1},
             },
+            projection={"_id": 0},
+            return_document=ReturnDocument.AFTER,
         )
 
     def finish(

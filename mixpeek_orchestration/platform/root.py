@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.tenancy.planes import Tenants
 
 COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster", "sandbox")
+
+
+def _own_cluster() -> str | None:
+    """The cluster this process runs in, when it is a Ray worker (the ingestion service)."""
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    return ray.get_runtime_context().gcs_address if ray.is_initialized() else None
 
 
 def _not_configured(variable: str) -> MixpeekError:
@@ -105,9 +115,10 @@ class Platform:
 
     @cached_property
     def ray(self) -> RayCluster:
-        if not self.settings.ray_address:
+        address = self.settings.ray_address or _own_cluster()
+        if not address:
             raise _not_configured("MIXPEEK_RAY_ADDRESS")
-        return RayCluster(self.settings.ray_address, dashboard_url=self.settings.ray_dashboard_url)
+        return RayCluster(address, dashboard_url=self.settings.ray_dashboard_url)
 
     @cached_property
     def serve(self) -> ServeCluster:

@@ -452,6 +452,12 @@ def test_warm_actors_are_shared_and_leave_when_idle(
                 for a in ray.util.list_named_actors(all_namespaces=True)
             )
 
+        # a run holding its stage (waiting for its first block) is not idle time
+        stage = ray.get_actor("warmtest-0-0", namespace=WARM_NAMESPACE)
+        ray.get(stage.hold.remote("run_a", 120))
+        time.sleep(8)
+        assert alive() and ray.get(stage.info.remote())["idle_s"] == 0
+        ray.get(stage.release.remote("run_a"))
         deadline = time.monotonic() + 60
         while alive() and time.monotonic() < deadline:
             time.sleep(1)

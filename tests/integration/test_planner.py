@@ -80,8 +80,27 @@ def test_objects_are_planned_in_order_in_batches_and_a_fresh_gap_waits(
     assert planner.tick().objects_planned == 0  # 6 waits behind the gap
     add_object(planner, 5)
     assert planner.tick().cursor == 6
-    assert planned(planner)[-1] == ["obj_5", "obj_6"]
+    # obj_4's batch was still waiting for its run: 5 and 6 joined it
+    assert planned(planner)[-1] == ["obj_4", "obj_5", "obj_6"]
     assert sum(len(b) for b in planned(planner)) == 6  # each object once
+
+
+def test_objects_join_the_batch_waiting_for_its_run_until_it_starts_or_is_full(
+    planner: IngestPlanner,
+) -> None:
+    add_object(planner, 1)
+    planner.tick()  # one upload: a batch of its own, its run requested at once
+    add_object(planner, 2)
+    planner.tick()  # arrived while that run was being launched: it rides along
+    assert planned(planner) == [["obj_1", "obj_2"]]
+    batch_id = planner.runnable()[0]["batch_id"]
+    started = planner.start(batch_id, "run_1")
+    assert started is not None and started["object_ids"] == ["obj_1", "obj_2"]
+    for seq in (3, 4, 5, 6):  # the run has started: a new batch, and it fills up to 3
+        add_object(planner, seq)
+        planner.tick()
+    assert planned(planner) == [["obj_1", "obj_2"], ["obj_3", "obj_4", "obj_5"], ["obj_6"]]
+    assert planner.get(batch_id)["size"] == 2  # type: ignore[index]
 
 
 def test_an_old_gap_is_an_insert_that_failed_and_is_skipped(planner: IngestPlanner) -> None:

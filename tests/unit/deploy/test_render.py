@@ -75,7 +75,9 @@ def test_the_spec_example_renders_the_groups_autoscaling_and_env_it_asks_for(
 
     serve = yaml.safe_load(service["spec"]["serveConfigV2"])
     apps = {a["name"]: a for a in serve["applications"]}
-    assert list(apps) == ["my_extractor"]  # auto_deploy false: only what the file names
+    # auto_deploy false: only what the file names, and the ingestion service
+    assert list(apps) == ["my_extractor", "mixpeek-ingest"]
+    assert apps["mixpeek-ingest"]["import_path"].endswith("ingest_service:app_builder")
     deployment = apps["my_extractor"]["deployments"][0]
     assert deployment["autoscaling_config"] | {} == {
         **deployment["autoscaling_config"],
@@ -103,7 +105,7 @@ def test_auto_deploy_serves_every_enabled_extractor_and_never_a_disabled_one() -
     files = render("beta", overrides, REGISTRY)
     serve = yaml.safe_load(files["rayservice.yaml"][0]["spec"]["serveConfigV2"])
     assert [a["name"] for a in serve["applications"]] == [
-        "text_extractor", "my_extractor", "web_scraper",
+        "text_extractor", "my_extractor", "web_scraper", "mixpeek-ingest",
     ]  # fmt: skip
 
 
