@@ -37,7 +37,9 @@ from mixpeek_orchestration.platform.ingest_service import INGEST_ROUTE
 from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
-WAIT_FOR_OBJECTS_S = 4.0  # within one sensor tick (the daemon starts one every 5 s at most)
+AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before their run does
+AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
+WAIT_FOR_OBJECTS_S = 3.5  # within one sensor tick, ended well before the daemon's next loop (5 s)
 POLL_S = 0.2
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -70,21 +72,25 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
     """The run records the batch; the ingestion service (in the cluster) does its work."""
     batch_id = context.partition_key
     stores = platform.plane_of_run(context, lambda plane: plane.planner.get(batch_id) is not None)
-    batch = stores.planner.start(batch_id, context.run_id)
+    ahead = context.run.tags.get(AHEAD_TAG)  # the sensor started it: collect that job
+    if ahead:
+        batch = stores.planner.attach(batch_id, context.run_id)
+    else:
+        batch = stores.planner.start(batch_id, context.run_id)
     if batch is None:
         raise ValueError(f"ingestion batch {batch_id} no longer exists")
     try:
         answer = stores.serve.submit(
             INGEST_ROUTE,
-            {"batch_id": batch_id, "run_id": context.run_id, "plane": plane_name(stores)},
-        )
+            {"batch_id": batch_id, "run_id": context.run_id, "plane": plane_name(stores),
+             "key": ahead},
+        )  # fmt: skip
     except Exception as exc:
         stores.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
         raise
     report = answer["report"]
     completed, failed, rows = report["completed"], report["failed"], report["rows"]
-    status = "completed" if failed == 0 else ("failed" if completed == 0 else "partial")
-    stores.planner.finish(batch_id, status=status, stats=report)
+    stores.planner.record(batch_id, report)
     if rows and completed == 0:
         raise RuntimeError(f"every row of {batch_id} failed; first errors: {report['errors'][:3]}")
     collection = stores.collections.by_id(batch["collection_id"]) or {}
@@ -132,7 +138,9 @@ collection_ingestion_job = define_asset_job(
 
 @sensor(
     job=collection_ingestion_job,
-    minimum_interval_seconds=5,
+    # under the daemon's 5 s loop: a tick that started a hair late is still due at the next
+    # loop (at 5 s it would wait for the one after, 10 s)
+    minimum_interval_seconds=4,
     default_status=DefaultSensorStatus.RUNNING,
     description="New objects in a bucket (API uploads and files landing under its prefix) -> "
     "batches and a run each for every collection sourced from it; interrupted runs are retried.",
@@ -142,12 +150,14 @@ def bucket_objects_sensor(
 ) -> SensorResult:
     # the shared plane, then each tenant's dedicated one
     planned = across_planes(context, platform, lambda plane: _plan(context, plane), "planning")
-    run_requests = [request for _, (requests, _) in planned for request in requests]
-    # The daemon evaluates a sensor at most every 5 s. A tick that found nothing waits within
-    # itself for the next object, so an upload's run is requested a fraction of a second
-    # after it, not up to 5 s later.
+    requests = {r.run_key: r for _, (found, _) in planned for r in found}
+    # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
+    # objects, polling, and plans them as they come: a small batch starts ahead of its run at
+    # once, so an upload is processed a fraction of a second after it lands, not at the next
+    # tick. A batch that waits for its run (a large one, a retry) ends the tick, so its run is
+    # requested now.
     deadline = time.monotonic() + WAIT_FOR_OBJECTS_S
-    while not run_requests and time.monotonic() < deadline:
+    while all(AHEAD_TAG in r.tags for r in requests.values()) and time.monotonic() < deadline:
         time.sleep(POLL_S)
         waiting = across_planes(
             context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
@@ -159,7 +169,8 @@ def bucket_objects_sensor(
                 lambda plane: _plan(context, plane, register_files=False),
                 "planning",
             )
-            run_requests = [request for _, (requests, _) in planned for request in requests]
+            requests |= {r.run_key: r for _, (found, _) in planned for r in found}
+    run_requests = list(requests.values())
     cursors = {plane_name(plane): cursor for plane, (_, cursor) in planned}
     cursor = json.dumps(cursors, sort_keys=True)
     if not run_requests:
@@ -194,16 +205,33 @@ def _plan(
             len(tick.batches_created), len(batches),
         )  # fmt: skip
     tags = plane_tags(plane, "ingestion")
-    return [
-        RunRequest(
-            partition_key=b["batch_id"],
-            run_key=f"{b['batch_id']}#{b.get('attempts', 0)}",
-            tags=tags
-            | {
-                "mixpeek/kind": "ingestion",
-                "mixpeek/collection_id": b["collection_id"],
-                "mixpeek/reason": b["reason"],
-            },
+    requests = []
+    for b in batches:
+        key = f"{b['batch_id']}#{b.get('attempts', 0)}"
+        run_tags = tags | {
+            "mixpeek/kind": "ingestion",
+            "mixpeek/collection_id": b["collection_id"],
+            "mixpeek/reason": b["reason"],
+        }
+        if _start_ahead(context, plane, b, key):
+            run_tags[AHEAD_TAG] = key
+        requests.append(RunRequest(partition_key=b["batch_id"], run_key=key, tags=run_tags))
+    return requests, tick.cursor
+
+
+def _start_ahead(context: SensorEvaluationContext, plane: Any, batch: Any, key: str) -> bool:
+    """Start a small first-attempt batch in the ingestion service now, so its documents do not
+    wait for Dagster to launch its run; the run collects the job by ``key``. A batch too large,
+    retried, or that the service would not take waits for its run as any other."""
+    if batch.get("attempts", 0) or batch.get("size", len(batch["object_ids"])) > AHEAD_OBJECTS:
+        return False
+    if plane.planner.start(batch["batch_id"], None, if_planned=True) is None:
+        return False
+    try:
+        plane.serve.submit(
+            INGEST_ROUTE,
+            {"batch_id": batch["batch_id"], "plane": plane_name(plane), "key": key, "ahead": True},
         )
-        for b in batches
-    ], tick.cursor
+    except Exception as exc:  # the run processes it, as if never started
+        context.log.warning("batch %s: not started ahead of its run: %s", batch["batch_id"], exc)
+    return True

@@ -85,9 +85,9 @@ class IngestionReport:
     vectors: int = 0
     seconds: float = 0.0
     processing_seconds: float = 0.0
-    processing_started_at: float = 0.0  # epoch seconds: the Ray Data job's start and end
+    processing_started_at: float = 0.0  # epoch seconds: processing (actors, blocks, writes)
     processing_finished_at: float = 0.0
-    peak_rss_mb: float = 0.0  # of this driver process, streaming results to the stores
+    peak_rss_mb: float = 0.0  # of the process that ran it (the ingestion service)
     first_block_s: float = 0.0  # from the job's start to its first output (actors, models)
     actors_started: int = 0  # warm step actors this run had to start ...
     actors_reused: int = 0  # ... and those an earlier run left warm

@@ -125,7 +125,8 @@ class IngestOperations:
             },
             "ingestion": {
                 "batch_id": doc.get("batch_id"),
-                "dagster_run_id": doc.get("run_id"),
+                # a batch started ahead of its run was written before the run had an id
+                "dagster_run_id": doc.get("run_id") or (batch or {}).get("run_id"),
                 "dagster_partition": doc.get("batch_id"),
                 "batch_status": batch["status"] if batch else None,
             },

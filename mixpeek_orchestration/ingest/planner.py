@@ -248,11 +248,16 @@ class IngestPlanner:
     def get(self, batch_id: str) -> IngestBatch | None:
         return self.batches.find_one({"batch_id": batch_id}, {"_id": 0})  # type: ignore[return-value]
 
-    def start(self, batch_id: str, run_id: str | None) -> IngestBatch | None:
-        """Mark a batch running for ``run_id``; the batch as it is now (``None``: gone). From
-        here on no tick adds objects to it."""
+    def start(
+        self, batch_id: str, run_id: str | None, *, if_planned: bool = False
+    ) -> IngestBatch | None:
+        """Mark a batch running for ``run_id``; the batch as it is now (``None``: gone, or with
+        ``if_planned``, started already). From here on no tick adds objects to it."""
+        query: dict[str, Any] = {"batch_id": batch_id}
+        if if_planned:
+            query["status"] = "planned"
         return self.batches.find_one_and_update(  # type: ignore[return-value]
-            {"batch_id": batch_id},
+            query,
             {
                 "$set": {"status": "running", "run_id": run_id, "started_at": now()},
                 "$inc": {"attempts": 1},
@@ -260,6 +265,23 @@ class IngestPlanner:
             projection={"_id": 0},
             return_document=ReturnDocument.AFTER,
         )
+
+    def attach(self, batch_id: str, run_id: str) -> IngestBatch | None:
+        """Record the run of a batch the sensor started ahead of it (already ``running``)."""
+        return self.batches.find_one_and_update(  # type: ignore[return-value]
+            {"batch_id": batch_id},
+            {"$set": {"run_id": run_id}},
+            projection={"_id": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def record(self, batch_id: str, report: Mapping[str, Any]) -> str:
+        """Finish a batch with the outcome its report shows: ``completed``, ``partial`` or
+        ``failed`` (every row failed)."""
+        completed, failed = report["completed"], report["failed"]
+        status = "completed" if failed == 0 else ("failed" if completed == 0 else "partial")
+        self.finish(batch_id, status=status, stats=dict(report))
+        return status
 
     def finish(
         self, batch_id: str, *, status: str, stats: dict[str, Any], error: str | None = None

@@ -12,6 +12,14 @@ One service serves every data plane of its cluster (``plane`` names the tenant, 
 ``mixpeek/plane`` tag does). Where the plane's stores are local directories (a local stack), its
 replica runs on the head node, the one that sees them; elsewhere it may run anywhere.
 
+A small batch (an upload or a few) is started **ahead of its run**: the sensor posts it with
+``ahead`` as it requests the run, the service starts it at once and answers 202, and the run,
+when Dagster has launched it (seconds: a process, its imports, the code location), collects the
+same job by its run key and records its report. So an upload is searchable about a second after
+it lands, not after a run's launch. A run that finds no job under its key (the service restarted,
+a launch by hand, a retry) processes the batch itself. Jobs nobody collected are dropped after
+:data:`UNCLAIMED_TTL_S`.
+
 Started by ``mixpeek up`` (``platform/bootstrap.py``) and put back by the deployment sensor when a
 restarted Ray lost it; rendered RayServices list it (``import_path:
 mixpeek_orchestration.platform.ingest_service:app_builder``).
@@ -21,6 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.compute.serve import INGEST_APP, INGEST_ROUTE
@@ -34,6 +45,31 @@ logger = logging.getLogger(__name__)
 
 SHARED_PLANE = "shared"
 HEAD_NODE = "node:__internal_head__"  # a resource only the head node offers
+AHEAD_WORKERS = 2  # batches started ahead of their runs, at once (more wait their turn)
+UNCLAIMED_TTL_S = 900.0  # a job started ahead whose run never came is forgotten after this
+
+
+class AheadJobs:
+    """Batches started ahead of their runs, by run key, until the run collects them."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(AHEAD_WORKERS, thread_name_prefix="ingest-ahead")
+        self.jobs: dict[str, tuple[float, Future[dict[str, Any]]]] = {}
+        self.lock = threading.Lock()
+
+    def start(self, key: str, work: Any, *args: Any) -> None:
+        with self.lock:
+            now = time.monotonic()
+            for stale in [k for k, (at, job) in self.jobs.items() if now - at > UNCLAIMED_TTL_S]:
+                if self.jobs[stale][1].done():
+                    del self.jobs[stale]
+            if key not in self.jobs:
+                self.jobs[key] = (now, self.pool.submit(work, *args))
+
+    def take(self, key: str | None) -> Future[dict[str, Any]] | None:
+        with self.lock:
+            entry = self.jobs.pop(key, None) if key else None
+        return entry[1] if entry else None
 
 
 def local_stores(settings: MixpeekSettings) -> bool:
@@ -64,6 +100,7 @@ def build_app(settings: MixpeekSettings) -> Any:
             from mixpeek_orchestration.settings import load_settings
 
             self.control = Platform(load_settings())
+            self.ahead = AheadJobs()
 
         def plane(self, name: str | None) -> Platform:
             if name in (None, "", SHARED_PLANE):
@@ -76,12 +113,26 @@ def build_app(settings: MixpeekSettings) -> Any:
                 if not isinstance(body, dict) or not isinstance(body.get("batch_id"), str):
                     raise MixpeekError(
                         ErrorCode.INVALID_REQUEST,
-                        "body must be JSON {batch_id, run_id, plane}",
+                        "body must be JSON {batch_id, run_id, plane, key, ahead}",
                         field="batch_id",
                     )
-                answer = await asyncio.to_thread(
-                    run_batch, self.plane(body.get("plane")), body["batch_id"], body.get("run_id")
+                plane, batch_id, key = (
+                    self.plane(body.get("plane")),
+                    body["batch_id"],
+                    body.get("key"),
                 )
+                if body.get("ahead"):
+                    if not isinstance(key, str):
+                        raise MixpeekError(
+                            ErrorCode.INVALID_REQUEST, "ahead needs the run's key", field="key"
+                        )
+                    self.ahead.start(key, run_batch, plane, batch_id, None, True)
+                    return JSONResponse({"batch_id": batch_id, "started": True}, status_code=202)
+                job = self.ahead.take(key)
+                if job is not None:
+                    answer = await asyncio.wrap_future(job)
+                else:
+                    answer = await asyncio.to_thread(run_batch, plane, batch_id, body.get("run_id"))
                 return JSONResponse(answer)
             except MixpeekError as exc:
                 return JSONResponse(exc.to_response(), status_code=exc.http_status)
@@ -93,14 +144,24 @@ def build_app(settings: MixpeekSettings) -> Any:
     return IngestService.bind()  # type: ignore[attr-defined]
 
 
-def run_batch(platform: Platform, batch_id: str, run_id: str | None) -> dict[str, Any]:
-    """Process one planned batch in ``platform``'s plane; its report and its checks."""
+def run_batch(
+    platform: Platform, batch_id: str, run_id: str | None, record: bool = False
+) -> dict[str, Any]:
+    """Process one batch in ``platform``'s plane; its report and its checks. ``record``: also
+    write its outcome on the batch (a batch started ahead, whose run may never come)."""
     from mixpeek_orchestration.ingest.checks import batch_checks
 
     batch = platform.planner.get(batch_id)
     if batch is None:
         raise MixpeekError(ErrorCode.NOT_FOUND, f"ingestion batch {batch_id} does not exist")
-    report = platform.ingestion.run(batch, run_id=run_id)
+    try:
+        report = platform.ingestion.run(batch, run_id=run_id)
+    except Exception as exc:
+        if record:
+            platform.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
+        raise
+    if record:
+        platform.planner.record(batch_id, report.as_dict())
     collection = platform.collections.by_id(batch["collection_id"]) or {}
     checks = batch_checks(platform.documents, collection, batch, report) if report.rows else []
     return {"report": report.as_dict(), "checks": checks}

@@ -290,9 +290,11 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
 
     # lineage: document -> object, feature URIs, plugin version, the Dagster run
     doc = next(d for d in docs if d["metadata"].get("i") == 3)
-    lineage = api.call(
-        "GET", f"/collections/{texts['collection_id']}/documents/{doc['document_id']}/lineage"
-    )
+    lineage_path = f"/collections/{texts['collection_id']}/documents/{doc['document_id']}/lineage"
+    deadline = time.monotonic() + 60  # a batch started ahead of its run names it once launched
+    while not (lineage := api.call("GET", lineage_path))["ingestion"]["dagster_run_id"]:
+        assert time.monotonic() < deadline, lineage
+        time.sleep(1)
     assert lineage["object"]["metadata"] == {"i": 3}
     assert lineage["plugin"]["plugin_id"] == text_plugin
     assert lineage["feature_uris"] == texts["feature_uris"]
@@ -339,6 +341,73 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
         == 0
     )
     assert api.call("GET", f"/collections/{texts['collection_id']}/documents/count")["total"] == 170
+
+
+RUN_TAGS = """query RunTags($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { status startTime tags { key value } } }
+}"""
+
+
+def test_an_upload_is_processed_ahead_of_its_run_which_records_that_same_job(
+    api: Api, stack: RunningStack, text_plugin: str
+) -> None:
+    bucket = api.call(
+        "POST",
+        "/buckets",
+        json={
+            "bucket_name": "ahead",
+            "bucket_schema": {"properties": {"content": {"type": "text"}}},
+        },
+    )
+    collection = api.call(
+        "POST", "/collections",
+        json={"collection_name": "ahead", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+              "feature_extractor": {"feature_extractor_name": "my_extractor", "version": "1.0.0"}},
+    )  # fmt: skip
+    obj = api.call(
+        "POST",
+        f"/buckets/{bucket['bucket_id']}/objects",
+        json={"blobs": [{"property": "content", "data": "one fresh upload"}]},
+    )
+    assert wait_documents(api, collection["collection_id"], 1)["completed"] == 1
+
+    platform = stack.platform()
+    deadline = time.monotonic() + 120
+    while True:  # the run, launched after the batch started, records it
+        batch = platform.planner.batches.find_one({"collection_id": collection["collection_id"]})
+        run_id = batch.get("run_id")
+        status = platform.dagster.wait_for_run(run_id, timeout_s=120) if run_id else None
+        if status == "SUCCESS":
+            break
+        assert time.monotonic() < deadline, batch
+        time.sleep(1)
+    assert batch["object_ids"] == [obj["object_id"]] and batch["attempts"] == 1
+    run = platform.dagster.graphql(RUN_TAGS, {"runId": run_id})["runOrError"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["mixpeek/ahead"] == f"{batch['batch_id']}#0"
+    # the batch was processed before its run started, and the run recorded that job's report
+    # (it did not process the batch again)
+    recorded = platform.planner.get(batch["batch_id"])
+    assert recorded["status"] == "completed" and recorded["stats"]["completed"] == 1
+    assert recorded["stats"]["processing_started_at"] < run["startTime"]
+    [doc] = all_documents(api, collection["collection_id"])
+    lineage = api.call(
+        "GET", f"/collections/{collection['collection_id']}/documents/{doc['document_id']}/lineage"
+    )
+    assert lineage["ingestion"]["dagster_run_id"] == run_id
+
+    # a run whose job the service does not hold (a restart, a launch by hand) processes the
+    # batch itself
+    answer = platform.serve.submit(
+        "/ingest", {"batch_id": batch["batch_id"], "run_id": "by-hand", "key": "unknown#0"}
+    )
+    assert answer["report"]["completed"] == 1
+    assert answer["report"]["processing_started_at"] > recorded["stats"]["processing_started_at"]
+    # bad bodies are refused naming the field
+    with pytest.raises(Exception, match="batch_id"):
+        platform.serve.submit("/ingest", {"run_id": "x"})
+    with pytest.raises(Exception, match="key"):
+        platform.serve.submit("/ingest", {"batch_id": batch["batch_id"], "ahead": True})
 
 
 def test_rows_that_raise_fail_alone(api: Api, tenant: Tenant, tmp_path: Path) -> None:
