@@ -278,11 +278,15 @@ class Bench:
             time.sleep(1.0)
         print()
         end_to_end = time.time() - start
-        batches = [
-            b
-            for b in self.platform.planner.of_collection(collection_id)
-            if b["batch_id"] not in before
-        ]
+        while True:  # the last documents are written before their batch's report
+            batches = [
+                b
+                for b in self.platform.planner.of_collection(collection_id)
+                if b["batch_id"] not in before
+            ]
+            if all(b.get("stats") for b in batches) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         stats = [b.get("stats") or {} for b in batches if b.get("stats")]
         first = min(s["processing_started_at"] for s in stats)
         last = max(s["processing_finished_at"] for s in stats)

@@ -12,6 +12,7 @@ duplicated.
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -38,6 +39,7 @@ from plugin_assets.resources import PlatformResource, across_planes, plane_name,
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
 AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before their run does
+LOST_AHEAD_AFTER = timedelta(minutes=10)  # started ahead, and still no run nor outcome
 AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
 WAIT_FOR_OBJECTS_S = 3.5  # within one sensor tick, ended well before the daemon's next loop (5 s)
 POLL_S = 0.2
@@ -191,9 +193,13 @@ def _plan(
     planner = plane.planner
     for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
         run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
-        if run is not None and run.status in FINISHED_BADLY and planner.retry(batch["batch_id"]):
+        died = run is not None and run.status in FINISHED_BADLY
+        lost = planner.lost_ahead(batch, after=LOST_AHEAD_AFTER)
+        if (died or lost) and planner.retry(batch["batch_id"]):
             context.log.info(
-                "batch %s: run %s ended %s, queued again", batch["batch_id"], run.run_id, run.status
+                "batch %s: %s, queued again",
+                batch["batch_id"],
+                f"run {run.run_id} ended {run.status}" if died and run else "lost before its run",
             )
     tick = planner.tick(register_files=register_files)
     batches = planner.runnable()

@@ -240,6 +240,17 @@ class IngestPlanner:
     def in_flight(self) -> Iterator[IngestBatch]:
         yield from self.batches.find({"status": "running"}, {"_id": 0})  # type: ignore[misc]
 
+    def lost_ahead(self, batch: IngestBatch, *, after: timedelta) -> bool:
+        """Whether a batch started ahead of its run has neither run nor outcome ``after`` its
+        start: the service that held it went away before the run was even requested."""
+        started = batch.get("started_at")
+        return (
+            batch.get("status") == "running"
+            and not batch.get("run_id")
+            and started is not None
+            and now() - _aware(started) > after
+        )
+
     def of_collection(self, collection_id: str) -> list[IngestBatch]:
         """Every batch of a collection, in planning order."""
         cursor = self.batches.find({"collection_id": collection_id}, {"_id": 0})

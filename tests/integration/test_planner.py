@@ -123,6 +123,29 @@ def test_a_tick_that_died_before_moving_the_cursor_plans_nothing_twice(
     assert sorted(objects) == ["obj_1", "obj_2", "obj_3", "obj_4", "obj_5"]
 
 
+def test_a_batch_started_ahead_and_lost_with_its_service_is_queued_again(
+    planner: IngestPlanner,
+) -> None:
+    from datetime import timedelta
+
+    add_object(planner, 1)
+    planner.tick()
+    [batch] = planner.runnable()
+    assert planner.start(batch["batch_id"], None, if_planned=True) is not None
+    assert planner.start(batch["batch_id"], None, if_planned=True) is None  # started once
+    started = planner.get(batch["batch_id"])
+    assert started is not None
+    assert not planner.lost_ahead(started, after=timedelta(minutes=10))  # its run may come
+    assert planner.lost_ahead(started, after=timedelta(0))
+    planner.attach(batch["batch_id"], "run-1")  # the run came: not lost
+    assert not planner.lost_ahead(planner.get(batch["batch_id"]), after=timedelta(0))  # type: ignore[arg-type]
+    assert planner.retry(batch["batch_id"])
+    assert [b["batch_id"] for b in planner.runnable()] == [batch["batch_id"]]
+    planner.start(batch["batch_id"], "run-2")
+    assert planner.record(batch["batch_id"], {"completed": 1, "failed": 0}) == "completed"
+    assert planner.get(batch["batch_id"])["attempts"] == 2  # type: ignore[index]
+
+
 def test_trigger_plans_everything_again_as_a_new_generation(planner: IngestPlanner) -> None:
     for seq in (1, 2, 3, 4):
         add_object(planner, seq)
