@@ -10,7 +10,9 @@ Launching a partition by hand (or a backfill) re-processes it: documents are ups
 duplicated.
 """
 
+import contextlib
 import json
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -39,11 +41,14 @@ from plugin_assets.resources import PlatformResource, across_planes, plane_name,
 
 ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
 AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before their run does
-LOST_AHEAD_AFTER = timedelta(minutes=10)  # started ahead, and still no run nor outcome
+LOST_AHEAD_AFTER = timedelta(minutes=3)  # started ahead, and still no run nor outcome
 AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
 WAIT_FOR_OBJECTS_S = 3.5  # within one sensor tick, ended well before the daemon's next loop (5 s)
 POLL_S = 0.2
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+BEAT_S = 5.0  # a run waiting for its batch says so this often ...
+SILENT_AFTER = timedelta(seconds=45)  # ... and one silent this long lost its worker
+ALIVE = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
 
 
 @asset(
@@ -81,6 +86,11 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
         batch = stores.planner.start(batch_id, context.run_id)
     if batch is None:
         raise ValueError(f"ingestion batch {batch_id} no longer exists")
+    waiting = threading.Event()
+    beats = threading.Thread(
+        target=_beat, args=(stores.planner, batch_id, context.run_id, waiting), daemon=True
+    )
+    beats.start()
     try:
         answer = stores.serve.submit(
             INGEST_ROUTE,
@@ -90,6 +100,8 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
     except Exception as exc:
         stores.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
         raise
+    finally:
+        waiting.set()
     report = answer["report"]
     completed, failed, rows = report["completed"], report["failed"], report["rows"]
     stores.planner.record(batch_id, report)
@@ -125,6 +137,13 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
         )
 
 
+def _beat(planner: Any, batch_id: str, run_id: str, done: threading.Event) -> None:
+    """Say the run is alive every :data:`BEAT_S` while it waits for the service."""
+    while not done.wait(BEAT_S):
+        with contextlib.suppress(Exception):  # a missed beat is not fatal; a minute of them is
+            planner.beat(batch_id, run_id)
+
+
 def _metadata(value: Any) -> Any:
     return MetadataValue.json(value) if isinstance(value, (dict, list)) else value
 
@@ -151,7 +170,10 @@ def bucket_objects_sensor(
     context: SensorEvaluationContext, platform: PlatformResource
 ) -> SensorResult:
     # the shared plane, then each tenant's dedicated one
-    planned = across_planes(context, platform, lambda plane: _plan(context, plane), "planning")
+    ahead: set[str] = set()  # collections with a batch started ahead in this tick
+    planned = across_planes(
+        context, platform, lambda plane: _plan(context, plane, ahead), "planning"
+    )
     requests = {r.run_key: r for _, (found, _) in planned for r in found}
     # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
     # objects, polling, and plans them as they come: a small batch starts ahead of its run at
@@ -168,7 +190,7 @@ def bucket_objects_sensor(
             planned = across_planes(
                 context,
                 platform,
-                lambda plane: _plan(context, plane, register_files=False),
+                lambda plane: _plan(context, plane, ahead, register_files=False),
                 "planning",
             )
             requests |= {r.run_key: r for _, (found, _) in planned for r in found}
@@ -186,13 +208,21 @@ def bucket_objects_sensor(
 
 
 def _plan(
-    context: SensorEvaluationContext, plane: Any, *, register_files: bool = True
+    context: SensorEvaluationContext, plane: Any, ahead: set[str], *, register_files: bool = True
 ) -> tuple[list[RunRequest], int]:
     """One plane's tick: retry batches whose run died, plan new objects into batches, and a
-    run request per runnable batch, tagged with the plane and its queue."""
+    run request per runnable batch, tagged with the plane and its queue. At most one batch per
+    collection and tick starts ahead (``ahead`` holds those collections): later objects of the
+    tick wait for a run together, so a stream of uploads makes a few runs, not one per poll."""
     planner = plane.planner
     for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
         run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
+        if run is not None and run.status in ALIVE and planner.silent_for(batch) > SILENT_AFTER:
+            # its worker is gone (a killed stack, a lost pod): Dagster would show it running
+            context.instance.report_run_failed(
+                run, f"the run stopped reporting on batch {batch['batch_id']} (worker gone)"
+            )
+            run = context.instance.get_run_by_id(run.run_id)
         died = run is not None and run.status in FINISHED_BADLY
         lost = planner.lost_ahead(batch, after=LOST_AHEAD_AFTER)
         if (died or lost) and planner.retry(batch["batch_id"]):
@@ -219,7 +249,8 @@ def _plan(
             "mixpeek/collection_id": b["collection_id"],
             "mixpeek/reason": b["reason"],
         }
-        if _start_ahead(context, plane, b, key):
+        if b["collection_id"] not in ahead and _start_ahead(context, plane, b, key):
+            ahead.add(b["collection_id"])
             run_tags[AHEAD_TAG] = key
         requests.append(RunRequest(partition_key=b["batch_id"], run_key=key, tags=run_tags))
     return requests, tick.cursor

@@ -63,6 +63,7 @@ class IngestBatch(TypedDict, total=False):
     error: str | None
     created_at: datetime
     started_at: datetime
+    beat_at: datetime  # the run's last "still waiting" (a run whose worker died stops)
     finished_at: datetime
 
 
@@ -240,6 +241,19 @@ class IngestPlanner:
     def in_flight(self) -> Iterator[IngestBatch]:
         yield from self.batches.find({"status": "running"}, {"_id": 0})  # type: ignore[misc]
 
+    def beat(self, batch_id: str, run_id: str) -> None:
+        """The run ``run_id`` is alive and still waiting for this batch."""
+        self.batches.update_one(
+            {"batch_id": batch_id, "run_id": run_id, "status": "running"},
+            {"$set": {"beat_at": now()}},
+        )
+
+    def silent_for(self, batch: IngestBatch) -> timedelta:
+        """How long the batch's run has not said it is alive (its worker may be gone: a killed
+        stack leaves its runs ``STARTED`` for ever)."""
+        beat = batch.get("beat_at") or batch.get("started_at")
+        return now() - _aware(beat) if isinstance(beat, datetime) else timedelta(0)
+
     def lost_ahead(self, batch: IngestBatch, *, after: timedelta) -> bool:
         """Whether a batch started ahead of its run has neither run nor outcome ``after`` its
         start: the service that held it went away before the run was even requested."""
@@ -270,7 +284,12 @@ class IngestPlanner:
         return self.batches.find_one_and_update(  # type: ignore[return-value]
             query,
             {
-                "$set": {"status": "running", "run_id": run_id, "started_at": now()},
+                "$set": {
+                    "status": "running",
+                    "run_id": run_id,
+                    "started_at": now(),
+                    "beat_at": now(),
+                },
                 "$inc": {"attempts": 1},
             },
             projection={"_id": 0},
@@ -281,7 +300,7 @@ class IngestPlanner:
         """Record the run of a batch the sensor started ahead of it (already ``running``)."""
         return self.batches.find_one_and_update(  # type: ignore[return-value]
             {"batch_id": batch_id},
-            {"$set": {"run_id": run_id}},
+            {"$set": {"run_id": run_id, "beat_at": now()}},
             projection={"_id": 0},
             return_document=ReturnDocument.AFTER,
         )

@@ -57,7 +57,7 @@ EGRESS_SOCKET = "egress.sock"
 # certificates for TLS through the egress proxy, and what the C library reads
 SYSTEM_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
 PASS_ENV = ("LANG", "LC_ALL", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+            "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
             "NVIDIA_DRIVER_CAPABILITIES", "LD_LIBRARY_PATH")  # fmt: skip
 # what the CUDA driver reads besides its device nodes and libraries (under /usr, where the
 # NVIDIA container toolkit also puts them): the PCI topology, for NVML

@@ -7,6 +7,7 @@ a bucket's prefix) and the ``bucket_objects_sensor`` in the stack's Dagster daem
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -492,6 +493,70 @@ def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
     retried = platform.planner.get(batch["batch_id"])
     assert retried["status"] == "completed" and retried["attempts"] == 2
     assert vector_count(stack, collection) == 640
+
+
+RUN_LOGS = """query RunLogs($runId: ID!) {
+  logsForRun(runId: $runId) { ... on EventConnection { events { ... on MessageEvent { message } } } }
+}"""
+
+
+def test_a_run_whose_worker_died_is_failed_and_its_batch_processed_again_exactly_once(
+    api: Api, stack: RunningStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    """As a killed stack leaves them: Dagster shows the run ``STARTED`` for ever; the batch's
+    silence is what tells the sensor."""
+    import re
+    import signal
+
+    publish_variant(tenant, tmp_path, "stalled_extractor", "        import time; time.sleep(1.0)\n")
+    bucket = api.call(
+        "POST",
+        "/buckets",
+        json={
+            "bucket_name": "stalled",
+            "bucket_schema": {"properties": {"content": {"type": "text"}}},
+        },
+    )
+    for i in range(400):
+        last = api.call(
+            "POST",
+            f"/buckets/{bucket['bucket_id']}/objects",
+            json={"blobs": [{"property": "content", "data": f"stalled text {i}"}]},
+        )
+    platform = stack.platform()
+    deadline = time.monotonic() + 60
+    while platform.planner.cursor < last["seq"] and time.monotonic() < deadline:
+        time.sleep(1)  # the sensor has seen them all (with no collection yet, nothing to plan)
+    collection = api.call(
+        "POST", "/collections",
+        json={"collection_name": "stalled", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+              "feature_extractor": {"feature_extractor_name": "stalled_extractor"}},
+    )  # fmt: skip
+    api.call("POST", f"/collections/{collection['collection_id']}/trigger")  # one batch of 400
+    deadline = time.monotonic() + 240
+    pid = None
+    while pid is None:
+        assert time.monotonic() < deadline, "the batch's run never started"
+        batch = platform.planner.batches.find_one(
+            {"collection_id": collection["collection_id"], "status": "running",
+             "run_id": {"$ne": None}}
+        )  # fmt: skip
+        if batch is not None:
+            logs = platform.dagster.graphql(RUN_LOGS, {"runId": batch["run_id"]})["logsForRun"]
+            found = [re.search(r"pid: (\d+)", e.get("message") or "") for e in logs["events"]]
+            pid = next((int(m.group(1)) for m in found if m), None)
+        time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)  # the run worker, mid-batch
+
+    counts = wait_documents(api, collection["collection_id"], 400, timeout=300)
+    assert counts["total"] == counts["completed"] == 400
+    assert platform.dagster.run_status(batch["run_id"]) == "FAILURE"
+    deadline = time.monotonic() + 60
+    while (retried := platform.planner.get(batch["batch_id"]))["status"] != "completed":
+        assert time.monotonic() < deadline, retried
+        time.sleep(1)
+    assert retried["attempts"] == 2 and retried["run_id"] != batch["run_id"]
+    assert vector_count(stack, collection) == 400
 
 
 def test_warm_actors_are_shared_and_leave_when_idle(
