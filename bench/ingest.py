@@ -72,6 +72,7 @@ PLUGINS = {
 WORDS = ["river", "stone", "light", "garden", "market", "engine", "cloud", "paper", "signal",
          "forest", "window", "music"]  # fmt: skip
 WARM_OBJECTS = 64
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 RAW = """
 import json, sys, time, os
@@ -254,11 +255,23 @@ class Bench:
         )
         return int(counts["completed"] + counts["failed"])
 
+    def settle(self, collection_id: str, timeout: float = 120) -> None:
+        """Wait for the runs of earlier batches (a batch started ahead is launched after its
+        documents are done): their launch is not this measurement's."""
+        deadline = time.monotonic() + timeout
+        for batch in self.platform.planner.of_collection(collection_id):
+            while time.monotonic() < deadline:
+                run_id = (self.platform.planner.get(batch["batch_id"]) or {}).get("run_id")
+                if run_id and self.platform.dagster.run_status(run_id) in FINISHED:
+                    break
+                time.sleep(0.5)
+
     def drop_and_wait(
         self, bucket: dict[str, Any], collection_id: str, texts: list[str], *, timeout: float
     ) -> dict[str, Any]:
         """Drop ``texts`` as files under the bucket's prefix; wait for their documents; the
         figures of the batches that processed them."""
+        self.settle(collection_id)
         before = {b["batch_id"] for b in self.platform.planner.of_collection(collection_id)}
         done_before = self.count(collection_id)
         prefix = landing_prefix(bucket, bucket["bucket_id"])
