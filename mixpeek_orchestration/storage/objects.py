@@ -220,23 +220,36 @@ class LocalObjectStore(ObjectStore):
         return count
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        # Walk only the deepest directory the prefix names, not the whole store.
+        # Walk only the deepest directory the prefix names, not the whole store, with one
+        # stat per file and plain strings (a sensor lists every landing prefix each tick).
+        # Links are not followed: nothing outside the root is listed.
         base_key = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         base = self.path_for(base_key) if base_key else self.root
         if not base.is_dir():
             return
-        keys = []
-        for dirpath, _dirnames, filenames in os.walk(base):
-            for name in filenames:
-                if name.startswith(".upload-"):
-                    continue
-                rel = Path(dirpath, name).relative_to(self.root).as_posix()
-                if rel.startswith(prefix):
-                    keys.append(rel)
-        for key in sorted(keys):
-            info = self.stat(key)
-            if info is not None:
-                yield info
+        cut = len(str(self.root)) + 1
+        found: list[ObjectInfo] = []
+        directories = [str(base)]
+        while directories:
+            with os.scandir(directories.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        directories.append(entry.path)
+                        continue
+                    if entry.name.startswith(".upload-") or not entry.is_file(
+                        follow_symlinks=False
+                    ):
+                        continue
+                    key = entry.path[cut:].replace(os.sep, "/")
+                    if key.startswith(prefix):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append(
+                            ObjectInfo(
+                                key, st.st_size, None, datetime.fromtimestamp(st.st_mtime, UTC)
+                            )
+                        )
+        found.sort(key=lambda info: info.key)
+        yield from found
 
     # Signed URLs. The signature covers the method, key, expiry and limits, so none of them
     # can be changed without invalidating the URL.

@@ -34,6 +34,26 @@ def test_put_get_stat_list_delete(store: LocalObjectStore) -> None:
     assert list(store.list()) == []
 
 
+def test_listing_skips_partial_writes_and_links_out_of_the_store(
+    store: LocalObjectStore, tmp_path: Path
+) -> None:
+    store.put_bytes("org/ns/files/b/2.txt", b"22")
+    store.put_bytes("org/ns/files/a.txt", b"1")
+    files = store.root / "org" / "ns" / "files"
+    (files / ".upload-123").write_bytes(b"half written")
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "secret.txt").write_text("not the store's")
+    (files / "link.txt").symlink_to(outside / "secret.txt")
+    (files / "linked").symlink_to(outside, target_is_directory=True)
+    listed = list(store.list("org/ns/files/"))
+    assert [(i.key, i.size) for i in listed] == [
+        ("org/ns/files/a.txt", 1),
+        ("org/ns/files/b/2.txt", 2),
+    ]
+    assert all(i.last_modified is not None for i in listed)
+
+
 def test_missing_object_is_not_found(store: LocalObjectStore) -> None:
     with pytest.raises(MixpeekError) as info:
         store.get_bytes("org/ns/nope")
