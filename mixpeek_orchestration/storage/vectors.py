@@ -133,15 +133,19 @@ class VectorStore:
                 ErrorCode.INVALID_REQUEST, f"Rows for {table!r} lack the key column {key!r}"
             )
         if not self.has_table(table):
-            self.db.create_table(table, data=data)
-        else:
-            (
-                self.db.open_table(table)
-                .merge_insert(key)
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(data)
-            )
+            try:
+                self.db.create_table(table, data=data)
+                return data.num_rows
+            except ValueError as exc:  # a concurrent writer (another batch) created it first
+                if "already exists" not in str(exc):
+                    raise
+        (
+            self.db.open_table(table)
+            .merge_insert(key)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
         return data.num_rows
 
     def search(

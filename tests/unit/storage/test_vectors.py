@@ -27,6 +27,18 @@ def test_upsert_replaces_rows_with_the_same_id(store: VectorStore) -> None:
     assert hits[0]["_distance"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_two_writers_creating_one_table_both_land(
+    store: VectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches of a new collection write at once: the one that finds the table created
+    by the other since it looked merges into it instead of failing."""
+    store.upsert("ns__feat", [{"id": "a", "vector": [1.0, 0.0, 0.0], "collection": "c1"}])
+    monkeypatch.setattr(store, "has_table", lambda _table: False)  # looked before it existed
+    assert store.upsert("ns__feat", [{"id": "b", "vector": [0.0, 1.0, 0.0], "collection": "c1"}])
+    monkeypatch.undo()
+    assert store.count("ns__feat") == 2
+
+
 def test_search_with_prefilter_and_delete(store: VectorStore) -> None:
     store.upsert(
         "t", [{"id": str(i), "vector": [float(i), 1.0], "group": i % 2} for i in range(10)]
