@@ -448,23 +448,30 @@ def test_rows_that_raise_fail_alone(api: Api, tenant: Tenant, tmp_path: Path) ->
     assert all(d["feature_refs"] == [] for d in failed)
 
 
-def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
-    api: Api, stack: RunningStack, tenant: Tenant, tmp_path: Path
-) -> None:
-    publish_variant(tenant, tmp_path, "slow_extractor", "        import time; time.sleep(1.5)\n")
+def slow_collection_in_one_batch(
+    api: Api,
+    stack: RunningStack,
+    tenant: Tenant,
+    tmp_path: Path,
+    name: str,
+    objects: int,
+    sleep_s: float,
+) -> dict[str, Any]:
+    """A collection whose plugin sleeps ``sleep_s`` per block, over ``objects`` objects that all
+    arrived before it: its trigger makes one batch (too large to start ahead), run by its run."""
+    publish_variant(
+        tenant, tmp_path, f"{name}_extractor", f"        import time; time.sleep({sleep_s})\n"
+    )
     bucket = api.call(
         "POST",
         "/buckets",
-        json={
-            "bucket_name": "slow",
-            "bucket_schema": {"properties": {"content": {"type": "text"}}},
-        },
+        json={"bucket_name": name, "bucket_schema": {"properties": {"content": {"type": "text"}}}},
     )
-    for i in range(640):
+    for i in range(objects):
         last = api.call(
             "POST",
             f"/buckets/{bucket['bucket_id']}/objects",
-            json={"blobs": [{"property": "content", "data": f"slow text {i}"}]},
+            json={"blobs": [{"property": "content", "data": f"{name} text {i}"}]},
         )
     platform = stack.platform()
     deadline = time.monotonic() + 60
@@ -472,11 +479,19 @@ def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
         time.sleep(1)  # the sensor has seen them all (with no collection yet, nothing to plan)
     collection = api.call(
         "POST", "/collections",
-        json={"collection_name": "slow", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
-              "feature_extractor": {"feature_extractor_name": "slow_extractor"}},
+        json={"collection_name": name, "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
+              "feature_extractor": {"feature_extractor_name": f"{name}_extractor"}},
     )  # fmt: skip
+    api.call("POST", f"/collections/{collection['collection_id']}/trigger")
+    return collection
+
+
+def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
+    api: Api, stack: RunningStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    collection = slow_collection_in_one_batch(api, stack, tenant, tmp_path, "slow", 640, 1.5)
     collection_id = collection["collection_id"]
-    api.call("POST", f"/collections/{collection_id}/trigger")
+    platform = stack.platform()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill the run once it has written part of the batch
         total = api.call("GET", f"/collections/{collection_id}/documents/count")["total"]
@@ -508,31 +523,8 @@ def test_a_run_whose_worker_died_is_failed_and_its_batch_processed_again_exactly
     import re
     import signal
 
-    publish_variant(tenant, tmp_path, "stalled_extractor", "        import time; time.sleep(1.0)\n")
-    bucket = api.call(
-        "POST",
-        "/buckets",
-        json={
-            "bucket_name": "stalled",
-            "bucket_schema": {"properties": {"content": {"type": "text"}}},
-        },
-    )
-    for i in range(400):
-        last = api.call(
-            "POST",
-            f"/buckets/{bucket['bucket_id']}/objects",
-            json={"blobs": [{"property": "content", "data": f"stalled text {i}"}]},
-        )
+    collection = slow_collection_in_one_batch(api, stack, tenant, tmp_path, "stalled", 400, 1.0)
     platform = stack.platform()
-    deadline = time.monotonic() + 60
-    while platform.planner.cursor < last["seq"] and time.monotonic() < deadline:
-        time.sleep(1)  # the sensor has seen them all (with no collection yet, nothing to plan)
-    collection = api.call(
-        "POST", "/collections",
-        json={"collection_name": "stalled", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
-              "feature_extractor": {"feature_extractor_name": "stalled_extractor"}},
-    )  # fmt: skip
-    api.call("POST", f"/collections/{collection['collection_id']}/trigger")  # one batch of 400
     deadline = time.monotonic() + 240
     pid = None
     while pid is None:
