@@ -63,8 +63,8 @@ bench: install
 
 # ruff (lint + format), the layer contracts of docs/ARCHITECTURE.md (import-linter), mypy.
 lint: install
-	$(PY) -m ruff check mixpeek_orchestration plugin_assets tests examples bench
-	$(PY) -m ruff format --check mixpeek_orchestration plugin_assets tests examples bench
+	$(PY) -m ruff check mixpeek_orchestration plugin_assets tests examples bench docs
+	$(PY) -m ruff format --check mixpeek_orchestration plugin_assets tests examples bench docs
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy mixpeek_orchestration plugin_assets
 

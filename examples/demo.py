@@ -201,8 +201,8 @@ def search_corpus(client: Any, settings: Any) -> None:
             )  # fmt: skip
         console.print(f"uploaded {len(corpus)} objects to bucket {bucket['bucket_id']}")
     console.print(
-        "the bucket_objects_sensor plans the ingestion; watch it at "
-        f"{settings.dagster_ui_url}/assets/collection_ingestion"
+        "the bucket_objects_sensor plans the ingestion; watch the collection's asset at "
+        f"{settings.dagster_ui_url}/assets/demo/demo/collections/articles"
     )
     wait_documents(client, collection, len(corpus))
 

@@ -1,40 +1,23 @@
-"""The ``Definitions`` of the ``plugin_assets`` code location (loaded by ``workspace.yaml``)."""
+"""The ``Definitions`` of the ``plugin_assets`` code location (loaded by ``workspace.yaml``):
+the platform's state as it is when the location loads (``plugin_assets.graph``)."""
 
-from dagster import Definitions, EnvVar
+import logging
+import os
 
-from plugin_assets.ingestion import (
-    bucket_objects_sensor,
-    collection_ingestion,
-    collection_ingestion_job,
-)
-from plugin_assets.plugins import (
-    plugin_archive,
-    plugin_assets_job,
-    plugin_deployment,
-    plugin_deployment_job,
-    plugin_deployment_sensor,
-    plugin_scan_report,
-    plugin_version,
-    plugin_version_sensor,
-)
-from plugin_assets.resources import PlatformResource, RayResource
-from plugin_assets.skeleton import ray_data_smoke, ray_smoke_job
+from plugin_assets.graph import build_definitions
+from plugin_assets.state import PlatformState, read_state
 
-defs = Definitions(
-    assets=[
-        ray_data_smoke,
-        plugin_archive,
-        plugin_scan_report,
-        plugin_version,
-        plugin_deployment,
-        collection_ingestion,
-    ],
-    jobs=[ray_smoke_job, plugin_assets_job, plugin_deployment_job, collection_ingestion_job],
-    sensors=[plugin_version_sensor, plugin_deployment_sensor, bucket_objects_sensor],
-    resources={
-        "ray": RayResource(address=EnvVar("MIXPEEK_RAY_ADDRESS")),
-        "platform": PlatformResource(
-            data_dir=EnvVar("MIXPEEK_DATA_DIR"), mongo_uri=EnvVar("MIXPEEK_MONGO_URI")
-        ),
-    },
-)
+
+def _state() -> PlatformState:
+    from plugin_assets.resources import _control_plane
+
+    try:
+        return read_state(
+            _control_plane(os.environ["MIXPEEK_DATA_DIR"], os.environ["MIXPEEK_MONGO_URI"])
+        )
+    except Exception as exc:  # the platform's own jobs still load; the state sensor reloads
+        logging.getLogger(__name__).error("platform state unavailable, no tenant assets: %s", exc)
+        return PlatformState(available=False)
+
+
+defs = build_definitions(_state())

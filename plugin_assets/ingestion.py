@@ -1,27 +1,32 @@
-"""Collection ingestion in Dagster: one dynamic partition per batch of objects, one sensor.
+"""Collection ingestion in Dagster: one asset per collection, partitioned by its batches.
 
-``collection_ingestion`` is partitioned by ingestion batch (``ib_{collection_id}_...``): each
-partition is a set of objects one collection processes together, so the UI lists every batch of
-every collection, with its run, metadata (rows ok / failed, throughput, plugin version, feature
-URIs) and checks (vector dimensions, finite values, documents vs blobs). The
+Each collection is an asset (``{org}/{namespace}/collections/{name}``) downstream of the
+buckets it reads and of the plugin version it pins (``plugin_assets.graph``); its partitions are
+its ingestion batches, so its page lists its own batches with their runs, metadata (rows ok /
+failed, throughput, plugin version, archive sha, feature URIs, a sample document's lineage) and
+checks (vector dimensions, finite values, documents vs blobs, freshness). The
 ``bucket_objects_sensor`` plans batches for new objects (API uploads and files landing under a
-bucket's prefix) and requests a run per batch; a batch whose run died is requested again.
-Launching a partition by hand (or a backfill) re-processes it: documents are upserted, never
-duplicated.
+bucket's prefix), requests a run per batch and records each bucket's object count as an
+observation of its asset; a batch whose run died is requested again. Materialising partitions
+by hand (or a backfill) re-processes them: documents are upserted, never duplicated.
 """
 
 import contextlib
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
+    AssetObservation,
+    AssetsDefinition,
     DagsterRunStatus,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
@@ -30,18 +35,22 @@ from dagster import (
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
+    SpecificPartitionsPartitionMapping,
     asset,
-    define_asset_job,
-    in_process_executor,
     sensor,
 )
 
+from mixpeek_orchestration.ingest.planner import TickResult
 from mixpeek_orchestration.platform.ingest_service import INGEST_ROUTE
+from mixpeek_orchestration.storage.ids import now
+from plugin_assets.keys import Keys, batches_partitions_name
 from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
+from plugin_assets.state import CollectionRef, PlatformState
 
-ingest_batches_partitions = DynamicPartitionsDefinition(name="ingest_batches")
+ASSET_JOB = "__ASSET_JOB"  # Dagster's implicit job of every asset: runs select one collection
 AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before their run does
 LOST_AHEAD_AFTER = timedelta(minutes=3)  # started ahead, and still no run nor outcome
+UNRUN_AFTER = timedelta(seconds=30)  # started ahead, done or not, and no run attached yet
 AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
 WAIT_FOR_OBJECTS_S = 3.5  # within one sensor tick, ended well before the daemon's next loop (5 s)
 POLL_S = 0.2
@@ -49,36 +58,72 @@ FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 BEAT_S = 5.0  # a run waiting for its batch says so this often ...
 SILENT_AFTER = timedelta(seconds=45)  # ... and one silent this long lost its worker
 ALIVE = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
+FRESH_WITHIN = timedelta(minutes=10)  # an upload waiting longer makes its collection stale
+SERVICE_CHECKS = {
+    "vector_dimensions": "Every stored vector has its feature's declared dimension.",
+    "finite_values": "No stored vector holds NaN or infinity.",
+    "documents_match_blobs": "One document per processed blob of the batch's objects.",
+}
+FRESH_CHECK = "fresh"
 
 
-@asset(
-    partitions_def=ingest_batches_partitions,
-    group_name="ingestion",
-    kinds={"ray", "lancedb", "mongodb"},
-    description="Documents and vectors of one batch of objects in one collection, produced by the "
-    "collection's plugin version in the cluster's ingestion service.",
-    check_specs=[
+def collection_asset(collection: CollectionRef, keys: Keys) -> AssetsDefinition:
+    """The asset of one collection: reads its buckets, made by its plugin version."""
+    key = keys.collection(collection)
+    deps = [AssetDep(keys.bucket(b)) for b in collection.bucket_ids if b in keys.buckets]
+    if (collection.namespace_id, collection.plugin_name) in keys.plugins:
+        deps.append(
+            AssetDep(
+                keys.plugin(collection.namespace_id, collection.plugin_name),
+                partition_mapping=SpecificPartitionsPartitionMapping([collection.version]),
+            )
+        )
+    checks = [
+        AssetCheckSpec(name, asset=key, description=text) for name, text in SERVICE_CHECKS.items()
+    ]
+    checks.append(
         AssetCheckSpec(
-            "vector_dimensions",
-            asset="collection_ingestion",
-            description="Every stored vector has its feature's declared dimension.",
+            FRESH_CHECK,
+            asset=key,
+            description=f"No upload waits more than {FRESH_WITHIN} to be ingested (last "
+            "ingestion vs last upload).",
+        )
+    )
+
+    @asset(
+        key=key,
+        partitions_def=DynamicPartitionsDefinition(
+            name=batches_partitions_name(collection.collection_id)
         ),
-        AssetCheckSpec(
-            "finite_values",
-            asset="collection_ingestion",
-            description="No stored vector holds NaN or infinity.",
-        ),
-        AssetCheckSpec(
-            "documents_match_blobs",
-            asset="collection_ingestion",
-            description="One document per processed blob of the batch's objects.",
-        ),
-    ],
-)
-def collection_ingestion(context: AssetExecutionContext, platform: PlatformResource) -> Any:
-    """The run records the batch; the ingestion service (in the cluster) does its work."""
+        group_name=keys.group(collection.namespace_id),
+        deps=deps,
+        check_specs=checks,
+        kinds={"ray", "lancedb"},
+        tags=keys.tags(collection.namespace_id, collection.plane),
+        description=collection.description
+        or f"Documents and vectors of {collection.collection_name!r}: "
+        f"{collection.plugin_name} {collection.version} over its buckets' objects.",
+        metadata={
+            "collection_id": collection.collection_id,
+            "namespace_id": collection.namespace_id,
+            "plugin": f"{collection.plugin_name} {collection.version}",
+            "plugin_id": collection.plugin_id,
+            "feature_uris": MetadataValue.json(list(collection.feature_uris)),
+            "plane": collection.plane,
+        },
+    )
+    def ingest(context: AssetExecutionContext, platform: PlatformResource) -> Any:
+        """The run records the batch; the ingestion service (in the cluster) does its work."""
+        yield from ingest_batch(context, platform, collection)
+
+    return ingest
+
+
+def ingest_batch(
+    context: AssetExecutionContext, platform: PlatformResource, ref: CollectionRef
+) -> Any:
     batch_id = context.partition_key
-    stores = platform.plane_of_run(context, lambda plane: plane.planner.get(batch_id) is not None)
+    stores = platform.plane(ref.plane)
     ahead = context.run.tags.get(AHEAD_TAG)  # the sensor started it: collect that job
     if ahead:
         batch = stores.planner.attach(batch_id, context.run_id)
@@ -107,12 +152,13 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
     stores.planner.record(batch_id, report)
     if rows and completed == 0:
         raise RuntimeError(f"every row of {batch_id} failed; first errors: {report['errors'][:3]}")
-    collection = stores.collections.by_id(batch["collection_id"]) or {}
+    version = stores.registry.version_record(ref.namespace_id, report["plugin_id"]) or {}
     yield MaterializeResult(
         metadata={
-            "collection_id": batch["collection_id"],
+            "plugin": f"{version.get('name', ref.plugin_name)} {version.get('version', '?')}",
             "plugin_id": report["plugin_id"],
-            "feature_uris": MetadataValue.json(collection.get("feature_uris", [])),
+            "archive_sha256": version.get("sha256", ""),
+            "feature_uris": MetadataValue.json(list(ref.feature_uris)),
             "objects": report["objects"],
             "rows": rows,
             "rows_ok": completed,
@@ -126,6 +172,7 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
             "actors_reused": report["actors_reused"],
             "steps": MetadataValue.json(report["steps"]),
             "first_errors": MetadataValue.json(report["errors"][:5]),
+            **_sample_lineage(stores, ref, batch_id),
         }
     )
     for check in answer["checks"]:
@@ -135,6 +182,36 @@ def collection_ingestion(context: AssetExecutionContext, platform: PlatformResou
             severity=AssetCheckSeverity(check["severity"]),
             metadata={k: _metadata(v) for k, v in check["metadata"].items()},
         )
+    yield AssetCheckResult(check_name=FRESH_CHECK, **_freshness(stores, ref.collection_id))
+
+
+def _sample_lineage(stores: Any, ref: CollectionRef, batch_id: str) -> dict[str, Any]:
+    """A document the batch wrote, and where the API answers its lineage (object -> document
+    -> feature URIs -> plugin version)."""
+    sample = stores.documents.one_of_batch(ref.collection_id, batch_id)
+    if sample is None:
+        return {}
+    url = (
+        f"{stores.settings.public_url or stores.settings.api_url}/v1/collections/"
+        f"{ref.collection_id}/documents/{sample}/lineage"
+    )
+    return {"sample_document_id": sample, "sample_lineage": MetadataValue.url(url)}
+
+
+def _freshness(stores: Any, collection_id: str) -> dict[str, Any]:
+    """The freshness check of a collection now: passed while no batch of it has waited longer
+    than :data:`FRESH_WITHIN` since it was planned."""
+    waiting, oldest = stores.planner.backlog(collection_id)
+    age = (now() - oldest).total_seconds() if oldest else 0.0
+    return {
+        "passed": age <= FRESH_WITHIN.total_seconds(),
+        "severity": AssetCheckSeverity.WARN,
+        "metadata": {
+            "batches_waiting": waiting,
+            "oldest_waiting_s": MetadataValue.float(round(age, 1)),
+            "checked_at": now().isoformat(),
+        },
+    }
 
 
 def _beat(planner: Any, batch_id: str, run_id: str, done: threading.Event) -> None:
@@ -148,72 +225,98 @@ def _metadata(value: Any) -> Any:
     return MetadataValue.json(value) if isinstance(value, (dict, list)) else value
 
 
-collection_ingestion_job = define_asset_job(
-    "collection_ingestion_job",
-    selection=[collection_ingestion],
-    partitions_def=ingest_batches_partitions,
-    # one step: running it in the run worker saves spawning (and importing) a second process
-    executor_def=in_process_executor,
-)
+def bucket_objects_sensor(state: PlatformState, keys: Keys) -> Any:
+    """The sensor over the collections of ``state`` (the snapshot these definitions were built
+    from). A collection created since waits for the reload that gives it an asset
+    (``platform_state_sensor``), a few seconds."""
+    stale_reported: dict[str, float] = {}  # collection -> when its stale check was last sent
+    first_tick = [True]  # this process observes every bucket once, then those that took objects
 
-
-@sensor(
-    job=collection_ingestion_job,
-    # under the daemon's 5 s loop: a tick that started a hair late is still due at the next
-    # loop (at 5 s it would wait for the one after, 10 s)
-    minimum_interval_seconds=4,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="New objects in a bucket (API uploads and files landing under its prefix) -> "
-    "batches and a run each for every collection sourced from it; interrupted runs are retried.",
-)
-def bucket_objects_sensor(
-    context: SensorEvaluationContext, platform: PlatformResource
-) -> SensorResult:
-    # the shared plane, then each tenant's dedicated one
-    ahead: set[str] = set()  # collections with a batch started ahead in this tick
-    planned = across_planes(
-        context, platform, lambda plane: _plan(context, plane, ahead), "planning"
+    @sensor(
+        job_name=ASSET_JOB,
+        # under the daemon's 5 s loop: a tick that started a hair late is still due at the next
+        # loop (at 5 s it would wait for the one after, 10 s)
+        minimum_interval_seconds=4,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="New objects in a bucket (API uploads and files landing under its prefix) -> "
+        "batches and a run each for every collection sourced from it; interrupted runs are "
+        "retried; each bucket's object count is observed.",
     )
-    requests = {r.run_key: r for _, (found, _) in planned for r in found}
-    # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
-    # objects, polling, and plans them as they come: a small batch starts ahead of its run at
-    # once, so an upload is processed a fraction of a second after it lands, not at the next
-    # tick. A batch that waits for its run (a large one, a retry) ends the tick, so its run is
-    # requested now.
-    deadline = time.monotonic() + WAIT_FOR_OBJECTS_S
-    while all(AHEAD_TAG in r.tags for r in requests.values()) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-        waiting = across_planes(
-            context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
+    def bucket_objects_sensor(
+        context: SensorEvaluationContext, platform: PlatformResource
+    ) -> SensorResult:
+        ahead: set[str] = set()  # collections with a batch started ahead in this tick
+        previous = json.loads(context.cursor) if context.cursor else {}
+        observed: dict[str, int] = (
+            previous.get("observed", {}) if isinstance(previous, dict) else {}
         )
-        if any(new for _, new in waiting):
-            planned = across_planes(
-                context,
-                platform,
-                lambda plane: _plan(context, plane, ahead, register_files=False),
-                "planning",
+        events: list[Any] = []
+
+        def plan(plane: Any, register_files: bool = True) -> tuple[list[RunRequest], int]:
+            found, tick = _plan(context, plane, keys, ahead, register_files=register_files)
+            changed = None if first_tick[0] else list(tick.uploads)
+            events.extend(_observe_buckets(plane, keys, changed, observed))
+            return found, tick.cursor
+
+        # the shared plane, then each tenant's dedicated one
+        planned = across_planes(context, platform, plan, "planning")
+        first_tick[0] = False
+        requests = {r.run_key: r for _, (found, _) in planned for r in found}
+        # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
+        # objects, polling, and plans them as they come: a small batch starts ahead of its run
+        # at once, so an upload is processed a fraction of a second after it lands, not at the
+        # next tick. A batch that waits for its run (a large one, a retry) ends the tick, so its
+        # run is requested now.
+        deadline = time.monotonic() + WAIT_FOR_OBJECTS_S
+        while all(AHEAD_TAG in r.tags for r in requests.values()) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            waiting = across_planes(
+                context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
             )
-            requests |= {r.run_key: r for _, (found, _) in planned for r in found}
-    run_requests = list(requests.values())
-    cursors = {plane_name(plane): cursor for plane, (_, cursor) in planned}
-    cursor = json.dumps(cursors, sort_keys=True)
-    if not run_requests:
-        return SensorResult(skip_reason=f"no new objects (cursors {cursor})", cursor=cursor)
-    keys = [r.partition_key for r in run_requests if r.partition_key]
-    return SensorResult(
-        run_requests=run_requests,
-        dynamic_partitions_requests=[ingest_batches_partitions.build_add_request(keys)],
-        cursor=cursor,
-    )
+            if any(new for _, new in waiting):
+                planned = across_planes(
+                    context, platform, lambda plane: plan(plane, register_files=False), "planning"
+                )
+                requests |= {r.run_key: r for _, (found, _) in planned for r in found}
+        events += _stale_checks(context, platform, state, keys, stale_reported)
+        run_requests = list(requests.values())
+        planes = {plane_name(plane): cursor for plane, (_, cursor) in planned}
+        cursor = json.dumps({"planes": planes, "observed": observed}, sort_keys=True)
+        if not run_requests:
+            return SensorResult(
+                skip_reason=f"no new objects (planned up to {planes})",
+                cursor=cursor,
+                asset_events=events,
+            )
+        partitions: dict[str, list[str]] = {}
+        for r in run_requests:
+            partitions.setdefault(r.tags["mixpeek/collection_id"], []).append(r.partition_key or "")
+        return SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=[
+                DynamicPartitionsDefinition(name=batches_partitions_name(c)).build_add_request(k)
+                for c, k in partitions.items()
+            ],
+            asset_events=events,
+            cursor=cursor,
+        )
+
+    return bucket_objects_sensor
 
 
 def _plan(
-    context: SensorEvaluationContext, plane: Any, ahead: set[str], *, register_files: bool = True
-) -> tuple[list[RunRequest], int]:
+    context: SensorEvaluationContext,
+    plane: Any,
+    keys: Keys,
+    ahead: set[str],
+    *,
+    register_files: bool = True,
+) -> tuple[list[RunRequest], TickResult]:
     """One plane's tick: retry batches whose run died, plan new objects into batches, and a
-    run request per runnable batch, tagged with the plane and its queue. At most one batch per
-    collection and tick starts ahead (``ahead`` holds those collections): later objects of the
-    tick wait for a run together, so a stream of uploads makes a few runs, not one per poll."""
+    run request per runnable batch of a collection these definitions hold, tagged with the
+    plane and its queue. At most one batch per collection and tick starts ahead (``ahead``
+    holds those collections): later objects of the tick wait for a run together, so a stream
+    of uploads makes a few runs, not one per poll."""
     planner = plane.planner
     for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
         run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
@@ -232,7 +335,14 @@ def _plan(
                 f"run {run.run_id} ended {run.status}" if died and run else "lost before its run",
             )
     tick = planner.tick(register_files=register_files)
-    batches = planner.runnable()
+    batches = [b for b in planner.runnable() if b["collection_id"] in keys.collections]
+    # batches started ahead whose run request went with a replaced process: a run now, which
+    # collects the service's report under the same key (Dagster drops a run key it has seen)
+    unrun = [
+        b
+        for b in planner.ahead_without_run(after=UNRUN_AFTER, within=LOST_AHEAD_AFTER)
+        if b["collection_id"] in keys.collections
+    ]
     if batches:
         context.log.info(
             "%s: %d file(s) registered, %d object(s) planned into %d new batch(es); "
@@ -252,8 +362,89 @@ def _plan(
         if b["collection_id"] not in ahead and _start_ahead(context, plane, b, key):
             ahead.add(b["collection_id"])
             run_tags[AHEAD_TAG] = key
-        requests.append(RunRequest(partition_key=b["batch_id"], run_key=key, tags=run_tags))
-    return requests, tick.cursor
+        requests.append(_request(b, key, run_tags, keys))
+    for b in unrun:
+        key = f"{b['batch_id']}#{b.get('attempts', 1) - 1}"
+        run_tags = tags | {
+            "mixpeek/kind": "ingestion",
+            "mixpeek/collection_id": b["collection_id"],
+            "mixpeek/reason": b["reason"],
+            AHEAD_TAG: key,
+        }
+        requests.append(_request(b, key, run_tags, keys))
+    return requests, tick
+
+
+def _request(batch: Any, key: str, tags: dict[str, str], keys: Keys) -> RunRequest:
+    return RunRequest(
+        partition_key=batch["batch_id"],
+        run_key=key,
+        tags=tags,
+        asset_selection=[keys.collection(batch["collection_id"])],
+    )
+
+
+def _observe_buckets(
+    plane: Any, keys: Keys, changed: list[str] | None, observed: dict[str, int]
+) -> list[AssetObservation]:
+    """An observation (object count, last upload) of each bucket of ``changed`` (every bucket
+    of the plane: ``None``) whose count is not the one last observed."""
+    wanted = [b for b in changed if b in keys.buckets] if changed is not None else None
+    if wanted == []:
+        return []
+    events = []
+    for bucket_id, (count, last) in plane.buckets.object_stats(wanted).items():
+        if bucket_id not in keys.buckets or observed.get(bucket_id) == count:
+            continue
+        observed[bucket_id] = count
+        events.append(
+            AssetObservation(
+                asset_key=keys.bucket(bucket_id),
+                metadata={
+                    "objects": MetadataValue.int(count),
+                    "last_upload": MetadataValue.timestamp(_aware(last)),
+                    "bucket_id": bucket_id,
+                },
+            )
+        )
+    return events
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stale_checks(
+    context: SensorEvaluationContext,
+    platform: PlatformResource,
+    state: PlatformState,
+    keys: Keys,
+    reported: dict[str, float],
+) -> list[Any]:
+    """A failed freshness check for each collection whose oldest waiting batch is older than
+    :data:`FRESH_WITHIN` (once per such window: a run's own check passes it again)."""
+    events = []
+    cutoff = now() - FRESH_WITHIN
+    for plane, old in across_planes(
+        context, platform, lambda plane: plane.planner.waiting_since(cutoff), "freshness"
+    ):
+        for collection_id in old:
+            ref = state.collection(collection_id)
+            last = reported.get(collection_id, 0.0)
+            if ref is None or time.monotonic() - last < FRESH_WITHIN.total_seconds():
+                continue
+            reported[collection_id] = time.monotonic()
+            result = _freshness(plane, collection_id)
+            events.append(
+                AssetCheckEvaluation(
+                    asset_key=keys.collection(ref),
+                    check_name=FRESH_CHECK,
+                    passed=result["passed"],
+                    severity=result["severity"],
+                    metadata=result["metadata"],
+                )
+            )
+    return events
 
 
 def _start_ahead(context: SensorEvaluationContext, plane: Any, batch: Any, key: str) -> bool:

@@ -1,75 +1,77 @@
-"""Plugin versions in Dagster: one dynamic partition per version, three assets, one sensor.
+"""Plugins in Dagster: one asset per plugin, its versions as partitions; rollouts as a job.
 
-``plugin_archive`` -> ``plugin_scan_report`` -> ``plugin_version``, partitioned by
-``{namespace_id}__{plugin_id}``. The ``plugin_version_sensor`` turns every newly confirmed version
-into a partition and a run, so each version shows up in the UI with its lineage and metadata
-(sha256, violations, features, feature URIs, parameter schema). Re-materialising
-``plugin_scan_report`` for a partition re-scans the stored archive with the current rules (e.g.
-after the scanner changed) and records the new report on the version.
+``{org}/{namespace}/plugins/{name}`` is partitioned by the plugin's versions (``1.0.0``,
+``1.1.0``, ...); the collections that pin a version are downstream of that partition. The
+``plugin_version_sensor`` materialises every newly registered version, so each shows up with its
+metadata (archive sha256 re-hashed from the object store, scan verdict and violations with the
+current rules, features, feature URIs, parameter schema). Re-materialising a version re-scans
+its stored archive (e.g. after the scanner changed) and records the new report on it.
 """
 
+import hashlib
 import json
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
+    AssetsDefinition,
+    Config,
     DefaultSensorStatus,
-    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    OpExecutionContext,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
+    StaticPartitionsDefinition,
     asset,
-    define_asset_job,
+    job,
+    op,
     sensor,
 )
 
 from mixpeek_orchestration.plugins.archive import ArchiveRejected, open_plugin_archive
 from mixpeek_orchestration.plugins.records import DeploymentStatus
+from mixpeek_orchestration.plugins.registry import version_key
 from mixpeek_orchestration.plugins.scanner import scan_directory
 from mixpeek_orchestration.tenancy.accounts import Namespace
+from plugin_assets.keys import Keys
 from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
+from plugin_assets.state import PlatformState, VersionRef
 
-plugin_versions_partitions = DynamicPartitionsDefinition(name="plugin_versions")
-SEPARATOR = "__"
-
-
-def partition_key(namespace_id: str, plugin_id: str) -> str:
-    return f"{namespace_id}{SEPARATOR}{plugin_id}"
+ASSET_JOB = "__ASSET_JOB"
 
 
-def _find(plane: Any, key: str) -> dict[str, Any] | None:
-    namespace_id, _, plugin_id = key.partition(SEPARATOR)
-    return plane.registry.version_record(namespace_id, plugin_id)  # type: ignore[no-any-return]
+def plugin_asset(versions: list[VersionRef], keys: Keys) -> AssetsDefinition:
+    """The asset of one plugin of one namespace; ``versions`` are its versions, oldest first."""
+    first = versions[0]
+    by_version = {v.version: v for v in sorted(versions, key=lambda v: version_key(v.version))}
+
+    @asset(
+        key=keys.plugin(first.namespace_id, first.name),
+        partitions_def=StaticPartitionsDefinition(list(by_version)),
+        group_name=keys.group(first.namespace_id),
+        kinds={"python"},
+        tags=keys.tags(first.namespace_id, first.plane),
+        description=f"Plugin {first.name!r}: each partition is a registered version (its "
+        "stored archive, re-hashed and re-scanned with the current rules).",
+        metadata={"namespace_id": first.namespace_id, "plane": first.plane},
+    )
+    def plugin(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
+        return materialize_version(context, platform, by_version[context.partition_key])
+
+    return plugin
 
 
-def _version(
-    context: AssetExecutionContext, platform: PlatformResource
-) -> tuple[Any, Namespace, dict[str, Any]]:
-    """The data plane, namespace and record of the partition's plugin version."""
-    key = context.partition_key
-    stores = platform.plane_of_run(context, lambda plane: _find(plane, key) is not None)
-    doc = _find(stores, key)
+def materialize_version(
+    context: AssetExecutionContext, platform: PlatformResource, ref: VersionRef
+) -> MaterializeResult:
+    """Re-hash the stored archive, scan it with the current rules, record the report."""
+    stores = platform.plane(ref.plane)
+    doc = stores.registry.version_record(ref.namespace_id, ref.plugin_id)
     if doc is None:
-        raise ValueError(f"plugin version {key} no longer exists")
-    namespace = Namespace(doc["namespace_id"], "", doc["org_id"], "", doc["created_at"])
-    return stores, namespace, doc
-
-
-@asset(
-    partitions_def=plugin_versions_partitions,
-    group_name="plugins",
-    kinds={"python"},
-    description="The stored archive of a plugin version, re-hashed from the object store.",
-)
-def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
-    import hashlib
-
-    stores, _, doc = _version(context, platform)
-    digest = hashlib.sha256()
-    size = 0
+        raise ValueError(f"plugin version {ref.name} {ref.version} no longer exists")
+    digest, size = hashlib.sha256(), 0
     with stores.objects.open_read(doc["archive_key"]) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
@@ -78,30 +80,7 @@ def plugin_archive(context: AssetExecutionContext, platform: PlatformResource) -
         raise ValueError(
             f"archive of {doc['plugin_id']} changed: sha256 {digest.hexdigest()} != {doc['sha256']}"
         )
-    return MaterializeResult(
-        metadata={
-            "plugin_id": doc["plugin_id"],
-            "sha256": doc["sha256"],
-            "size_bytes": MetadataValue.int(size),
-            "object_key": doc["archive_key"],
-            "files": MetadataValue.int(len(doc.get("files", {}))),
-            "published_by": doc["created_by"],
-            "message": doc.get("message", ""),
-        }
-    )
-
-
-@asset(
-    partitions_def=plugin_versions_partitions,
-    group_name="plugins",
-    deps=[plugin_archive],
-    kinds={"python"},
-    description="Archive gate and security scan of the stored archive, with the current rules.",
-)
-def plugin_scan_report(
-    context: AssetExecutionContext, platform: PlatformResource
-) -> MaterializeResult:
-    stores, namespace, doc = _version(context, platform)
+    namespace = Namespace(doc["namespace_id"], "", doc["org_id"], "", doc["created_at"])
     with stores.registry.download_archive(doc["archive_key"]) as (path, _sha256):
         try:
             with open_plugin_archive(path) as extracted:
@@ -111,44 +90,32 @@ def plugin_scan_report(
         except ArchiveRejected as exc:
             violations, passed, files = [v.model_dump() for v in exc.violations], False, 0
     stores.registry.update_scan_report(namespace, doc["plugin_id"], violations)
-    table = "\n".join(
-        f"| {v['severity']} | {v['file']}:{v['line']} | {v['message']} |" for v in violations
-    )
     if not passed:
         context.log.warning(
             "%s no longer passes the scan: %d violations", doc["plugin_id"], len(violations)
         )
-    return MaterializeResult(
-        metadata={
-            "passed": MetadataValue.bool(passed),
-            "files_scanned": MetadataValue.int(files),
-            "errors": MetadataValue.int(sum(v["severity"] == "error" for v in violations)),
-            "warnings": MetadataValue.int(sum(v["severity"] == "warning" for v in violations)),
-            "violations": MetadataValue.md(
-                "| severity | where | message |\n|---|---|---|\n" + table if violations else "none"
-            ),
-        }
+    table = "\n".join(
+        f"| {v['severity']} | {v['file']}:{v['line']} | {v['message']} |" for v in violations
     )
-
-
-@asset(
-    partitions_def=plugin_versions_partitions,
-    group_name="plugins",
-    deps=[plugin_scan_report],
-    kinds={"python"},
-    description="A registered plugin version: features, feature URIs, parameter schema.",
-)
-def plugin_version(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
-    _, _, doc = _version(context, platform)
     manifest = doc.get("manifest", {})
     return MaterializeResult(
         metadata={
             "plugin_id": doc["plugin_id"],
             "name": doc["name"],
             "version": doc["version"],
-            "namespace_id": doc["namespace_id"],
-            "org_id": doc["org_id"],
             "sha256": doc["sha256"],
+            "size_bytes": MetadataValue.int(size),
+            "object_key": doc["archive_key"],
+            "files": MetadataValue.int(len(doc.get("files", {}))),
+            "published_by": doc["created_by"],
+            "message": doc.get("message", ""),
+            "scan_passed": MetadataValue.bool(passed),
+            "files_scanned": MetadataValue.int(files),
+            "scan_errors": MetadataValue.int(sum(v["severity"] == "error" for v in violations)),
+            "scan_warnings": MetadataValue.int(sum(v["severity"] == "warning" for v in violations)),
+            "violations": MetadataValue.md(
+                "| severity | where | message |\n|---|---|---|\n" + table if violations else "none"
+            ),
             "feature_uris": MetadataValue.json(doc["feature_uris"]),
             "features": MetadataValue.json(doc["features"]),
             "parameter_schema": MetadataValue.json(manifest.get("parameter_schema") or {}),
@@ -159,99 +126,76 @@ def plugin_version(context: AssetExecutionContext, platform: PlatformResource) -
     )
 
 
-plugin_assets_job = define_asset_job(
-    "plugin_version_job",
-    selection=[plugin_archive, plugin_scan_report, plugin_version],
-    partitions_def=plugin_versions_partitions,
-)
+def plugin_version_sensor(state: PlatformState, keys: Keys) -> Any:
+    """Materialise each version of ``state`` registered since the cursor. A version newer than
+    the snapshot waits for the reload that adds its partition (``platform_state_sensor``)."""
 
-
-@sensor(
-    job=plugin_assets_job,
-    minimum_interval_seconds=5,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Newly confirmed plugin versions -> a partition and a run each.",
-)
-def plugin_version_sensor(
-    context: SensorEvaluationContext, platform: PlatformResource
-) -> SensorResult:
-    cursors = json.loads(context.cursor) if context.cursor else {}
-    requests, keys = [], []
-    found = across_planes(
-        context,
-        platform,
-        lambda plane: _new_versions(plane, cursors.get(plane_name(plane))),
-        "reading versions",
+    @sensor(
+        job_name=ASSET_JOB,
+        minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Newly registered plugin versions -> a materialisation of that version.",
     )
-    for plane, (new, cursor) in found:
-        cursors[plane_name(plane)] = cursor
-        tags = plane_tags(plane, "plugins")
-        requests += [RunRequest(partition_key=key, run_key=key, tags=tags) for key in new]
-        keys += new
-    if not requests:
-        return SensorResult(skip_reason="no new plugin versions", cursor=json.dumps(cursors))
-    return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
-        cursor=json.dumps(cursors),
-    )
+    def plugin_version_sensor(
+        context: SensorEvaluationContext, platform: PlatformResource
+    ) -> SensorResult:
+        cursors = json.loads(context.cursor) if context.cursor else {}
+        requests = []
+        by_plane: dict[str, list[VersionRef]] = {}
+        for v in state.versions:
+            by_plane.setdefault(v.plane, []).append(v)
+        for plane, versions in by_plane.items():
+            new, cursors[plane] = _new_versions(versions, cursors.get(plane))
+            requests += [
+                RunRequest(
+                    partition_key=v.version,
+                    run_key=f"{v.namespace_id}__{v.plugin_id}",
+                    asset_selection=[keys.plugin(v.namespace_id, v.name)],
+                    tags=plane_tags(platform.plane(plane), "plugins") | {"mixpeek/kind": "plugins"},
+                )
+                for v in new
+            ]
+        if not requests:
+            return SensorResult(skip_reason="no new plugin versions", cursor=json.dumps(cursors))
+        return SensorResult(run_requests=requests, cursor=json.dumps(cursors))
+
+    return plugin_version_sensor
 
 
-def _new_versions(plane: Any, cursor: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
-    """Partition keys of one plane's versions confirmed since ``cursor``, and the next cursor
-    (the newest ``created_at`` and the keys seen at it)."""
-    from datetime import datetime
-
-    cursor = cursor or {"after": None, "seen": []}
-    after = datetime.fromisoformat(cursor["after"]) if cursor["after"] else None
-    docs = plane.registry.versions_since(after)
-    seen = set(cursor["seen"])
-    keys = [partition_key(d["namespace_id"], d["plugin_id"]) for d in docs]
-    new = [key for key in keys if key not in seen]
-    if not new:
-        return [], cursor
-    newest = docs[-1]["created_at"]
-    at_newest = [key for key, d in zip(keys, docs, strict=True) if d["created_at"] == newest]
-    return new, {"after": newest.isoformat(), "seen": at_newest}
+def _new_versions(
+    versions: list[VersionRef], cursor: list[str] | None
+) -> tuple[list[VersionRef], list[str]]:
+    """The versions not in ``cursor`` (the plugin ids already requested), and the next one. A
+    fresh sensor (no cursor) requests every version of the snapshot once."""
+    seen = set(cursor or [])
+    new = [v for v in versions if v.plugin_id not in seen]
+    return new, sorted(seen | {v.plugin_id for v in versions})
 
 
-PLUGIN_ASSET_KEYS = [
-    AssetKey("plugin_archive"),
-    AssetKey("plugin_scan_report"),
-    AssetKey("plugin_version"),
-]
+class RolloutConfig(Config):
+    namespace_id: str
+    plugin_id: str
+    plane: str = "shared"
 
 
-@asset(
-    partitions_def=plugin_versions_partitions,
-    group_name="plugins",
-    deps=[plugin_version],
-    kinds={"ray"},
-    description="A version's realtime Serve application: each materialisation is a rollout "
-    "(QUEUED -> PENDING -> IN_PROGRESS -> DEPLOYED / FAILED), blue-green per version.",
-)
-def plugin_deployment(
-    context: AssetExecutionContext, platform: PlatformResource
-) -> MaterializeResult:
-    stores, _, _ = _version(context, platform)
-    namespace_id, _, plugin_id = context.partition_key.partition(SEPARATOR)
-    outcome = stores.deployer.rollout(namespace_id, plugin_id, log=context.log.info)
+@op(description="Roll a version out to Ray Serve (QUEUED -> PENDING -> IN_PROGRESS -> "
+    "DEPLOYED / FAILED), blue-green per version.")  # fmt: skip
+def rollout(context: OpExecutionContext, config: RolloutConfig, platform: PlatformResource) -> None:
+    stores = platform.plane(config.plane)
+    outcome = stores.deployer.rollout(config.namespace_id, config.plugin_id, log=context.log.info)
     if outcome["status"] != DeploymentStatus.DEPLOYED.value:
-        raise RuntimeError(f"{plugin_id} failed to deploy: {outcome['error']}")
-    return MaterializeResult(
-        metadata={
-            "status": outcome["status"],
-            "route_prefix": outcome["route_prefix"],
-            "rollout_seconds": MetadataValue.float(outcome["seconds"]),
-        }
-    )
+        raise RuntimeError(f"{config.plugin_id} failed to deploy: {outcome['error']}")
+    context.log.info(
+        "%s: %s at %s in %.1f s",
+        config.plugin_id, outcome["status"], outcome["route_prefix"], outcome["seconds"],
+    )  # fmt: skip
 
 
-plugin_deployment_job = define_asset_job(
-    "plugin_deployment_job",
-    selection=[plugin_deployment],
-    partitions_def=plugin_versions_partitions,
-)
+@job(description="One rollout of a plugin version's realtime Serve application.")
+def plugin_deployment_job() -> None:
+    rollout()
+
+
 serve_removal_job_name = "serve_removal_job"
 
 
@@ -276,13 +220,9 @@ def plugin_deployment_sensor(
     across_planes(
         context, platform, lambda plane: _ensure_ingest_service(context, plane, serves), "ingest"
     )
-    keys = [r.partition_key for r in requests if r.partition_key]
     if not requests:
         return SensorResult(skip_reason="no deploy requests")
-    return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[plugin_versions_partitions.build_add_request(keys)],
-    )
+    return SensorResult(run_requests=requests)
 
 
 def _ensure_ingest_service(context: SensorEvaluationContext, plane: Any, seen: set[str]) -> None:
@@ -315,8 +255,17 @@ def _deploy_requests(context: SensorEvaluationContext, plane: Any) -> list[RunRe
     requests = []
     tags = plane_tags(plane, "deploy")
     for doc in deployer.pending():
-        key = partition_key(doc["namespace_id"], doc["plugin_id"])
+        key = f"{doc['namespace_id']}__{doc['plugin_id']}"
         requested_at = doc["deployment"].get("requested_at")
         deployer.mark(doc["namespace_id"], doc["plugin_id"], DeploymentStatus.PENDING)
-        requests.append(RunRequest(partition_key=key, run_key=f"{key}@{requested_at}", tags=tags))
+        config = RolloutConfig(
+            namespace_id=doc["namespace_id"], plugin_id=doc["plugin_id"], plane=plane_name(plane)
+        )
+        requests.append(
+            RunRequest(
+                run_key=f"{key}@{requested_at}",
+                run_config={"ops": {"rollout": {"config": config.model_dump()}}},
+                tags=tags | {"mixpeek/plugin_id": doc["plugin_id"]},
+            )
+        )
     return requests

@@ -46,6 +46,10 @@ class PlatformResource(ConfigurableResource):  # type: ignore[type-arg]
         """The shared plane and every tenant's dedicated one: what a sensor walks."""
         return list(self.get_platform().planes.all())
 
+    def plane(self, label: str) -> Platform:
+        """The data plane named ``label`` (``shared``, or a dedicated tenant's name)."""
+        return self.get_platform().planes.get(None if label == SHARED_PLANE else label)
+
     def plane_of_run(self, context: Any, holds: Callable[[Platform], bool]) -> Platform:
         """The data plane a run works in: the one its ``mixpeek/plane`` tag names (sensors set
         it), else the one that ``holds`` the run's record (a partition launched by hand)."""

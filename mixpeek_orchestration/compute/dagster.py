@@ -58,6 +58,61 @@ query Materialized($key: AssetKeyInput!, $limit: Int) {
 """
 
 
+_ASSET_NODE = """
+query Node($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    __typename
+    ... on AssetNode {
+      groupName
+      dependencyKeys { path }
+      dependedByKeys { path }
+      partitionKeys
+      assetChecksOrError { __typename ... on AssetChecks { checks { name } } }
+    }
+  }
+}
+"""
+_RELOAD_LOCATION = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry {
+      locationOrLoadError { __typename ... on PythonError { message } }
+    }
+    ... on Error { message }
+  }
+}
+"""
+_LAUNCH_BACKFILL = """
+mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}
+"""
+_BACKFILL_STATUS = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename ... on PartitionBackfill { status } ... on Error { message }
+  }
+}
+"""
+_SENSOR_TICKS = """
+query Ticks($selector: SensorSelector!, $after: Float, $limit: Int) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor {
+      sensorState { ticks(afterTimestamp: $after, limit: $limit) { timestamp endTimestamp status } }
+    }
+    ... on Error { message }
+  }
+}
+"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
 class DagsterWebserver:
     """A Dagster webserver at ``url`` (``http://host:port``)."""
 
@@ -102,6 +157,72 @@ class DagsterWebserver:
         if node["__typename"] != "Asset":
             return []
         return [m["partition"] for m in node["assetMaterializations"] if m["partition"]]
+
+    def asset_node(self, asset_key: str) -> dict[str, Any] | None:
+        """An asset as the UI shows it: group, upstream and downstream keys, partitions, check
+        names (``None``: no such asset in the loaded definitions)."""
+        data = self.graphql(_ASSET_NODE, {"key": {"path": asset_key.split("/")}})
+        node = data["assetNodeOrError"]
+        if node["__typename"] != "AssetNode":
+            return None
+        checks = node["assetChecksOrError"]
+        return {
+            "group": node["groupName"],
+            "upstream": ["/".join(k["path"]) for k in node["dependencyKeys"]],
+            "downstream": ["/".join(k["path"]) for k in node["dependedByKeys"]],
+            "partitions": node["partitionKeys"],
+            "checks": [c["name"] for c in checks.get("checks", [])],
+        }
+
+    def reload_location(self, name: str = CODE_LOCATION) -> None:
+        """Reload a code location (the UI's "Reload" button); raises if it then fails to load."""
+        result = self.graphql(_RELOAD_LOCATION, {"name": name})["reloadRepositoryLocation"]
+        error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
+        if error:
+            raise MixpeekError(
+                ErrorCode.STACK_ERROR, f"code location {name} failed to load: {error}"
+            )
+
+    def backfill(self, asset_key: str, partitions: list[str] | None = None) -> str:
+        """Materialise ``partitions`` of an asset (every partition when ``None``), as the UI's
+        "Materialize all" does; returns the backfill id."""
+        params: dict[str, Any] = {"assetSelection": [{"path": asset_key.split("/")}]}
+        if partitions is None:
+            params["allPartitions"] = True
+        else:
+            params["partitionNames"] = partitions
+        result = self.graphql(_LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise MixpeekError(
+                ErrorCode.STACK_ERROR,
+                f"Dagster refused the backfill of {asset_key}: "
+                f"{result.get('message', result['__typename'])}",
+            )
+        return result["backfillId"]  # type: ignore[no-any-return]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        result = self.graphql(_BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if result["__typename"] != "PartitionBackfill":
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"Dagster backfill {backfill_id}: {result.get('message')}"
+            )
+        return result["status"]  # type: ignore[no-any-return]
+
+    def sensor_ticks(
+        self, sensor: str, *, after: float | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """A sensor's ticks since ``after`` (a Unix time), newest first: ``timestamp``,
+        ``endTimestamp`` (``None`` while it runs) and ``status``."""
+        selector = {
+            "repositoryLocationName": CODE_LOCATION,
+            "repositoryName": REPOSITORY,
+            "sensorName": sensor,
+        }
+        data = self.graphql(_SENSOR_TICKS, {"selector": selector, "after": after, "limit": limit})
+        node = data["sensorOrError"]
+        if node["__typename"] != "Sensor":
+            raise MixpeekError(ErrorCode.NOT_FOUND, f"sensor {sensor}: {node.get('message')}")
+        return node["sensorState"]["ticks"]  # type: ignore[no-any-return]
 
     def launch_job(self, job_name: str, *, run_config: dict[str, Any] | None = None) -> str:
         """Launch a job of the ``plugin_assets`` code location; returns the run id."""

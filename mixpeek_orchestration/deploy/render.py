@@ -395,9 +395,11 @@ def render_dagster_values(
                 {
                     "name": "plugin-assets",
                     "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
-                    "dagsterApiGrpcArgs": ["-m", "plugin_assets"],
+                    # `dagster code-server start`: the platform_state_sensor reloads it (at
+                    # its Service, named after the deployment) when collections change
+                    "codeServerArgs": ["-m", "plugin_assets.definitions"],
                     "port": 3030,
-                    "env": env,
+                    "env": env | {"MIXPEEK_DAGSTER_CODE_SERVER": "plugin-assets:3030"},
                     "envSecrets": secrets,
                 }
             ],

@@ -142,6 +142,24 @@ class Buckets:
         """Every bucket of every namespace (the ingestion sensor's view)."""
         return list(self.buckets.find({}, {"_id": 0}))
 
+    def object_stats(self, bucket_ids: list[str] | None = None) -> dict[str, tuple[int, datetime]]:
+        """Objects per bucket and when the newest was made (of ``bucket_ids``, else of every
+        bucket holding any), in one aggregation: what the buckets' Dagster assets observe."""
+        match = {"bucket_id": {"$in": bucket_ids}} if bucket_ids is not None else {}
+        groups = self.objects.aggregate(
+            [
+                {"$match": match},
+                {
+                    "$group": {
+                        "_id": "$bucket_id",
+                        "n": {"$sum": 1},
+                        "last": {"$max": "$created_at"},
+                    }
+                },
+            ]
+        )
+        return {g["_id"]: (int(g["n"]), g["last"]) for g in groups}
+
     def delete_bucket(self, namespace: Namespace, bucket: str) -> dict[str, Any]:
         doc = self.get_bucket(namespace, bucket)
         removed = self.objects.delete_many({"bucket_id": doc["bucket_id"]}).deleted_count

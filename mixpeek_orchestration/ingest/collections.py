@@ -242,6 +242,15 @@ class Collections:
             self.collections.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)  # type: ignore[arg-type]
         )
 
+    def every(self) -> builtins.list[Collection]:
+        """Every collection of every namespace, with what the Dagster code location draws of
+        it (names, sources, plugin version, feature URIs)."""
+        projection = {
+            "_id": 0, "org_id": 1, "namespace_id": 1, "collection_id": 1, "collection_name": 1,
+            "description": 1, "source": 1, "feature_extractor": 1, "feature_uris": 1,
+        }  # fmt: skip
+        return list(self.collections.find({}, projection).sort("created_at", ASCENDING))  # type: ignore[arg-type]
+
     def sourced_from(self, bucket_id: str) -> builtins.list[Collection]:
         return list(self.collections.find({"source.bucket_ids": bucket_id}, {"_id": 0}))  # type: ignore[arg-type]
 

@@ -343,6 +343,13 @@ class Documents:
             query["seq"] = {"$gte": seq_range[0], "$lte": seq_range[1]}
         return self.documents.count_documents(query)
 
+    def one_of_batch(self, collection_id: str, batch_id: str) -> str | None:
+        """The id of one document an ingestion batch wrote (a sample to follow its lineage)."""
+        doc = self.documents.find_one(
+            {"collection_id": collection_id, "batch_id": batch_id}, {"_id": 0, "document_id": 1}
+        )
+        return doc["document_id"] if doc else None
+
     def vectors_of_objects(
         self, collection: Mapping[str, Any], uri: str, object_ids: builtins.list[str]
     ) -> Any:

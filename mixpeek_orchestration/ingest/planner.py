@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -73,6 +73,8 @@ class TickResult:
     objects_planned: int
     batches_created: list[str]
     cursor: int
+    uploads: dict[str, datetime] = field(default_factory=dict)
+    """The buckets that took objects since the last tick, and when the newest was made."""
 
 
 class IngestPlanner:
@@ -94,6 +96,7 @@ class IngestPlanner:
         self.batches.create_index("batch_id", unique=True)
         self.batches.create_index([("status", 1), ("created_at", 1)])
         self.batches.create_index([("collection_id", 1), ("last_seq", 1)])
+        self.batches.create_index("started_at")
 
     @property
     def cursor(self) -> int:
@@ -139,8 +142,12 @@ class IngestPlanner:
             self.state.update_one(
                 {"_id": "planner"}, {"$set": {"seq": accepted[-1]["seq"], "at": now()}}, upsert=True
             )
+        uploads = {
+            bucket_id: max(_aware(o["created_at"]) for o in objects)
+            for bucket_id, objects in by_bucket.items()
+        }
         return TickResult(
-            registered, len(accepted), created, accepted[-1]["seq"] if accepted else cursor
+            registered, len(accepted), created, accepted[-1]["seq"] if accepted else cursor, uploads
         )
 
     def _join_waiting(
@@ -264,6 +271,36 @@ class IngestPlanner:
             and started is not None
             and now() - _aware(started) > after
         )
+
+    def backlog(self, collection_id: str) -> tuple[int, datetime | None]:
+        """How many batches of a collection wait for, or are in, a run, and when the oldest of
+        them was planned (what its freshness check reports)."""
+        waiting = list(
+            self.batches.find(
+                {"collection_id": collection_id, "status": {"$in": ["planned", "running"]}},
+                {"_id": 0, "created_at": 1},
+            )
+        )
+        oldest = min((_aware(b["created_at"]) for b in waiting), default=None)
+        return len(waiting), oldest
+
+    def ahead_without_run(self, *, after: timedelta, within: timedelta) -> list[IngestBatch]:
+        """Batches started ahead of their run more than ``after`` ago (and less than
+        ``within``) that no run has attached to: their run's request was lost (the sensor's
+        process was replaced in that tick)."""
+        query = {
+            "run_id": None,
+            "status": {"$ne": "planned"},
+            "started_at": {"$lt": now() - after, "$gt": now() - within},
+        }
+        return list(self.batches.find(query, {"_id": 0}))  # type: ignore[arg-type]
+
+    def waiting_since(self, before: datetime) -> set[str]:
+        """Collections with a batch planned before ``before`` and not yet done."""
+        query = {"status": {"$in": ["planned", "running"]}, "created_at": {"$lt": before}}
+        return {
+            b["collection_id"] for b in self.batches.find(query, {"_id": 0, "collection_id": 1})
+        }
 
     def of_collection(self, collection_id: str) -> list[IngestBatch]:
         """Every batch of a collection, in planning order."""

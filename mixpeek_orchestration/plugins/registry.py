@@ -525,6 +525,15 @@ class PluginRegistry:
         cursor = self.versions.find(query, projection).sort("created_at", 1).limit(limit)
         return list(cursor)  # type: ignore[arg-type]
 
+    def every_version(self) -> list[PluginVersion]:
+        """Every version of every namespace, oldest first, with what the Dagster code location
+        draws of it (one asset per plugin, its versions as partitions)."""
+        projection = {
+            "_id": 0, "org_id": 1, "namespace_id": 1, "plugin_id": 1, "name": 1, "version": 1,
+            "sha256": 1, "feature_uris": 1, "created_at": 1,
+        }  # fmt: skip
+        return list(self.versions.find({}, projection).sort("created_at", 1))  # type: ignore[arg-type]
+
     # -- deployment state (written by the deployer) -------------------------------------------
 
     def update_deployment(self, namespace_id: str, plugin_id: str, **fields: Any) -> None:

@@ -49,8 +49,10 @@ from mixpeek_orchestration.stack.processes import (
 from mixpeek_orchestration.stack.state import ProcessRecord, StackState
 
 # Stop order is the reverse of start order.
-START_ORDER = ("metadata", "ray", "api", "dagster-webserver", "dagster-daemon")
+START_ORDER = ("metadata", "ray", "api", "dagster-code", "dagster-webserver", "dagster-daemon")
 CODE_LOCATION_MODULE = "plugin_assets.definitions"
+CODE_LOCATION = "plugin_assets"
+CODE_SERVER_ENV = "MIXPEEK_DAGSTER_CODE_SERVER"
 
 Reporter = Callable[[str], None]
 
@@ -66,11 +68,19 @@ def _bin(name: str) -> str:
     return found
 
 
-def workspace_yaml(*, executable: str | None = None) -> dict[str, object]:
-    """The Dagster workspace loading the ``plugin_assets`` code location."""
+def workspace_yaml(
+    *, executable: str | None = None, code_server: tuple[str, int] | None = None
+) -> dict[str, object]:
+    """The Dagster workspace of the ``plugin_assets`` code location: the code server at
+    ``code_server`` (what ``mixpeek up`` runs: the webserver and the daemon share it, and it
+    reloads when the platform's state changes), else the module loaded by each process."""
+    if code_server is not None:
+        host, port = code_server
+        server = {"host": host, "port": port, "location_name": CODE_LOCATION}
+        return {"load_from": [{"grpc_server": server}]}
     module: dict[str, object] = {
         "module_name": CODE_LOCATION_MODULE,
-        "location_name": "plugin_assets",
+        "location_name": CODE_LOCATION,
     }
     if executable:
         module["executable_path"] = executable
@@ -259,6 +269,8 @@ class Stack:
         # Endpoints of components that are still running stay as they were.
         if "metadata" in state.processes and "MIXPEEK_MONGO_URI" in previous.env:
             state.env["MIXPEEK_MONGO_URI"] = previous.env["MIXPEEK_MONGO_URI"]
+        if "dagster-code" in state.processes and CODE_SERVER_ENV in previous.env:
+            state.env[CODE_SERVER_ENV] = previous.env[CODE_SERVER_ENV]
         if "ray" in state.processes:
             for key in ("MIXPEEK_RAY_ADDRESS", "MIXPEEK_RAY_DASHBOARD_URL"):
                 if key in previous.env:
@@ -437,8 +449,11 @@ class Stack:
         (home / "dagster.yaml").write_text(
             yaml.safe_dump(dagster_instance_yaml(home), sort_keys=False)
         )
+        if CODE_SERVER_ENV not in state.env:
+            state.env[CODE_SERVER_ENV] = f"{self.settings.host}:{free_port(self.settings.host)}"
+        host, _, port = state.env[CODE_SERVER_ENV].rpartition(":")
         (home / "workspace.yaml").write_text(
-            yaml.safe_dump(workspace_yaml(executable=sys.executable), sort_keys=False)
+            yaml.safe_dump(workspace_yaml(code_server=(host, int(port))), sort_keys=False)
         )
 
     def _start_api(self, state: StackState, started: list[str]) -> None:
@@ -480,6 +495,16 @@ class Stack:
                     f"dagster: migrating the instance storage failed (log: {log})\n{log_tail(log)}",
                     component="dagster",
                 )
+        if "dagster-code" not in state.processes:
+            host, _, port = state.env[CODE_SERVER_ENV].rpartition(":")
+            command = [
+                _bin("dagster"), "code-server", "start", "-h", host, "-p", port,
+                "-m", CODE_LOCATION_MODULE, "--location-name", CODE_LOCATION,
+                "--use-python-environment-entry-point", "--startup-timeout", "180",
+            ]  # fmt: skip
+            self._launch("dagster-code", command, state, started, env=env, cwd=home)
+            self._wait("dagster-code", lambda: port_in_use(host, int(port)), state, timeout_s=180)
+            self.report(f"dagster: code server at {host}:{port}")
         if "dagster-webserver" not in state.processes:
             command = [
                 _bin("dagster-webserver"),

@@ -88,6 +88,16 @@ class Accounts:
 
     # -- organisations and keys -----------------------------------------------------------------
 
+    def org_names(self) -> dict[str, str]:
+        """Every organisation's name by id."""
+        return {
+            o["org_id"]: o["name"] for o in self.orgs.find({}, {"_id": 0, "org_id": 1, "name": 1})
+        }
+
+    def every_namespace(self) -> list[Namespace]:
+        """Every namespace of every organisation."""
+        return [Namespace.from_doc(d) for d in self.namespaces.find({}, {"_id": 0})]
+
     def create_organization(self, name: str) -> tuple[str, str]:
         """Create an organisation (or reuse one of that name) and a new API key for it.
 

@@ -19,6 +19,8 @@ import pytest
 from mixpeek_orchestration.ingest.buckets import landing_prefix
 from mixpeek_orchestration.ingest.documents import vector_table
 from mixpeek_orchestration.plugins.archive import build_archive
+from plugin_assets.keys import Keys
+from plugin_assets.state import read_state
 from tests.integration.conftest import RunningStack, Tenant
 
 pytestmark = pytest.mark.integration
@@ -304,9 +306,10 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
     assert [d["document_id"] for d in by_object["documents"]] == [doc["document_id"]]
     assert doc["outputs"]["label"] in ("positive", "negative")
 
-    # the Dagster UI lists the batches, with checks
-    partitions = platform.dagster.materialized_partitions("collection_ingestion")
-    assert any(p.startswith(f"ib_{texts['collection_id']}_") for p in partitions)
+    # the collection's asset in Dagster lists its batches
+    key = Keys(read_state(platform)).collection(texts["collection_id"]).to_user_string()
+    partitions = platform.dagster.materialized_partitions(key)
+    assert partitions and all(p.startswith(f"ib_{texts['collection_id']}_") for p in partitions)
 
     # trigger re-processes without duplicating anything
     before = {d["document_id"]: d["updated_at"] for d in docs}

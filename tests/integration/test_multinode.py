@@ -112,7 +112,11 @@ def test_ingestion_runs_its_batch_actors_on_the_worker_node(cluster: Any, tmp_pa
     assert counts["total"] == counts["completed"] == len(objects)
     stages = [
         a
-        for a in list_actors(filters=[("ray_namespace", "=", WARM_NAMESPACE)], limit=100)
+        for a in list_actors(
+            address=running.state.env["MIXPEEK_RAY_DASHBOARD_URL"],
+            filters=[("ray_namespace", "=", WARM_NAMESPACE)],
+            limit=100,
+        )
         if a.state == "ALIVE"
     ]
     assert stages and all(a.node_id == node_id for a in stages)

@@ -156,3 +156,30 @@ def test_trigger_plans_everything_again_as_a_new_generation(planner: IngestPlann
     assert first["objects"] == second["objects"] == 4
     assert first["batches"] != second["batches"]
     assert len(planner.runnable()) == 2 + 2 + 2
+
+
+def test_what_the_dagster_sensor_asks_of_batches_waiting_or_started_ahead(
+    planner: IngestPlanner,
+) -> None:
+    for seq in (1, 2, 3, 4):
+        add_object(planner, seq)
+    tick = planner.tick()
+    assert set(tick.uploads) == {"bkt_t"}  # the bucket that took objects, and when
+    assert planner.backlog("col_t")[0] == 2
+    assert planner.waiting_since(now() + timedelta(seconds=1)) == {"col_t"}
+    assert planner.waiting_since(now() - timedelta(minutes=1)) == set()
+    first, second = planner.runnable()
+    # started ahead, completed by the service, no run attached: its run request was lost
+    planner.start(first["batch_id"], None, if_planned=True)
+    planner.record(first["batch_id"], {"completed": 3, "failed": 0})
+    unrun = planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
+    assert [b["batch_id"] for b in unrun] == [first["batch_id"]]
+    assert not planner.ahead_without_run(after=timedelta(minutes=1), within=timedelta(minutes=3))
+    planner.attach(first["batch_id"], "run-1")
+    assert not planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
+    planner.start(second["batch_id"], "run-2")  # a run's own start is never "ahead"
+    assert not planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
+    assert planner.backlog("col_t")[0] == 1
+    stats = planner.buckets.object_stats()
+    assert stats["bkt_t"][0] == 4
+    assert planner.buckets.object_stats(["bkt_other"]) == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -11,16 +10,11 @@ import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
 from mixpeek_orchestration.plugins.archive import build_archive
-from plugin_assets.definitions import defs
-from plugin_assets.plugins import (
-    partition_key,
-    plugin_archive,
-    plugin_scan_report,
-    plugin_version,
-    plugin_version_sensor,
-    plugin_versions_partitions,
-)
+from plugin_assets.graph import build_definitions
+from plugin_assets.keys import Keys
+from plugin_assets.plugins import plugin_asset
 from plugin_assets.resources import PlatformResource
+from plugin_assets.state import read_state
 from tests.integration.conftest import RunningStack, Tenant
 
 pytestmark = pytest.mark.integration
@@ -46,68 +40,58 @@ def resource(stack: RunningStack) -> PlatformResource:
     )
 
 
-def test_assets_materialise_a_version_with_its_metadata(
+def test_a_version_materialises_with_its_metadata(
     stack: RunningStack, tenant: Tenant, tmp_path: Path
 ) -> None:
     result = publish(tenant, tmp_path, "dagster_assets")
-    key = partition_key(tenant.namespace_id, str(result["plugin_id"]))
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(plugin_versions_partitions.name, [key])
+    state = read_state(stack.platform())
+    versions = [v for v in state.versions if v.plugin_id == result["plugin_id"]]
+    plugin = plugin_asset(versions, Keys(state))
     run = materialize(
-        [plugin_archive, plugin_scan_report, plugin_version],
-        partition_key=key,
+        [plugin],
+        partition_key="1.0.0",
         resources={"platform": resource(stack)},
-        instance=instance,
+        instance=DagsterInstance.ephemeral(),
     )
     assert run.success
-    archive = run.asset_materializations_for_node("plugin_archive")[0].metadata
-    assert archive["sha256"].value == result["sha256"]
-    scan = run.asset_materializations_for_node("plugin_scan_report")[0].metadata
-    assert scan["passed"].value is True and scan["errors"].value == 0
-    version = run.asset_materializations_for_node("plugin_version")[0].metadata
-    assert version["feature_uris"].value == result["feature_uris"]
-    assert version["parameter_schema"].value["properties"]["threshold"]["default"] == 0.5
+    metadata = run.asset_materializations_for_node(plugin.op.name)[0].metadata
+    assert metadata["sha256"].value == result["sha256"]
+    assert metadata["scan_passed"].value is True and metadata["scan_errors"].value == 0
+    assert metadata["feature_uris"].value == result["feature_uris"]
+    assert metadata["parameter_schema"].value["properties"]["threshold"]["default"] == 0.5
 
 
-def test_sensor_turns_new_versions_into_partitions_and_runs(
+def test_sensor_requests_each_version_of_the_definitions_once(
     stack: RunningStack, tenant: Tenant, tmp_path: Path
 ) -> None:
     result = publish(tenant, tmp_path, "dagster_sensor")
-    key = partition_key(tenant.namespace_id, str(result["plugin_id"]))
+    state = read_state(stack.platform())
+    defs = build_definitions(state)
+    key = Keys(state).plugin(tenant.namespace_id, "dagster_sensor")
+    sensor = defs.resolve_sensor_def("plugin_version_sensor")
     instance = DagsterInstance.ephemeral()
-    context = build_sensor_context(
-        instance=instance, resources={"platform": resource(stack)}, definitions=defs
-    )
-    first = plugin_version_sensor(context)
+    resources = {"platform": resource(stack)}
+    first = sensor(build_sensor_context(instance=instance, resources=resources, definitions=defs))
     assert isinstance(first, SensorResult)
-    keys = [r.partition_key for r in first.run_requests or []]
-    assert key in keys
-    assert key in first.dynamic_partitions_requests[0].partition_keys  # type: ignore[index, union-attr]
+    mine = [r for r in first.run_requests or [] if r.asset_selection == [key]]
+    assert [r.partition_key for r in mine] == ["1.0.0"]
+    assert mine[0].run_key == f"{tenant.namespace_id}__{result['plugin_id']}"
     # Re-evaluated from its cursor (as after a daemon restart): nothing is requested twice.
-    again = plugin_version_sensor(
+    again = sensor(
         build_sensor_context(
-            instance=instance,
-            cursor=first.cursor,
-            resources={"platform": resource(stack)},
-            definitions=defs,
+            instance=instance, cursor=first.cursor, resources=resources, definitions=defs
         )
     )
     assert not isinstance(again, SensorResult) or not again.run_requests
-    cursor = json.loads(first.cursor or "{}")
-    assert cursor["shared"]["after"]  # one cursor per data plane
 
 
-def test_confirmed_upload_shows_up_in_dagster_through_the_daemon(
+def test_a_published_version_is_materialised_through_the_daemon(
     stack: RunningStack, tenant: Tenant, tmp_path: Path
 ) -> None:
-    result = publish(tenant, tmp_path, "dagster_e2e")
-    key = partition_key(tenant.namespace_id, str(result["plugin_id"]))
+    publish(tenant, tmp_path, "dagster_e2e")
+    key = Keys(read_state(stack.platform())).plugin(tenant.namespace_id, "dagster_e2e")
     dagster = stack.platform().dagster
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if key in dagster.materialized_partitions("plugin_version"):
-            break
+    while "1.0.0" not in dagster.materialized_partitions(key.to_user_string()):
+        assert time.monotonic() < deadline, f"{key} 1.0.0 was not materialised within 180 s"
         time.sleep(2)
-    else:
-        pytest.fail(f"{key} was not materialised by the sensor's run within 180 s")
-    assert key in dagster.materialized_partitions("plugin_scan_report")

@@ -27,6 +27,8 @@ from mixpeek_orchestration.ingest.documents import vector_table
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.plugins.archive import build_archive
 from mixpeek_orchestration.storage.metadata import MetadataStore
+from plugin_assets.keys import Keys
+from plugin_assets.state import read_state
 from tests.integration.conftest import MotoServer, RunningStack, Tenant, create_tenant
 from tests.integration.test_ingestion import SEED, Api, upload_file, wait_documents
 from tests.integration.test_realtime import deploy, wait_status
@@ -201,7 +203,19 @@ def test_two_tenants_on_two_data_planes_share_nothing(
         )
         assert response.status_code == 404, response.text
 
-    # Dagster: the dedicated plane's runs carry its plane and queue tags
+    # Dagster: each collection is an asset under its organisation, tagged with its plane
+    keys = Keys(read_state(control))
+    for collection, org, plane_label in (
+        (shared_collection, "plane_shared", "shared"),
+        (dedicated_collection, "plane_dedicated", "dedicated"),
+    ):
+        key = keys.collection(collection["collection_id"]).to_user_string()
+        assert key.startswith(f"{org}/") and key.endswith("/collections/articles")
+        node = control.dagster.asset_node(key)
+        assert node is not None and node["partitions"], key
+        ingested = _runs(stack, {"mixpeek/collection_id": collection["collection_id"]})
+        assert ingested and all(r["tags"]["mixpeek/plane"] == plane_label for r in ingested)
+    # the dedicated plane's runs carry its plane and queue tags
     runs = _runs(stack, {"mixpeek/plane": "dedicated"})
     queues = {run["tags"].get("mixpeek/queue") for run in runs}
     assert {"dedicated-ingestion", "dedicated-plugins", "dedicated-deploy"} <= queues

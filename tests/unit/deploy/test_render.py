@@ -92,10 +92,11 @@ def test_the_spec_example_renders_the_groups_autoscaling_and_env_it_asks_for(
         assert {"name": "SOME_VAR", "value": "value"} in container["env"], container["name"]
     values = files["dagster-values.yaml"][0]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["dagster-user-deployments"]["deployments"][0]["env"]["SOME_VAR"] == "value"
-    assert values["dagster-user-deployments"]["deployments"][0]["dagsterApiGrpcArgs"] == [
-        "-m", "plugin_assets",
-    ]  # fmt: skip
+    code = values["dagster-user-deployments"]["deployments"][0]
+    assert code["env"]["SOME_VAR"] == "value"
+    # a code server that reloads when the platform's state changes, found by its service
+    assert code["codeServerArgs"] == ["-m", "plugin_assets.definitions"]
+    assert code["env"]["MIXPEEK_DAGSTER_CODE_SERVER"] == f"{code['name']}:{code['port']}"
     quota = files["namespace.yaml"][1]["spec"]["hard"]
     assert quota["requests.nvidia.com/gpu"] == "2" and quota["requests.cpu"] == "40"
 

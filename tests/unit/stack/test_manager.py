@@ -85,6 +85,14 @@ def test_dagster_files_use_sqlite_under_the_data_dir(tmp_path: Path) -> None:
     assert module["executable_path"] == "/venv/bin/python"
 
 
+def test_the_stack_workspace_points_both_dagster_processes_at_one_code_server() -> None:
+    # the webserver and the daemon share one code server, which reloads on state changes
+    (entry,) = workspace_yaml(code_server=("127.0.0.1", 4266))["load_from"]  # type: ignore[misc]
+    assert entry == {
+        "grpc_server": {"host": "127.0.0.1", "port": 4266, "location_name": "plugin_assets"}
+    }
+
+
 def test_stop_process_tree_stops_children_in_other_process_groups(tmp_path: Path) -> None:
     # The parent starts a grandchild in its own session, as Ray does with its workers.
     script = (
