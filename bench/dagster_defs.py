@@ -11,7 +11,7 @@ runs (the ``platform_state_sensor`` reloads the code location as they come). The
   to the webserver): wall time of each, median and max;
 * **in process**: reading the state and building the definitions, timed here;
 * **sensor ticks**: durations of every tick of ``bucket_objects_sensor`` (interval 4 s; a tick
-  waits up to 3.5 s for objects by design) and of ``platform_state_sensor`` (interval 2 s),
+  waits up to 3.5 s for objects by design) and of ``platform_state_sensor`` (interval 5 s),
   while ``--uploads`` objects go to 20 of the buckets.
 
 Targets: the location loads in under 10 s with 1,000 collections; each sensor's ticks stay
@@ -23,7 +23,9 @@ Run: ``python bench/dagster_defs.py [--collections 1000] [--namespaces 10] [--re
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixpeek_orchestration.client import PlatformClient  # noqa: E402
+from mixpeek_orchestration.compute.dagster import DagsterWebserver  # noqa: E402
 from mixpeek_orchestration.platform import Platform  # noqa: E402
 from mixpeek_orchestration.plugins.archive import build_archive  # noqa: E402
 from mixpeek_orchestration.settings import load_settings  # noqa: E402
@@ -42,7 +45,27 @@ from mixpeek_orchestration.stack import Stack  # noqa: E402
 from mixpeek_orchestration.stack.processes import free_port  # noqa: E402
 
 NULL_PLUGIN = REPO / "bench" / "plugins" / "null_embedder"
-SENSORS = {"bucket_objects_sensor": 4.0, "platform_state_sensor": 2.0}
+SENSORS = {"bucket_objects_sensor": 4.0, "platform_state_sensor": 5.0}
+PHASES = """
+import time
+t0 = time.perf_counter()
+import dagster
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
+import plugin_assets.graph, plugin_assets.resources, plugin_assets.state
+t1 = time.perf_counter()
+import os
+control = plugin_assets.resources._control_plane(os.environ["MIXPEEK_DATA_DIR"], os.environ["MIXPEEK_MONGO_URI"])
+state = plugin_assets.state.read_state(control)
+t2 = time.perf_counter()
+repo = plugin_assets.graph.build_definitions(state).get_repository_def()
+repo.load_all_definitions()
+t3 = time.perf_counter()
+body = serialize_value(RepositorySnap.from_def(repo, defer_snapshots=True))
+t4 = time.perf_counter()
+print(f"imports {t1 - t0:.1f} s, state read {t2 - t1:.1f} s, definitions built {t3 - t2:.1f} s, "
+      f"snapshot {t4 - t3:.1f} s ({len(body) / 1e6:.1f} MB)")
+"""
 
 
 def main() -> int:
@@ -51,10 +74,11 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--reloads", type=int, default=3)
     parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--keep", metavar="DIR", help="use this data dir and leave the stack up")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mixpeek-bench-defs-") as tmp:
-        data_dir = Path(tmp)
+        data_dir = Path(args.keep or tmp)
         settings = load_settings(
             data_dir=data_dir, api_port=free_port(), dagster_port=free_port(),
             serve_port=free_port(), ray_num_cpus=4,
@@ -64,12 +88,13 @@ def main() -> int:
         try:
             return run(stack.settings_for(state), data_dir, args)
         finally:
-            stack.down()
+            if not args.keep:
+                stack.down()
 
 
 def run(settings: Any, data_dir: Path, args: argparse.Namespace) -> int:
     platform = Platform(settings)
-    dagster = platform.dagster
+    dagster = DagsterWebserver(settings.dagster_ui_url, timeout_s=300)
     _, api_key = platform.accounts.create_organization("bench")
     base = f"{settings.api_url}/v1"
     archive = data_dir / "null_embedder.zip"
@@ -78,6 +103,7 @@ def run(settings: Any, data_dir: Path, args: argparse.Namespace) -> int:
     for n in range(args.namespaces):
         client = PlatformClient(base, api_key)
         client.namespace = client.create_namespace(f"ns{n:02d}")["namespace_id"]
+        client.http.headers["X-Namespace"] = client.namespace
         client.publish_archive(archive, name="null_embedder", version="1.0.0")
         clients.append(client)
 
@@ -119,26 +145,24 @@ def run(settings: Any, data_dir: Path, args: argparse.Namespace) -> int:
         f"{max(loads):.1f} s max ({', '.join(f'{x:.1f}' for x in loads)})"
     )
 
-    from plugin_assets.graph import build_definitions
-    from plugin_assets.state import read_state
+    # where a load's time goes, in a fresh process as the code server's would be
+    phases = subprocess.run(
+        [sys.executable, "-c", PHASES], capture_output=True, text=True, check=True,
+        env={**os.environ, "MIXPEEK_DATA_DIR": str(settings.data_dir),
+             "MIXPEEK_MONGO_URI": settings.mongo_uri or "", "PYTHONPATH": str(REPO)},
+    ).stdout.strip()  # fmt: skip
+    print(f"in a fresh process: {phases}")
 
-    t0 = time.perf_counter()
-    snapshot = read_state(platform)
-    t1 = time.perf_counter()
-    defs = build_definitions(snapshot)
-    defs.get_repository_def().load_all_definitions()
-    t2 = time.perf_counter()
-    print(f"in process: state read in {t1 - t0:.2f} s, definitions built in {t2 - t1:.2f} s")
-
-    # the sensors' ticks while objects arrive in 20 of the buckets
+    # the sensors' ticks while objects arrive in 20 of the buckets (of the first namespace),
+    # about 10 a second, and for 30 s after
     since = time.time()
     for i in range(args.uploads):
         clients[0].request(
             "POST", f"/buckets/{buckets[(i % 20) * len(clients)]}/objects",
             json={"blobs": [{"property": "content", "type": "text", "data": f"object {i}"}]},
         )  # fmt: skip
-        time.sleep(0.05)
-    time.sleep(20)
+        time.sleep(0.1)
+    time.sleep(30)
     ok = max(loads) < 10
     for sensor, interval in SENSORS.items():
         ticks = [

@@ -44,7 +44,13 @@ from mixpeek_orchestration.ingest.planner import TickResult
 from mixpeek_orchestration.platform.ingest_service import INGEST_ROUTE
 from mixpeek_orchestration.storage.ids import now
 from plugin_assets.keys import Keys, batches_partitions_name
-from plugin_assets.resources import PlatformResource, across_planes, plane_name, plane_tags
+from plugin_assets.resources import (
+    PLANE_TAG,
+    PlatformResource,
+    across_planes,
+    plane_name,
+    plane_tags,
+)
 from plugin_assets.state import CollectionRef, PlatformState
 
 ASSET_JOB = "__ASSET_JOB"  # Dagster's implicit job of every asset: runs select one collection
@@ -52,7 +58,9 @@ AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before 
 LOST_AHEAD_AFTER = timedelta(minutes=3)  # started ahead, and still no run nor outcome
 UNRUN_AFTER = timedelta(seconds=30)  # started ahead, done or not, and no run attached yet
 AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
-WAIT_FOR_OBJECTS_S = 3.5  # within one sensor tick, ended well before the daemon's next loop (5 s)
+TICK_BUDGET_S = 3.5  # a tick, waiting for objects and handing Dagster its runs, ends within this
+RUN_SUBMIT_S = 0.5  # what the daemon takes to create and queue one run (SQLite storage, measured)
+MAX_RUNS_PER_TICK = 6  # the rest are requested by the next ticks (their batches stay planned)
 POLL_S = 0.2
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 BEAT_S = 5.0  # a run waiting for its batch says so this often ...
@@ -85,8 +93,8 @@ def collection_asset(collection: CollectionRef, keys: Keys) -> AssetsDefinition:
         AssetCheckSpec(
             FRESH_CHECK,
             asset=key,
-            description=f"No upload waits more than {FRESH_WITHIN} to be ingested (last "
-            "ingestion vs last upload).",
+            description=f"No upload waits more than {FRESH_WITHIN.total_seconds() / 60:.0f} "
+            "minutes to be ingested (last ingestion vs last upload).",
         )
     )
 
@@ -245,6 +253,7 @@ def bucket_objects_sensor(state: PlatformState, keys: Keys) -> Any:
     def bucket_objects_sensor(
         context: SensorEvaluationContext, platform: PlatformResource
     ) -> SensorResult:
+        started = time.monotonic()
         ahead: set[str] = set()  # collections with a batch started ahead in this tick
         previous = json.loads(context.cursor) if context.cursor else {}
         observed: dict[str, int] = (
@@ -262,24 +271,33 @@ def bucket_objects_sensor(state: PlatformState, keys: Keys) -> Any:
         planned = across_planes(context, platform, plan, "planning")
         first_tick[0] = False
         requests = {r.run_key: r for _, (found, _) in planned for r in found}
+
         # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
         # objects, polling, and plans them as they come: a small batch starts ahead of its run
         # at once, so an upload is processed a fraction of a second after it lands, not at the
         # next tick. A batch that waits for its run (a large one, a retry) ends the tick, so its
-        # run is requested now.
-        deadline = time.monotonic() + WAIT_FOR_OBJECTS_S
-        while all(AHEAD_TAG in r.tags for r in requests.values()) and time.monotonic() < deadline:
+        # run is requested now; so does the time the daemon will take to queue the runs asked.
+        def may_wait() -> bool:
+            submit = RUN_SUBMIT_S * min(len(requests), MAX_RUNS_PER_TICK)
+            return time.monotonic() - started + submit + POLL_S < TICK_BUDGET_S
+
+        while all(AHEAD_TAG in r.tags for r in requests.values()) and may_wait():
             time.sleep(POLL_S)
-            waiting = across_planes(
+            new_objects = across_planes(
                 context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
             )
-            if any(new for _, new in waiting):
+            if any(new for _, new in new_objects):
                 planned = across_planes(
                     context, platform, lambda plane: plan(plane, register_files=False), "planning"
                 )
                 requests |= {r.run_key: r for _, (found, _) in planned for r in found}
         events += _stale_checks(context, platform, state, keys, stale_reported)
-        run_requests = list(requests.values())
+        run_requests = list(requests.values())[:MAX_RUNS_PER_TICK]
+        asked: dict[str, list[str]] = {}
+        for r in run_requests:
+            asked.setdefault(r.tags[PLANE_TAG], []).append(r.partition_key or "")
+        for label, batch_ids in asked.items():
+            platform.plane(label).planner.requested(batch_ids)
         planes = {plane_name(plane): cursor for plane, (_, cursor) in planned}
         cursor = json.dumps({"planes": planes, "observed": observed}, sort_keys=True)
         if not run_requests:
@@ -352,6 +370,15 @@ def _plan(
         )  # fmt: skip
     tags = plane_tags(plane, "ingestion")
     requests = []
+    for b in unrun:  # the oldest: first in line for the tick's runs
+        key = f"{b['batch_id']}#{b.get('attempts', 1) - 1}"
+        run_tags = tags | {
+            "mixpeek/kind": "ingestion",
+            "mixpeek/collection_id": b["collection_id"],
+            "mixpeek/reason": b["reason"],
+            AHEAD_TAG: key,
+        }
+        requests.append(_request(b, key, run_tags, keys))
     for b in batches:
         key = f"{b['batch_id']}#{b.get('attempts', 0)}"
         run_tags = tags | {
@@ -362,15 +389,6 @@ def _plan(
         if b["collection_id"] not in ahead and _start_ahead(context, plane, b, key):
             ahead.add(b["collection_id"])
             run_tags[AHEAD_TAG] = key
-        requests.append(_request(b, key, run_tags, keys))
-    for b in unrun:
-        key = f"{b['batch_id']}#{b.get('attempts', 1) - 1}"
-        run_tags = tags | {
-            "mixpeek/kind": "ingestion",
-            "mixpeek/collection_id": b["collection_id"],
-            "mixpeek/reason": b["reason"],
-            AHEAD_TAG: key,
-        }
         requests.append(_request(b, key, run_tags, keys))
     return requests, tick
 

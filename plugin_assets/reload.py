@@ -52,7 +52,7 @@ def platform_state_sensor(state: PlatformState) -> Any:
     """Reload the code location when the platform's state is not ``state`` any more."""
 
     @sensor(
-        minimum_interval_seconds=2,
+        minimum_interval_seconds=5,  # the daemon looks at its sensors every 5 s anyway
         default_status=DefaultSensorStatus.RUNNING,
         description="Collections, buckets, plugin versions or namespaces changed -> the code "
         "location is reloaded, so its assets are the platform's as it is now.",

@@ -67,7 +67,13 @@ query Node($key: AssetKeyInput!) {
       dependencyKeys { path }
       dependedByKeys { path }
       partitionKeys
-      assetChecksOrError { __typename ... on AssetChecks { checks { name } } }
+      assetChecksOrError {
+        __typename
+        ... on AssetChecks { checks { name executionForLatestMaterialization { status } } }
+      }
+      assetObservations(limit: 1) {
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
     }
   }
 }
@@ -159,8 +165,9 @@ class DagsterWebserver:
         return [m["partition"] for m in node["assetMaterializations"] if m["partition"]]
 
     def asset_node(self, asset_key: str) -> dict[str, Any] | None:
-        """An asset as the UI shows it: group, upstream and downstream keys, partitions, check
-        names (``None``: no such asset in the loaded definitions)."""
+        """An asset as the UI shows it: group, upstream and downstream keys, partitions, its
+        checks' latest status (by name) and its latest observation's integer metadata
+        (``None``: no such asset in the loaded definitions)."""
         data = self.graphql(_ASSET_NODE, {"key": {"path": asset_key.split("/")}})
         node = data["assetNodeOrError"]
         if node["__typename"] != "AssetNode":
@@ -171,7 +178,16 @@ class DagsterWebserver:
             "upstream": ["/".join(k["path"]) for k in node["dependencyKeys"]],
             "downstream": ["/".join(k["path"]) for k in node["dependedByKeys"]],
             "partitions": node["partitionKeys"],
-            "checks": [c["name"] for c in checks.get("checks", [])],
+            "checks": {
+                c["name"]: (c["executionForLatestMaterialization"] or {}).get("status")
+                for c in checks.get("checks", [])
+            },
+            "observed": {
+                e["label"]: e["intValue"]
+                for o in node["assetObservations"][:1]
+                for e in o["metadataEntries"]
+                if "intValue" in e
+            },
         }
 
     def reload_location(self, name: str = CODE_LOCATION) -> None:

@@ -430,6 +430,21 @@ class Buckets:
 
     # -- files landing under a bucket's prefix --------------------------------------------------
 
+    def remember_landed(self, bucket_ids: list[str]) -> None:
+        """Read which files of these buckets are objects already, once per process and for all
+        of them in one query (a sensor's first tick over a thousand buckets would otherwise
+        make a thousand); afterwards this process keeps track of what it registers."""
+        missing = [b for b in bucket_ids if b not in self._landed]
+        if not missing:
+            return
+        for bucket_id in missing:
+            self._landed[bucket_id] = {}
+        for doc in self.objects.find(
+            {"bucket_id": {"$in": missing}, "source_key": {"$exists": True}},
+            {"_id": 0, "bucket_id": 1, "source_key": 1},
+        ):
+            self._landed[doc["bucket_id"]][doc["source_key"]] = None
+
     def register_landed_files(self, bucket: dict[str, Any], *, limit: int = 5000) -> int:
         """Turn files found under the bucket's landing prefix into objects (once each).
 
@@ -437,15 +452,8 @@ class Buckets:
         sensor tick stays short; the rest come next tick.
         """
         prefix = landing_prefix(bucket, bucket["bucket_id"])
-        known = self._landed.get(bucket["bucket_id"])
-        if known is None:  # once per process; afterwards what this process registers
-            known = self._landed[bucket["bucket_id"]] = dict.fromkeys(
-                d["source_key"]
-                for d in self.objects.find(
-                    {"bucket_id": bucket["bucket_id"], "source_key": {"$exists": True}},
-                    {"_id": 0, "source_key": 1},
-                )
-            )
+        self.remember_landed([bucket["bucket_id"]])
+        known = self._landed[bucket["bucket_id"]]
         properties = bucket["bucket_schema"]["properties"]
         blobs: list[tuple[str, dict[str, Any]]] = []
         for info in self.store.list(prefix):

@@ -38,6 +38,7 @@ BATCH_OBJECTS = 5000
 MAX_OBJECTS_PER_TICK = 20_000
 GAP_GRACE = timedelta(seconds=10)
 MAX_ATTEMPTS = 3
+REQUEST_AGAIN_AFTER = timedelta(minutes=2)  # a run asked for and still not started: ask again
 
 
 def _aware(value: datetime) -> datetime:
@@ -59,6 +60,7 @@ class IngestBatch(TypedDict, total=False):
     status: str  # planned | running | completed | partial | failed
     attempts: int
     run_id: str | None
+    requested_at: datetime | None  # when the sensor last asked Dagster for its run
     stats: dict[str, Any]
     error: str | None
     created_at: datetime
@@ -110,11 +112,11 @@ class IngestPlanner:
     def tick(self, *, register_files: bool = True) -> TickResult:
         """One planning pass; ``register_files=False`` skips listing the buckets' landing
         prefixes (a sensor re-planning within its tick for objects the API just created)."""
-        registered = (
-            sum(self.buckets.register_landed_files(b) for b in self.buckets.all_buckets())
-            if register_files
-            else 0
-        )
+        registered = 0
+        if register_files:
+            buckets = self.buckets.all_buckets()
+            self.buckets.remember_landed([b["bucket_id"] for b in buckets])
+            registered = sum(self.buckets.register_landed_files(b) for b in buckets)
         cursor = self.cursor
         accepted: list[dict[str, Any]] = []
         expected = cursor + 1
@@ -238,9 +240,10 @@ class IngestPlanner:
     # -- batch lifecycle ------------------------------------------------------------------------
 
     def runnable(self, *, limit: int = 500) -> list[IngestBatch]:
-        """Batches waiting for a run, oldest first."""
+        """Batches waiting for a run whose run has not been asked for (or was asked for more
+        than :data:`REQUEST_AGAIN_AFTER` ago: that request may have been lost), oldest first."""
         return list(
-            self.batches.find({"status": "planned"}, {"_id": 0})  # type: ignore[arg-type]
+            self.batches.find({"status": "planned", **self._not_requested()}, {"_id": 0})  # type: ignore[arg-type]
             .sort("created_at", ASCENDING)
             .limit(limit)
         )
@@ -284,14 +287,28 @@ class IngestPlanner:
         oldest = min((_aware(b["created_at"]) for b in waiting), default=None)
         return len(waiting), oldest
 
+    def requested(self, batch_ids: list[str]) -> None:
+        """The runs of these batches have been asked for (Dagster queues them): ``runnable``
+        leaves them out for a while, so they do not crowd out newer batches."""
+        if batch_ids:
+            self.batches.update_many(
+                {"batch_id": {"$in": batch_ids}}, {"$set": {"requested_at": now()}}
+            )
+
+    @staticmethod
+    def _not_requested() -> dict[str, Any]:
+        cutoff = now() - REQUEST_AGAIN_AFTER
+        return {"$or": [{"requested_at": None}, {"requested_at": {"$lt": cutoff}}]}
+
     def ahead_without_run(self, *, after: timedelta, within: timedelta) -> list[IngestBatch]:
         """Batches started ahead of their run more than ``after`` ago (and less than
-        ``within``) that no run has attached to: their run's request was lost (the sensor's
-        process was replaced in that tick)."""
+        ``within``) that no run has attached to and whose run was not asked for: that request
+        went with the sensor's process (replaced in that tick) or beyond the tick's runs."""
         query = {
             "run_id": None,
             "status": {"$ne": "planned"},
             "started_at": {"$lt": now() - after, "$gt": now() - within},
+            **self._not_requested(),
         }
         return list(self.batches.find(query, {"_id": 0}))  # type: ignore[arg-type]
 
@@ -362,7 +379,7 @@ class IngestPlanner:
         """Put an interrupted batch back in the queue, unless it has used its attempts."""
         result = self.batches.update_one(
             {"batch_id": batch_id, "status": "running", "attempts": {"$lt": MAX_ATTEMPTS}},
-            {"$set": {"status": "planned"}},
+            {"$set": {"status": "planned", "requested_at": None}},
         )
         if result.modified_count:
             return True

@@ -100,6 +100,17 @@ def test_collections_appear_with_their_lineage_and_a_backfill_reprocesses_one(
             space["api"], space["collection"]["collection_id"], space["objects"]
         )
         assert counts["completed"] == space["objects"]
+        # the sensor observed the bucket's objects; every check of the last run passed
+        deadline = time.monotonic() + 30
+        while dagster.asset_node(bucket_key)["observed"].get("objects") != space["objects"]:  # type: ignore[index]
+            assert time.monotonic() < deadline, dagster.asset_node(bucket_key)
+            time.sleep(1)
+        deadline = time.monotonic() + 60  # the run that collects the last batch may still run
+        while (checks := dagster.asset_node(collection_key)["checks"]) != dict.fromkeys(  # type: ignore[index]
+            CHECKS, "SUCCEEDED"
+        ):
+            assert time.monotonic() < deadline, checks
+            time.sleep(1)
 
     # each collection's partitions are its own batches
     collection_id = north["collection"]["collection_id"]

@@ -183,3 +183,23 @@ def test_what_the_dagster_sensor_asks_of_batches_waiting_or_started_ahead(
     stats = planner.buckets.object_stats()
     assert stats["bkt_t"][0] == 4
     assert planner.buckets.object_stats(["bkt_other"]) == {}
+
+
+def test_a_batch_whose_run_was_asked_for_makes_way_for_newer_ones(
+    planner: IngestPlanner,
+) -> None:
+    for seq in (1, 2, 3, 4):
+        add_object(planner, seq)
+    planner.tick()
+    first, second = planner.runnable()
+    planner.requested([first["batch_id"]])  # its run waits in Dagster's queue
+    assert [b["batch_id"] for b in planner.runnable()] == [second["batch_id"]]
+    # a request that long ago may have been lost: asked for again
+    planner.batches.update_one(
+        {"batch_id": first["batch_id"]}, {"$set": {"requested_at": now() - timedelta(minutes=5)}}
+    )
+    assert len(planner.runnable()) == 2
+    planner.requested([first["batch_id"]])
+    planner.start(first["batch_id"], "run-1")
+    assert planner.retry(first["batch_id"])  # its run died: queued, and asked for at once
+    assert first["batch_id"] in [b["batch_id"] for b in planner.runnable()]
