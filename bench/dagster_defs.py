@@ -107,22 +107,22 @@ def run(settings: Any, data_dir: Path, args: argparse.Namespace) -> int:
         client.publish_archive(archive, name="null_embedder", version="1.0.0")
         clients.append(client)
 
-    def create(i: int) -> str:
+    def create(i: int) -> tuple[str, str]:
         client = clients[i % len(clients)]
         bucket = client.request(
             "POST", "/buckets",
             json={"bucket_name": f"b{i:04d}", "bucket_schema": {"properties": {"content": {"type": "text"}}}},
         )  # fmt: skip
-        client.request(
+        collection = client.request(
             "POST", "/collections",
             json={"collection_name": f"c{i:04d}", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
                   "feature_extractor": {"feature_extractor_name": "null_embedder", "version": "1.0.0"}},
         )  # fmt: skip
-        return str(bucket["bucket_id"])
+        return str(bucket["bucket_id"]), str(collection["collection_id"])
 
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
-        buckets = list(pool.map(create, range(args.collections)))
+        made = list(pool.map(create, range(args.collections)))
     created = time.monotonic()
     print(f"created {args.collections} buckets and collections in {created - started:.0f} s")
     expected = 2 * args.collections + args.namespaces + 1  # + ray_data_smoke
@@ -154,15 +154,37 @@ def run(settings: Any, data_dir: Path, args: argparse.Namespace) -> int:
     print(f"in a fresh process: {phases}")
 
     # the sensors' ticks while objects arrive in 20 of the buckets (of the first namespace),
-    # about 10 a second, and for 30 s after
-    since = time.time()
-    for i in range(args.uploads):
+    # about 10 a second, and for 30 s after; those collections are warmed up first (an object
+    # each, its plugin host started), as collections in use are
+    active = [made[i * len(clients)] for i in range(20)]
+
+    def upload(i: int) -> None:
         clients[0].request(
-            "POST", f"/buckets/{buckets[(i % 20) * len(clients)]}/objects",
+            "POST", f"/buckets/{active[i % len(active)][0]}/objects",
             json={"blobs": [{"property": "content", "type": "text", "data": f"object {i}"}]},
         )  # fmt: skip
+
+    def ingested(expected: int) -> bool:
+        return all(
+            clients[0].request("GET", f"/collections/{c}/documents/count")["completed"] >= expected
+            for _, c in active
+        )
+
+    for i in range(len(active)):
+        upload(i)
+    deadline = time.monotonic() + 300
+    while not ingested(1):
+        assert time.monotonic() < deadline, "the 20 collections were not warmed up in 300 s"
+        time.sleep(2)
+    since = time.time()
+    for i in range(args.uploads):
+        upload(i)
         time.sleep(0.1)
     time.sleep(30)
+    per_collection = 1 + args.uploads // len(active)
+    print(
+        f"ingested: {ingested(per_collection)} ({args.uploads} objects in {len(active)} collections)"
+    )
     ok = max(loads) < 10
     for sensor, interval in SENSORS.items():
         ticks = [
