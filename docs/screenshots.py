@@ -50,16 +50,19 @@ def main() -> int:
     dagster.graphql("mutation { setNuxSeen }")  # the first-visit dialog would cover the page
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pages = {
-        "dagster-lineage.png": f"locations/{CODE_LOCATION}/asset-groups/{node['group']}/lineage",
-        "dagster-collection.png": f"assets/{args.asset}",
-        "dagster-partitions.png": f"assets/{args.asset}?view=partitions",
-        "dagster-checks.png": f"assets/{args.asset}?view=checks",
+    pages = {  # name: (page, window height: a group's graph is taller than an asset's page)
+        "dagster-lineage.png": (
+            f"locations/{CODE_LOCATION}/asset-groups/{node['group']}/lineage",
+            1400,
+        ),
+        "dagster-collection.png": (f"assets/{args.asset}", 1000),
+        "dagster-partitions.png": (f"assets/{args.asset}?view=partitions", 1000),
+        "dagster-checks.png": (f"assets/{args.asset}?view=checks", 1000),
     }
-    for name, page in pages.items():
+    for name, (page, height) in pages.items():
         subprocess.run(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--window-size=1600,1000", "--virtual-time-budget=30000",
+             f"--window-size=1600,{height}", "--virtual-time-budget=30000",
              f"--screenshot={out / name}", f"{url}/{page}"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
