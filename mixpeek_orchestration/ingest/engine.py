@@ -533,6 +533,9 @@ class IngestionEngine:
 
         def write(out: pa.Table) -> tuple[pa.Table, dict[str, int], float]:
             write_start = time.perf_counter()
+            if self.collections.by_id(collection["collection_id"]) is None:
+                # deleted (or its namespace) while the batch ran: write nothing of it
+                raise RuntimeError(f"collection {collection['collection_id']} was deleted")
             counts = self.documents.write(
                 collection,
                 out,

@@ -47,12 +47,14 @@ class NamespaceCascade:
         """
         namespace = self.accounts.resolve_namespace(caller, ref)
         collection_ids = [c["collection_id"] for c in self.collections.list(namespace)]
+        # collections and batches first: a batch still running sees its collection gone and
+        # writes nothing more, so the documents deleted after it stay deleted
         removed = {
+            "ingest_batches": self.planner.delete_namespace(namespace, collection_ids),
+            "collections": self.collections.delete_namespace(namespace),
             "serve_applications": self.deployer.remove_namespace(namespace),
             "retrievers": self.retrievers.delete_namespace(namespace),
             "documents": self.documents.delete_namespace(namespace),
-            "ingest_batches": self.planner.delete_namespace(namespace, collection_ids),
-            "collections": self.collections.delete_namespace(namespace),
             "objects": self.buckets.delete_namespace(namespace),
             "step_plans": self.step_plans.delete_namespace(namespace.namespace_id),
             "plugin_versions": self.registry.delete_namespace_contents(namespace),
