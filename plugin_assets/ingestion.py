@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -42,7 +42,7 @@ from dagster import (
 
 from mixpeek_orchestration.ingest.planner import TickResult
 from mixpeek_orchestration.platform.ingest_service import INGEST_ROUTE
-from mixpeek_orchestration.storage.ids import now
+from mixpeek_orchestration.storage.ids import aware, now
 from plugin_assets.keys import Keys, batches_partitions_name
 from plugin_assets.resources import (
     PLANE_TAG,
@@ -372,32 +372,29 @@ def _plan(
     requests = []
     for b in unrun:  # the oldest: first in line for the tick's runs
         key = f"{b['batch_id']}#{b.get('attempts', 1) - 1}"
-        run_tags = tags | {
-            "mixpeek/kind": "ingestion",
-            "mixpeek/collection_id": b["collection_id"],
-            "mixpeek/reason": b["reason"],
-            AHEAD_TAG: key,
-        }
-        requests.append(_request(b, key, run_tags, keys))
+        requests.append(_request(b, key, tags, keys, ahead=True))
     for b in batches:
         key = f"{b['batch_id']}#{b.get('attempts', 0)}"
-        run_tags = tags | {
-            "mixpeek/kind": "ingestion",
-            "mixpeek/collection_id": b["collection_id"],
-            "mixpeek/reason": b["reason"],
-        }
-        if b["collection_id"] not in ahead and _start_ahead(context, plane, b, key):
+        started = b["collection_id"] not in ahead and _start_ahead(context, plane, b, key)
+        if started:
             ahead.add(b["collection_id"])
-            run_tags[AHEAD_TAG] = key
-        requests.append(_request(b, key, run_tags, keys))
+        requests.append(_request(b, key, tags, keys, ahead=started))
     return requests, tick
 
 
-def _request(batch: Any, key: str, tags: dict[str, str], keys: Keys) -> RunRequest:
+def _request(batch: Any, key: str, tags: dict[str, str], keys: Keys, *, ahead: bool) -> RunRequest:
+    """The run of one batch; ``ahead``: it was started in the service, the run collects it."""
+    run_tags = tags | {
+        "mixpeek/kind": "ingestion",
+        "mixpeek/collection_id": batch["collection_id"],
+        "mixpeek/reason": batch["reason"],
+    }
+    if ahead:
+        run_tags[AHEAD_TAG] = key
     return RunRequest(
         partition_key=batch["batch_id"],
         run_key=key,
-        tags=tags,
+        tags=run_tags,
         asset_selection=[keys.collection(batch["collection_id"])],
     )
 
@@ -420,16 +417,12 @@ def _observe_buckets(
                 asset_key=keys.bucket(bucket_id),
                 metadata={
                     "objects": MetadataValue.int(count),
-                    "last_upload": MetadataValue.timestamp(_aware(last)),
+                    "last_upload": MetadataValue.timestamp(aware(last)),
                     "bucket_id": bucket_id,
                 },
             )
         )
     return events
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _stale_checks(

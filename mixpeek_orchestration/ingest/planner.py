@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from pymongo import ASCENDING, ReturnDocument
@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from mixpeek_orchestration.ingest.buckets import Buckets
 from mixpeek_orchestration.ingest.collections import Collections
 from mixpeek_orchestration.observability import ANONYMOUS
-from mixpeek_orchestration.storage.ids import now
+from mixpeek_orchestration.storage.ids import aware, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.scope import scope
 from mixpeek_orchestration.tenancy.accounts import Namespace
@@ -39,10 +39,6 @@ MAX_OBJECTS_PER_TICK = 20_000
 GAP_GRACE = timedelta(seconds=10)
 MAX_ATTEMPTS = 3
 REQUEST_AGAIN_AFTER = timedelta(minutes=2)  # a run asked for and still not started: ask again
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class IngestBatch(TypedDict, total=False):
@@ -121,7 +117,7 @@ class IngestPlanner:
         accepted: list[dict[str, Any]] = []
         expected = cursor + 1
         for obj in self.buckets.objects_after(cursor, limit=MAX_OBJECTS_PER_TICK):
-            if obj["seq"] != expected and now() - _aware(obj["created_at"]) < GAP_GRACE:
+            if obj["seq"] != expected and now() - aware(obj["created_at"]) < GAP_GRACE:
                 break  # an object with a lower number may still be being inserted
             accepted.append(obj)
             expected = obj["seq"] + 1
@@ -145,7 +141,7 @@ class IngestPlanner:
                 {"_id": "planner"}, {"$set": {"seq": accepted[-1]["seq"], "at": now()}}, upsert=True
             )
         uploads = {
-            bucket_id: max(_aware(o["created_at"]) for o in objects)
+            bucket_id: max(aware(o["created_at"]) for o in objects)
             for bucket_id, objects in by_bucket.items()
         }
         return TickResult(
@@ -262,7 +258,7 @@ class IngestPlanner:
         """How long the batch's run has not said it is alive (its worker may be gone: a killed
         stack leaves its runs ``STARTED`` for ever)."""
         beat = batch.get("beat_at") or batch.get("started_at")
-        return now() - _aware(beat) if isinstance(beat, datetime) else timedelta(0)
+        return now() - aware(beat) if isinstance(beat, datetime) else timedelta(0)
 
     def lost_ahead(self, batch: IngestBatch, *, after: timedelta) -> bool:
         """Whether a batch started ahead of its run has neither run nor outcome ``after`` its
@@ -272,7 +268,7 @@ class IngestPlanner:
             batch.get("status") == "running"
             and not batch.get("run_id")
             and started is not None
-            and now() - _aware(started) > after
+            and now() - aware(started) > after
         )
 
     def backlog(self, collection_id: str) -> tuple[int, datetime | None]:
@@ -284,7 +280,7 @@ class IngestPlanner:
                 {"_id": 0, "created_at": 1},
             )
         )
-        oldest = min((_aware(b["created_at"]) for b in waiting), default=None)
+        oldest = min((aware(b["created_at"]) for b in waiting), default=None)
         return len(waiting), oldest
 
     def requested(self, batch_ids: list[str]) -> None:
@@ -435,7 +431,7 @@ class IngestPlanner:
             if status in ("planned", "running"):
                 entry["queue_depth"] += group["n"]
                 oldest = group.get("oldest")
-                age = now_s - _aware(oldest).timestamp() if isinstance(oldest, datetime) else 0.0
+                age = now_s - aware(oldest).timestamp() if isinstance(oldest, datetime) else 0.0
                 entry["oldest_age_s"] = round(max(entry["oldest_age_s"], age), 1)
         return summary
 

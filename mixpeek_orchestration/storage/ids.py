@@ -14,3 +14,8 @@ def new_id(prefix: str, nbytes: int = 8) -> str:
 def now() -> datetime:
     """The current time, timezone-aware (UTC)."""
     return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """A time read back from the metadata store, as UTC (some servers drop the zone)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
