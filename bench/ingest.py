@@ -256,12 +256,15 @@ class Bench:
         return int(counts["completed"] + counts["failed"])
 
     def settle(self, collection_id: str, timeout: float = 120) -> None:
-        """Wait for the runs of earlier batches (a batch started ahead is launched after its
-        documents are done): their launch is not this measurement's."""
+        """Wait until earlier batches are recorded in Dagster (their runs finished, or the
+        sensor reported those processed without a run): that is not this measurement's."""
         deadline = time.monotonic() + timeout
         for batch in self.platform.planner.of_collection(collection_id):
             while time.monotonic() < deadline:
-                run_id = (self.platform.planner.get(batch["batch_id"]) or {}).get("run_id")
+                now = self.platform.planner.get(batch["batch_id"]) or {}
+                if now.get("ahead") and now.get("reported_at"):
+                    break
+                run_id = now.get("run_id")
                 if run_id and self.platform.dagster.run_status(run_id) in FINISHED:
                     break
                 time.sleep(0.5)

@@ -6,15 +6,19 @@ its ingestion batches, so its page lists its own batches with their runs, metada
 failed, throughput, plugin version, archive sha, feature URIs, a sample document's lineage) and
 checks (vector dimensions, finite values, documents vs blobs, freshness). The
 ``bucket_objects_sensor`` plans batches for new objects (API uploads and files landing under a
-bucket's prefix), requests a run per batch and records each bucket's object count as an
-observation of its asset; a batch whose run died is requested again. Materialising partitions
-by hand (or a backfill) re-processes them: documents are upserted, never duplicated.
+bucket's prefix) and records each bucket's object count as an observation of its asset. A small
+batch is processed at once in the ingestion service, ahead of any run, and the sensor records
+its outcome as a runless materialization of its partition, with the same metadata and checks a
+run would report; a large batch, a retry, and a batch that failed ahead get a run each. A batch
+whose run died is requested again. Materialising partitions by hand (or a backfill) re-processes
+them in runs: documents are upserted, never duplicated.
 """
 
 import contextlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +29,7 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetMaterialization,
     AssetObservation,
     AssetsDefinition,
     DagsterRunStatus,
@@ -54,17 +59,16 @@ from plugin_assets.resources import (
 from plugin_assets.state import CollectionRef, PlatformState
 
 ASSET_JOB = "__ASSET_JOB"  # Dagster's implicit job of every asset: runs select one collection
-AHEAD_OBJECTS = 256  # batches this small start in the ingestion service before their run does
-LOST_AHEAD_AFTER = timedelta(minutes=3)  # started ahead, and still no run nor outcome
-UNRUN_AFTER = timedelta(seconds=30)  # started ahead, done or not, and no run attached yet
-AHEAD_TAG = "mixpeek/ahead"  # on runs whose batch the sensor started: the key of that job
-TICK_BUDGET_S = 3.5  # a tick, waiting for objects and handing Dagster its runs, ends within this
+AHEAD_OBJECTS = 256  # batches this small run in the ingestion service without a Dagster run
+TICK_BUDGET_S = 3.0  # a tick, waiting for objects and handing Dagster its runs, ends within this
+# (the daemon then writes its events and creates its runs: the rest of the 4 s interval)
 RUN_SUBMIT_S = 0.5  # what the daemon takes to create and queue one run (SQLite storage, measured)
 MAX_RUNS_PER_TICK = 6  # the rest are requested by the next ticks (their batches stay planned)
 POLL_S = 0.2
 FINISHED_BADLY = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 BEAT_S = 5.0  # a run waiting for its batch says so this often ...
-SILENT_AFTER = timedelta(seconds=45)  # ... and one silent this long lost its worker
+SILENT_AFTER = timedelta(seconds=45)  # ... and one silent this long lost its worker (a run's,
+# or the ingestion service holding a batch started ahead)
 ALIVE = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
 FRESH_WITHIN = timedelta(minutes=10)  # an upload waiting longer makes its collection stale
 SERVICE_CHECKS = {
@@ -132,12 +136,7 @@ def ingest_batch(
 ) -> Any:
     batch_id = context.partition_key
     stores = platform.plane(ref.plane)
-    ahead = context.run.tags.get(AHEAD_TAG)  # the sensor started it: collect that job
-    if ahead:
-        batch = stores.planner.attach(batch_id, context.run_id)
-    else:
-        batch = stores.planner.start(batch_id, context.run_id)
-    if batch is None:
+    if stores.planner.start(batch_id, context.run_id) is None:
         raise ValueError(f"ingestion batch {batch_id} no longer exists")
     waiting = threading.Event()
     beats = threading.Thread(
@@ -147,42 +146,18 @@ def ingest_batch(
     try:
         answer = stores.serve.submit(
             INGEST_ROUTE,
-            {"batch_id": batch_id, "run_id": context.run_id, "plane": plane_name(stores),
-             "key": ahead},
-        )  # fmt: skip
+            {"batch_id": batch_id, "run_id": context.run_id, "plane": plane_name(stores)},
+        )
     except Exception as exc:
         stores.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
         raise
     finally:
         waiting.set()
     report = answer["report"]
-    completed, failed, rows = report["completed"], report["failed"], report["rows"]
     stores.planner.record(batch_id, report)
-    if rows and completed == 0:
+    if report["rows"] and report["completed"] == 0:
         raise RuntimeError(f"every row of {batch_id} failed; first errors: {report['errors'][:3]}")
-    version = stores.registry.version_record(ref.namespace_id, report["plugin_id"]) or {}
-    yield MaterializeResult(
-        metadata={
-            "plugin": f"{version.get('name', ref.plugin_name)} {version.get('version', '?')}",
-            "plugin_id": report["plugin_id"],
-            "archive_sha256": version.get("sha256", ""),
-            "feature_uris": MetadataValue.json(list(ref.feature_uris)),
-            "objects": report["objects"],
-            "rows": rows,
-            "rows_ok": completed,
-            "rows_failed": failed,
-            "vectors": report["vectors"],
-            "rows_per_s": MetadataValue.float(float(report["rows_per_s"])),
-            "duration_s": MetadataValue.float(round(report["seconds"], 2)),
-            "first_block_s": MetadataValue.float(round(report["first_block_s"], 2)),
-            "write_s": MetadataValue.float(round(report["write_seconds"], 2)),
-            "actors_started": report["actors_started"],
-            "actors_reused": report["actors_reused"],
-            "steps": MetadataValue.json(report["steps"]),
-            "first_errors": MetadataValue.json(report["errors"][:5]),
-            **_sample_lineage(stores, ref, batch_id),
-        }
-    )
+    yield MaterializeResult(metadata=_batch_metadata(stores, ref, batch_id, report))
     for check in answer["checks"]:
         yield AssetCheckResult(
             check_name=check["check_name"],
@@ -191,6 +166,33 @@ def ingest_batch(
             metadata={k: _metadata(v) for k, v in check["metadata"].items()},
         )
     yield AssetCheckResult(check_name=FRESH_CHECK, **_freshness(stores, ref.collection_id))
+
+
+def _batch_metadata(
+    stores: Any, ref: CollectionRef, batch_id: str, report: dict[str, Any]
+) -> dict[str, Any]:
+    """What a batch's materialization says, from a run or recorded by the sensor."""
+    version = stores.registry.version_record(ref.namespace_id, report["plugin_id"]) or {}
+    return {
+        "plugin": f"{version.get('name', ref.plugin_name)} {version.get('version', '?')}",
+        "plugin_id": report["plugin_id"],
+        "archive_sha256": version.get("sha256", ""),
+        "feature_uris": MetadataValue.json(list(ref.feature_uris)),
+        "objects": report["objects"],
+        "rows": report["rows"],
+        "rows_ok": report["completed"],
+        "rows_failed": report["failed"],
+        "vectors": report["vectors"],
+        "rows_per_s": MetadataValue.float(float(report["rows_per_s"])),
+        "duration_s": MetadataValue.float(round(report["seconds"], 2)),
+        "first_block_s": MetadataValue.float(round(report["first_block_s"], 2)),
+        "write_s": MetadataValue.float(round(report["write_seconds"], 2)),
+        "actors_started": report["actors_started"],
+        "actors_reused": report["actors_reused"],
+        "steps": MetadataValue.json(report["steps"]),
+        "first_errors": MetadataValue.json(report["errors"][:5]),
+        **_sample_lineage(stores, ref, batch_id),
+    }
 
 
 def _sample_lineage(stores: Any, ref: CollectionRef, batch_id: str) -> dict[str, Any]:
@@ -247,74 +249,83 @@ def bucket_objects_sensor(state: PlatformState, keys: Keys) -> Any:
         minimum_interval_seconds=4,
         default_status=DefaultSensorStatus.RUNNING,
         description="New objects in a bucket (API uploads and files landing under its prefix) -> "
-        "batches and a run each for every collection sourced from it; interrupted runs are "
-        "retried; each bucket's object count is observed.",
+        "batches for every collection sourced from it: small ones processed at once in the "
+        "ingestion service and recorded here as materializations of their partitions, the "
+        "others a run each; interrupted batches are retried; each bucket's object count is "
+        "observed.",
     )
     def bucket_objects_sensor(
         context: SensorEvaluationContext, platform: PlatformResource
     ) -> SensorResult:
         started = time.monotonic()
-        ahead: set[str] = set()  # collections with a batch started ahead in this tick
         previous = json.loads(context.cursor) if context.cursor else {}
         observed: dict[str, int] = (
             previous.get("observed", {}) if isinstance(previous, dict) else {}
         )
         events: list[Any] = []
+        requests: dict[str, RunRequest] = {}
+        partitions: dict[str, list[str]] = {}  # collection -> new partitions (batches)
+        cursors: dict[str, int] = {}
+        held = [False]  # a batch waits for its collection's batch running ahead
 
-        def plan(plane: Any, register_files: bool = True) -> tuple[list[RunRequest], int]:
-            found, tick = _plan(context, plane, keys, ahead, register_files=register_files)
-            changed = None if first_tick[0] else list(tick.uploads)
+        def plan(plane: Any, register_files: bool = True) -> None:
+            found = _plan(context, plane, keys, register_files=register_files)
+            changed = None if first_tick[0] else list(found.tick.uploads)
             events.extend(_observe_buckets(plane, keys, changed, observed))
-            return found, tick.cursor
+            requests.update({r.run_key: r for r in found.runs if r.run_key})
+            for collection_id, batch_id in found.ahead:
+                partitions.setdefault(collection_id, []).append(batch_id)
+            held[0] = held[0] or found.held
+            cursors[plane_name(plane)] = found.tick.cursor
 
         # the shared plane, then each tenant's dedicated one
-        planned = across_planes(context, platform, plan, "planning")
+        across_planes(context, platform, plan, "planning")
         first_tick[0] = False
-        requests = {r.run_key: r for _, (found, _) in planned for r in found}
 
         # The daemon looks at its sensors every 5 s. A tick waits within itself for the next
-        # objects, polling, and plans them as they come: a small batch starts ahead of its run
-        # at once, so an upload is processed a fraction of a second after it lands, not at the
-        # next tick. A batch that waits for its run (a large one, a retry) ends the tick, so its
-        # run is requested now; so does the time the daemon will take to queue the runs asked.
+        # objects, polling, and plans them as they come: a small batch is processed at once in
+        # the ingestion service, so an upload is searchable a fraction of a second after it
+        # lands, not at the next tick. A batch that waits for a run (a large one, a retry) ends
+        # the tick, so its run is requested now; so does the time the daemon will take to
+        # queue the runs asked.
         def may_wait() -> bool:
             submit = RUN_SUBMIT_S * min(len(requests), MAX_RUNS_PER_TICK)
             return time.monotonic() - started + submit + POLL_S < TICK_BUDGET_S
 
-        while all(AHEAD_TAG in r.tags for r in requests.values()) and may_wait():
+        while not requests and may_wait():
             time.sleep(POLL_S)
             new_objects = across_planes(
                 context, platform, lambda plane: plane.planner.waiting_objects(), "polling"
             )
-            if any(new for _, new in new_objects):
-                planned = across_planes(
+            if held[0] or any(new for _, new in new_objects):
+                held[0] = False
+                across_planes(
                     context, platform, lambda plane: plan(plane, register_files=False), "planning"
                 )
-                requests |= {r.run_key: r for _, (found, _) in planned for r in found}
         events += _stale_checks(context, platform, state, keys, stale_reported)
+        events += _report_ahead(context, platform, state, keys)
         run_requests = list(requests.values())[:MAX_RUNS_PER_TICK]
         asked: dict[str, list[str]] = {}
         for r in run_requests:
             asked.setdefault(r.tags[PLANE_TAG], []).append(r.partition_key or "")
+            partitions.setdefault(r.tags["mixpeek/collection_id"], []).append(r.partition_key or "")
         for label, batch_ids in asked.items():
             platform.plane(label).planner.requested(batch_ids)
-        planes = {plane_name(plane): cursor for plane, (_, cursor) in planned}
-        cursor = json.dumps({"planes": planes, "observed": observed}, sort_keys=True)
+        cursor = json.dumps({"planes": cursors, "observed": observed}, sort_keys=True)
+        new_partitions = [
+            DynamicPartitionsDefinition(name=batches_partitions_name(c)).build_add_request(k)
+            for c, k in partitions.items()
+        ]
         if not run_requests:
             return SensorResult(
-                skip_reason=f"no new objects (planned up to {planes})",
+                skip_reason=f"no runs to ask for (planned up to {cursors})",
                 cursor=cursor,
                 asset_events=events,
+                dynamic_partitions_requests=new_partitions,
             )
-        partitions: dict[str, list[str]] = {}
-        for r in run_requests:
-            partitions.setdefault(r.tags["mixpeek/collection_id"], []).append(r.partition_key or "")
         return SensorResult(
             run_requests=run_requests,
-            dynamic_partitions_requests=[
-                DynamicPartitionsDefinition(name=batches_partitions_name(c)).build_add_request(k)
-                for c, k in partitions.items()
-            ],
+            dynamic_partitions_requests=new_partitions,
             asset_events=events,
             cursor=cursor,
         )
@@ -322,19 +333,25 @@ def bucket_objects_sensor(state: PlatformState, keys: Keys) -> Any:
     return bucket_objects_sensor
 
 
+@dataclass
+class Planned:
+    """What one plane's planning pass found."""
+
+    tick: TickResult
+    runs: list[RunRequest]  # batches that wait for a run
+    ahead: list[tuple[str, str]]  # (collection, batch) started in the service, no run
+    held: bool  # a small batch waits for its collection's batch running ahead
+
+
 def _plan(
-    context: SensorEvaluationContext,
-    plane: Any,
-    keys: Keys,
-    ahead: set[str],
-    *,
-    register_files: bool = True,
-) -> tuple[list[RunRequest], TickResult]:
-    """One plane's tick: retry batches whose run died, plan new objects into batches, and a
-    run request per runnable batch of a collection these definitions hold, tagged with the
-    plane and its queue. At most one batch per collection and tick starts ahead (``ahead``
-    holds those collections): later objects of the tick wait for a run together, so a stream
-    of uploads makes a few runs, not one per poll."""
+    context: SensorEvaluationContext, plane: Any, keys: Keys, *, register_files: bool = True
+) -> Planned:
+    """One plane's pass: retry batches whose run (or whose service) died, plan new objects
+    into batches, and start each small first-attempt batch of a collection these definitions
+    hold in the ingestion service, ahead of any run; the others get a run request each,
+    tagged with the plane and its queue. A collection has one batch running ahead at a time:
+    objects arriving meanwhile gather into its next batch, which starts when that one is done,
+    so a stream of uploads makes a few batches, not one per poll."""
     planner = plane.planner
     for batch in planner.in_flight():  # runs that died (killed worker, cancelled) run again
         run = context.instance.get_run_by_id(batch["run_id"]) if batch.get("run_id") else None
@@ -345,58 +362,95 @@ def _plan(
             )
             run = context.instance.get_run_by_id(run.run_id)
         died = run is not None and run.status in FINISHED_BADLY
-        lost = planner.lost_ahead(batch, after=LOST_AHEAD_AFTER)
+        lost = planner.lost_ahead(batch, after=SILENT_AFTER)
         if (died or lost) and planner.retry(batch["batch_id"]):
             context.log.info(
                 "batch %s: %s, queued again",
                 batch["batch_id"],
-                f"run {run.run_id} ended {run.status}" if died and run else "lost before its run",
+                f"run {run.run_id} ended {run.status}" if died and run else "its service went away",
             )
     tick = planner.tick(register_files=register_files)
     batches = [b for b in planner.runnable() if b["collection_id"] in keys.collections]
-    # batches started ahead whose run request went with a replaced process: a run now, which
-    # collects the service's report under the same key (Dagster drops a run key it has seen)
-    unrun = [
-        b
-        for b in planner.ahead_without_run(after=UNRUN_AFTER, within=LOST_AHEAD_AFTER)
-        if b["collection_id"] in keys.collections
-    ]
-    if batches:
-        context.log.info(
-            "%s: %d file(s) registered, %d object(s) planned into %d new batch(es); "
-            "%d batch(es) to run",
-            plane_name(plane), tick.files_registered, tick.objects_planned,
-            len(tick.batches_created), len(batches),
-        )  # fmt: skip
+    found = Planned(tick=tick, runs=[], ahead=[], held=False)
+    if not batches:
+        return found
+    busy = planner.running_ahead()
     tags = plane_tags(plane, "ingestion")
-    requests = []
-    for b in unrun:  # the oldest: first in line for the tick's runs
-        key = f"{b['batch_id']}#{b.get('attempts', 1) - 1}"
-        requests.append(_request(b, key, tags, keys, ahead=True))
     for b in batches:
-        key = f"{b['batch_id']}#{b.get('attempts', 0)}"
-        started = b["collection_id"] not in ahead and _start_ahead(context, plane, b, key)
-        if started:
-            ahead.add(b["collection_id"])
-        requests.append(_request(b, key, tags, keys, ahead=started))
-    return requests, tick
+        if b.get("attempts", 0) == 0 and b.get("size", len(b["object_ids"])) <= AHEAD_OBJECTS:
+            if b["collection_id"] in busy:
+                found.held = True
+                continue
+            if _start_ahead(context, plane, b):
+                busy.add(b["collection_id"])
+                found.ahead.append((b["collection_id"], b["batch_id"]))
+                continue
+        found.runs.append(_request(b, tags, keys))
+    context.log.info(
+        "%s: %d file(s) registered, %d object(s) planned into %d new batch(es); "
+        "%d started ahead, %d to run",
+        plane_name(plane), tick.files_registered, tick.objects_planned,
+        len(tick.batches_created), len(found.ahead), len(found.runs),
+    )  # fmt: skip
+    return found
 
 
-def _request(batch: Any, key: str, tags: dict[str, str], keys: Keys, *, ahead: bool) -> RunRequest:
-    """The run of one batch; ``ahead``: it was started in the service, the run collects it."""
-    run_tags = tags | {
-        "mixpeek/kind": "ingestion",
-        "mixpeek/collection_id": batch["collection_id"],
-        "mixpeek/reason": batch["reason"],
-    }
-    if ahead:
-        run_tags[AHEAD_TAG] = key
+def _request(batch: Any, tags: dict[str, str], keys: Keys) -> RunRequest:
+    """The run of one batch, keyed by its attempt (Dagster launches a run key once)."""
     return RunRequest(
         partition_key=batch["batch_id"],
-        run_key=key,
-        tags=run_tags,
+        run_key=f"{batch['batch_id']}#{batch.get('attempts', 0)}",
+        tags=tags
+        | {
+            "mixpeek/kind": "ingestion",
+            "mixpeek/collection_id": batch["collection_id"],
+            "mixpeek/reason": batch["reason"],
+        },
         asset_selection=[keys.collection(batch["collection_id"])],
     )
+
+
+def _report_ahead(
+    context: SensorEvaluationContext,
+    platform: PlatformResource,
+    state: PlatformState,
+    keys: Keys,
+) -> list[Any]:
+    """The outcome of each batch processed ahead of any run since the last tick, as a run
+    would report it: a materialization of its partition (its metadata) and its checks."""
+    events: list[Any] = []
+
+    def report(plane: Any) -> None:
+        batches = plane.planner.unreported()
+        for batch in batches:
+            ref = state.collection(batch["collection_id"])
+            if ref is None or batch["collection_id"] not in keys.collections:
+                continue
+            key, partition = keys.collection(ref), batch["batch_id"]
+            events.append(
+                AssetMaterialization(
+                    asset_key=key,
+                    partition=partition,
+                    metadata=_batch_metadata(plane, ref, partition, batch["stats"]),
+                    tags={"mixpeek/processed": "ahead", "mixpeek/reason": batch["reason"]},
+                )
+            )
+            fresh = _freshness(plane, ref.collection_id)
+            for check in [*batch.get("checks", []), {"check_name": FRESH_CHECK, **fresh}]:
+                events.append(
+                    AssetCheckEvaluation(
+                        asset_key=key,
+                        check_name=check["check_name"],
+                        passed=check["passed"],
+                        severity=AssetCheckSeverity(check["severity"]),
+                        metadata={k: _metadata(v) for k, v in check["metadata"].items()},
+                        partition=partition,
+                    )
+                )
+        plane.planner.reported([b["batch_id"] for b in batches])
+
+    across_planes(context, platform, report, "reporting")
+    return events
 
 
 def _observe_buckets(
@@ -458,19 +512,17 @@ def _stale_checks(
     return events
 
 
-def _start_ahead(context: SensorEvaluationContext, plane: Any, batch: Any, key: str) -> bool:
-    """Start a small first-attempt batch in the ingestion service now, so its documents do not
-    wait for Dagster to launch its run; the run collects the job by ``key``. A batch too large,
-    retried, or that the service would not take waits for its run as any other."""
-    if batch.get("attempts", 0) or batch.get("size", len(batch["object_ids"])) > AHEAD_OBJECTS:
-        return False
+def _start_ahead(context: SensorEvaluationContext, plane: Any, batch: Any) -> bool:
+    """Start a batch in the ingestion service now, without a run (or find it started by an
+    overlapping tick); ``False``: the service would not take it, a run processes it."""
     if plane.planner.start(batch["batch_id"], None, if_planned=True) is None:
-        return False
+        return True
     try:
         plane.serve.submit(
-            INGEST_ROUTE,
-            {"batch_id": batch["batch_id"], "plane": plane_name(plane), "key": key, "ahead": True},
+            INGEST_ROUTE, {"batch_id": batch["batch_id"], "plane": plane_name(plane), "ahead": True}
         )
-    except Exception as exc:  # the run processes it, as if never started
-        context.log.warning("batch %s: not started ahead of its run: %s", batch["batch_id"], exc)
+    except Exception as exc:
+        context.log.warning("batch %s: not started ahead: %s", batch["batch_id"], exc)
+        plane.planner.retry(batch["batch_id"])
+        return False
     return True

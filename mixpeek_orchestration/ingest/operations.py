@@ -125,7 +125,7 @@ class IngestOperations:
             },
             "ingestion": {
                 "batch_id": doc.get("batch_id"),
-                # a batch started ahead of its run was written before the run had an id
+                # None: processed ahead of any run (a runless materialization of the partition)
                 "dagster_run_id": doc.get("run_id") or (batch or {}).get("run_id"),
                 "dagster_partition": doc.get("batch_id"),
                 "batch_status": batch["status"] if batch else None,

@@ -56,8 +56,11 @@ class IngestBatch(TypedDict, total=False):
     status: str  # planned | running | completed | partial | failed
     attempts: int
     run_id: str | None
+    ahead: bool  # started by the sensor in the ingestion service, without a run
     requested_at: datetime | None  # when the sensor last asked Dagster for its run
+    reported_at: datetime | None  # when the sensor recorded an ahead batch's outcome in Dagster
     stats: dict[str, Any]
+    checks: list[dict[str, Any]]  # the service's checks of an ahead batch, for the sensor
     error: str | None
     created_at: datetime
     started_at: datetime
@@ -95,6 +98,7 @@ class IngestPlanner:
         self.batches.create_index([("status", 1), ("created_at", 1)])
         self.batches.create_index([("collection_id", 1), ("last_seq", 1)])
         self.batches.create_index("started_at")
+        self.batches.create_index([("ahead", 1), ("status", 1)])
 
     @property
     def cursor(self) -> int:
@@ -247,8 +251,9 @@ class IngestPlanner:
     def in_flight(self) -> Iterator[IngestBatch]:
         yield from self.batches.find({"status": "running"}, {"_id": 0})  # type: ignore[misc]
 
-    def beat(self, batch_id: str, run_id: str) -> None:
-        """The run ``run_id`` is alive and still waiting for this batch."""
+    def beat(self, batch_id: str, run_id: str | None) -> None:
+        """The run ``run_id`` (``None``: the service holding a batch started ahead) is alive
+        and still waiting for this batch."""
         self.batches.update_one(
             {"batch_id": batch_id, "run_id": run_id, "status": "running"},
             {"$set": {"beat_at": now()}},
@@ -261,14 +266,13 @@ class IngestPlanner:
         return now() - aware(beat) if isinstance(beat, datetime) else timedelta(0)
 
     def lost_ahead(self, batch: IngestBatch, *, after: timedelta) -> bool:
-        """Whether a batch started ahead of its run has neither run nor outcome ``after`` its
-        start: the service that held it went away before the run was even requested."""
-        started = batch.get("started_at")
+        """Whether a batch started ahead of any run has had no word from the service that
+        holds it for ``after``: that service went away (it says every few seconds that it
+        still holds the batch, queued or running)."""
         return (
             batch.get("status") == "running"
             and not batch.get("run_id")
-            and started is not None
-            and now() - aware(started) > after
+            and self.silent_for(batch) > after
         )
 
     def backlog(self, collection_id: str) -> tuple[int, datetime | None]:
@@ -296,17 +300,26 @@ class IngestPlanner:
         cutoff = now() - REQUEST_AGAIN_AFTER
         return {"$or": [{"requested_at": None}, {"requested_at": {"$lt": cutoff}}]}
 
-    def ahead_without_run(self, *, after: timedelta, within: timedelta) -> list[IngestBatch]:
-        """Batches started ahead of their run more than ``after`` ago (and less than
-        ``within``) that no run has attached to and whose run was not asked for: that request
-        went with the sensor's process (replaced in that tick) or beyond the tick's runs."""
-        query = {
-            "run_id": None,
-            "status": {"$ne": "planned"},
-            "started_at": {"$lt": now() - after, "$gt": now() - within},
-            **self._not_requested(),
+    def running_ahead(self) -> set[str]:
+        """Collections with a batch the service is processing ahead of any run (a collection
+        has one at a time: its next objects wait for it, gathering into one batch)."""
+        query = {"ahead": True, "status": "running"}
+        return {
+            b["collection_id"] for b in self.batches.find(query, {"_id": 0, "collection_id": 1})
         }
-        return list(self.batches.find(query, {"_id": 0}))  # type: ignore[arg-type]
+
+    def unreported(self, *, limit: int = 200) -> list[IngestBatch]:
+        """Batches processed ahead of any run whose outcome the sensor has not yet recorded in
+        Dagster (as a runless materialization of their partition), oldest first."""
+        query = {"ahead": True, "status": {"$in": ["completed", "partial"]}, "reported_at": None}
+        cursor = self.batches.find(query, {"_id": 0}).sort("finished_at", ASCENDING)
+        return list(cursor.limit(limit))  # type: ignore[arg-type]
+
+    def reported(self, batch_ids: list[str]) -> None:
+        if batch_ids:
+            self.batches.update_many(
+                {"batch_id": {"$in": batch_ids}}, {"$set": {"reported_at": now()}}
+            )
 
     def waiting_since(self, before: datetime) -> set[str]:
         """Collections with a batch planned before ``before`` and not yet done."""
@@ -326,8 +339,9 @@ class IngestPlanner:
     def start(
         self, batch_id: str, run_id: str | None, *, if_planned: bool = False
     ) -> IngestBatch | None:
-        """Mark a batch running for ``run_id``; the batch as it is now (``None``: gone, or with
-        ``if_planned``, started already). From here on no tick adds objects to it."""
+        """Mark a batch running for ``run_id`` (``None``: ahead of any run, in the ingestion
+        service); the batch as it is now (``None``: gone, or with ``if_planned``, started
+        already). From here on no tick adds objects to it."""
         query: dict[str, Any] = {"batch_id": batch_id}
         if if_planned:
             query["status"] = "planned"
@@ -337,6 +351,8 @@ class IngestPlanner:
                 "$set": {
                     "status": "running",
                     "run_id": run_id,
+                    "ahead": run_id is None,
+                    "reported_at": None,
                     "started_at": now(),
                     "beat_at": now(),
                 },
@@ -346,30 +362,30 @@ class IngestPlanner:
             return_document=ReturnDocument.AFTER,
         )
 
-    def attach(self, batch_id: str, run_id: str) -> IngestBatch | None:
-        """Record the run of a batch the sensor started ahead of it (already ``running``)."""
-        return self.batches.find_one_and_update(  # type: ignore[return-value]
-            {"batch_id": batch_id},
-            {"$set": {"run_id": run_id, "beat_at": now()}},
-            projection={"_id": 0},
-            return_document=ReturnDocument.AFTER,
-        )
-
-    def record(self, batch_id: str, report: Mapping[str, Any]) -> str:
+    def record(
+        self,
+        batch_id: str,
+        report: Mapping[str, Any],
+        checks: list[dict[str, Any]] | None = None,
+    ) -> str:
         """Finish a batch with the outcome its report shows: ``completed``, ``partial`` or
-        ``failed`` (every row failed)."""
+        ``failed`` (every row failed); ``checks``: the service's checks of it."""
         completed, failed = report["completed"], report["failed"]
         status = "completed" if failed == 0 else ("failed" if completed == 0 else "partial")
-        self.finish(batch_id, status=status, stats=dict(report))
+        self.finish(batch_id, status=status, stats=dict(report), checks=checks)
         return status
 
     def finish(
-        self, batch_id: str, *, status: str, stats: dict[str, Any], error: str | None = None
+        self,
+        batch_id: str,
+        *,
+        status: str,
+        stats: dict[str, Any],
+        error: str | None = None,
+        checks: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.batches.update_one(
-            {"batch_id": batch_id},
-            {"$set": {"status": status, "stats": stats, "error": error, "finished_at": now()}},
-        )
+        done = {"status": status, "stats": stats, "error": error, "finished_at": now()}
+        self.batches.update_one({"batch_id": batch_id}, {"$set": done | {"checks": checks or []}})
 
     def retry(self, batch_id: str) -> bool:
         """Put an interrupted batch back in the queue, unless it has used its attempts."""

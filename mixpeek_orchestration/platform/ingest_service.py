@@ -1,7 +1,8 @@
 """The ingestion service: a Ray Serve application that runs ingestion batches in the cluster.
 
-Every batch is still a Dagster run, with its partition, metadata and checks; the run does no
-data work. It posts ``{batch_id, run_id, plane}`` to ``/ingest`` and waits for the report. The
+Every batch is a partition of its collection's Dagster asset, with its metadata and checks. A
+run does no data work: it posts ``{batch_id, run_id, plane}`` to ``/ingest`` and waits for the
+report. The
 service lives as long as the cluster: its stores' clients, the Ray API, remembered step plans
 and the warm stage actors it feeds stay up between batches, so a batch costs its rows, not a
 process's imports, a Ray driver's start and a Ray Data job's planning (measured in
@@ -12,13 +13,14 @@ One service serves every data plane of its cluster (``plane`` names the tenant, 
 ``mixpeek/plane`` tag does). Where the plane's stores are local directories (a local stack), its
 replica runs on the head node, the one that sees them; elsewhere it may run anywhere.
 
-A small batch (an upload or a few) is started **ahead of its run**: the sensor posts it with
-``ahead`` as it requests the run, the service starts it at once and answers 202, and the run,
-when Dagster has launched it (seconds: a process, its imports, the code location), collects the
-same job by its run key and records its report. So an upload is searchable about a second after
-it lands, not after a run's launch. A run that finds no job under its key (the service restarted,
-a launch by hand, a retry) processes the batch itself. Jobs nobody collected are dropped after
-:data:`UNCLAIMED_TTL_S`.
+A small batch (an upload or a few) is started **ahead of any run**: the sensor posts it with
+``ahead`` and its key, the service answers 202 and processes it at once, and records its outcome
+and checks on the batch; the sensor then records them in Dagster as a runless materialization of
+the batch's partition. So an upload is searchable a fraction of a second after it lands, and
+costs no run (a process, its imports, the code location: seconds of CPU on a small machine). The
+service says every :data:`BEAT_S` that it still holds each such batch (queued or running), so a
+batch whose service went away is queued again, for a run. A batch that raised, or whose every
+row failed, goes back to the queue too: its run shows the failure where users look.
 
 Started by ``mixpeek up`` (``platform/bootstrap.py``) and put back by the deployment sensor when a
 restarted Ray lost it; rendered RayServices list it (``import_path:
@@ -31,6 +33,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -45,31 +48,48 @@ logger = logging.getLogger(__name__)
 
 SHARED_PLANE = "shared"
 HEAD_NODE = "node:__internal_head__"  # a resource only the head node offers
-AHEAD_WORKERS = 2  # batches started ahead of their runs, at once (more wait their turn)
-UNCLAIMED_TTL_S = 900.0  # a job started ahead whose run never came is forgotten after this
+AHEAD_WORKERS = 2  # batches started ahead of any run, at once (more wait their turn)
+BEAT_S = 5.0  # the service says this often that it still holds each batch started ahead
 
 
 class AheadJobs:
-    """Batches started ahead of their runs, by run key, until the run collects them."""
+    """Batches started ahead of any run, by key (one job per key), while they are queued or
+    running; ``beat(key)`` is called every ``beat_s`` for each of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, beat: Callable[[str], None], *, beat_s: float = BEAT_S) -> None:
         self.pool = ThreadPoolExecutor(AHEAD_WORKERS, thread_name_prefix="ingest-ahead")
-        self.jobs: dict[str, tuple[float, Future[dict[str, Any]]]] = {}
+        self.jobs: dict[str, Future[Any]] = {}
         self.lock = threading.Lock()
+        self._beat, self.beat_s = beat, beat_s
+        threading.Thread(target=self._beats, name="ingest-ahead-beats", daemon=True).start()
 
-    def start(self, key: str, work: Any, *args: Any) -> None:
+    def start(self, key: str, work: Callable[..., Any], *args: Any) -> bool:
+        """Queue ``work(*args)`` under ``key``; ``False``: a job of that key is held already."""
         with self.lock:
-            now = time.monotonic()
-            for stale in [k for k, (at, job) in self.jobs.items() if now - at > UNCLAIMED_TTL_S]:
-                if self.jobs[stale][1].done():
-                    del self.jobs[stale]
-            if key not in self.jobs:
-                self.jobs[key] = (now, self.pool.submit(work, *args))
+            if key in self.jobs:
+                return False
+            job = self.pool.submit(work, *args)
+            self.jobs[key] = job
+        job.add_done_callback(lambda _: self._forget(key, job))
+        return True
 
-    def take(self, key: str | None) -> Future[dict[str, Any]] | None:
+    def held(self) -> list[str]:
         with self.lock:
-            entry = self.jobs.pop(key, None) if key else None
-        return entry[1] if entry else None
+            return list(self.jobs)
+
+    def _forget(self, key: str, job: Future[Any]) -> None:
+        with self.lock:
+            if self.jobs.get(key) is job:
+                del self.jobs[key]
+
+    def _beats(self) -> None:
+        while True:
+            time.sleep(self.beat_s)
+            for key in self.held():
+                try:
+                    self._beat(key)
+                except Exception:  # a missed beat is not fatal; many of them are
+                    logger.warning("could not say the service holds %s", key, exc_info=True)
 
 
 def local_stores(settings: MixpeekSettings) -> bool:
@@ -100,7 +120,11 @@ def build_app(settings: MixpeekSettings) -> Any:
             from mixpeek_orchestration.settings import load_settings
 
             self.control = Platform(load_settings())
-            self.ahead = AheadJobs()
+            self.ahead = AheadJobs(self.beat)
+
+        def beat(self, key: str) -> None:
+            plane, batch_id = key.split("/", 1)
+            self.plane(plane).planner.beat(batch_id, None)
 
         def plane(self, name: str | None) -> Platform:
             if name in (None, "", SHARED_PLANE):
@@ -113,26 +137,15 @@ def build_app(settings: MixpeekSettings) -> Any:
                 if not isinstance(body, dict) or not isinstance(body.get("batch_id"), str):
                     raise MixpeekError(
                         ErrorCode.INVALID_REQUEST,
-                        "body must be JSON {batch_id, run_id, plane, key, ahead}",
+                        "body must be JSON {batch_id, run_id, plane, ahead}",
                         field="batch_id",
                     )
-                plane, batch_id, key = (
-                    self.plane(body.get("plane")),
-                    body["batch_id"],
-                    body.get("key"),
-                )
+                label, batch_id = body.get("plane") or SHARED_PLANE, body["batch_id"]
+                plane = self.plane(label)
                 if body.get("ahead"):
-                    if not isinstance(key, str):
-                        raise MixpeekError(
-                            ErrorCode.INVALID_REQUEST, "ahead needs the run's key", field="key"
-                        )
-                    self.ahead.start(key, run_batch, plane, batch_id, None, True)
-                    return JSONResponse({"batch_id": batch_id, "started": True}, status_code=202)
-                job = self.ahead.take(key)
-                if job is not None:
-                    answer = await asyncio.wrap_future(job)
-                else:
-                    answer = await asyncio.to_thread(run_batch, plane, batch_id, body.get("run_id"))
+                    started = self.ahead.start(f"{label}/{batch_id}", run_ahead, plane, batch_id)
+                    return JSONResponse({"batch_id": batch_id, "started": started}, status_code=202)
+                answer = await asyncio.to_thread(run_batch, plane, batch_id, body.get("run_id"))
                 return JSONResponse(answer)
             except MixpeekError as exc:
                 return JSONResponse(exc.to_response(), status_code=exc.http_status)
@@ -144,27 +157,35 @@ def build_app(settings: MixpeekSettings) -> Any:
     return IngestService.bind()  # type: ignore[attr-defined]
 
 
-def run_batch(
-    platform: Platform, batch_id: str, run_id: str | None, record: bool = False
-) -> dict[str, Any]:
-    """Process one batch in ``platform``'s plane; its report and its checks. ``record``: also
-    write its outcome on the batch (a batch started ahead, whose run may never come)."""
+def run_batch(platform: Platform, batch_id: str, run_id: str | None) -> dict[str, Any]:
+    """Process one batch in ``platform``'s plane; its report and its checks."""
     from mixpeek_orchestration.ingest.checks import batch_checks
 
     batch = platform.planner.get(batch_id)
     if batch is None:
         raise MixpeekError(ErrorCode.NOT_FOUND, f"ingestion batch {batch_id} does not exist")
-    try:
-        report = platform.ingestion.run(batch, run_id=run_id)
-    except Exception as exc:
-        if record:
-            platform.planner.finish(batch_id, status="failed", stats={}, error=str(exc))
-        raise
-    if record:
-        platform.planner.record(batch_id, report.as_dict())
+    report = platform.ingestion.run(batch, run_id=run_id)
     collection = platform.collections.by_id(batch["collection_id"]) or {}
     checks = batch_checks(platform.documents, collection, batch, report) if report.rows else []
     return {"report": report.as_dict(), "checks": checks}
+
+
+def run_ahead(platform: Platform, batch_id: str) -> None:
+    """Process a batch started ahead of any run and record its outcome and checks on it (the
+    sensor reports them to Dagster). One that raised, or whose every row failed, is queued
+    again, for a run."""
+    try:
+        answer = run_batch(platform, batch_id, None)
+    except Exception:
+        logger.exception("batch %s, started ahead, failed: queued for a run", batch_id)
+        platform.planner.retry(batch_id)
+        return
+    report = answer["report"]
+    if report["rows"] and report["completed"] == 0:
+        logger.warning("every row of %s failed ahead of its run: queued for a run", batch_id)
+        platform.planner.retry(batch_id)
+        return
+    platform.planner.record(batch_id, report, answer["checks"])
 
 
 def app_builder(args: dict[str, str] | None = None) -> Any:

@@ -294,22 +294,28 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
     # lineage: document -> object, feature URIs, plugin version, the Dagster run
     doc = next(d for d in docs if d["metadata"].get("i") == 3)
     lineage_path = f"/collections/{texts['collection_id']}/documents/{doc['document_id']}/lineage"
-    deadline = time.monotonic() + 60  # a batch started ahead of its run names it once launched
-    while not (lineage := api.call("GET", lineage_path))["ingestion"]["dagster_run_id"]:
-        assert time.monotonic() < deadline, lineage
-        time.sleep(1)
+    lineage = api.call("GET", lineage_path)
     assert lineage["object"]["metadata"] == {"i": 3}
     assert lineage["plugin"]["plugin_id"] == text_plugin
     assert lineage["feature_uris"] == texts["feature_uris"]
-    assert lineage["ingestion"]["dagster_run_id"]
+    written_by = platform.planner.get(lineage["ingestion"]["dagster_partition"])
+    assert written_by is not None and doc["document_id"]
+    # the run that wrote it, or none: a small batch is processed ahead of any run
+    assert lineage["ingestion"]["dagster_run_id"] == written_by["run_id"]
+    assert written_by["run_id"] or written_by["ahead"]
     by_object = api.call("GET", f"/buckets/{bucket_id}/objects/{doc['source_object_id']}/lineage")
     assert [d["document_id"] for d in by_object["documents"]] == [doc["document_id"]]
     assert doc["outputs"]["label"] in ("positive", "negative")
 
-    # the collection's asset in Dagster lists its batches
+    # the collection's asset in Dagster has each of its batches materialized, by its run or
+    # recorded by the sensor at its next tick
     key = Keys(read_state(platform)).collection(texts["collection_id"]).to_user_string()
-    partitions = platform.dagster.materialized_partitions(key)
-    assert partitions and all(p.startswith(f"ib_{texts['collection_id']}_") for p in partitions)
+    batches = {b["batch_id"] for b in platform.planner.of_collection(texts["collection_id"])}
+    deadline = time.monotonic() + 60
+    while not batches <= set(partitions := platform.dagster.materialized_partitions(key)):
+        assert time.monotonic() < deadline, (batches, partitions)
+        time.sleep(1)
+    assert all(p.startswith(f"ib_{texts['collection_id']}_") for p in partitions)
 
     # trigger re-processes without duplicating anything
     before = {d["document_id"]: d["updated_at"] for d in docs}
@@ -347,12 +353,24 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
     assert api.call("GET", f"/collections/{texts['collection_id']}/documents/count")["total"] == 170
 
 
-RUN_TAGS = """query RunTags($runId: ID!) {
-  runOrError(runId: $runId) { ... on Run { status startTime tags { key value } } }
+MATERIALIZATIONS = """query Materializations($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        runId partition tags { key value } metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}"""
+CHECK_EXECUTIONS = """query Checks($key: AssetKeyInput!, $check: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $check, limit: 5) { runId status partition }
+}"""
+RUNS_TAGGED = """query Runs($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId } } }
 }"""
 
 
-def test_an_upload_is_processed_ahead_of_its_run_which_records_that_same_job(
+def test_an_upload_is_processed_without_a_run_and_recorded_as_its_partitions_materialization(
     api: Api, stack: RunningStack, text_plugin: str
 ) -> None:
     bucket = api.call(
@@ -368,50 +386,58 @@ def test_an_upload_is_processed_ahead_of_its_run_which_records_that_same_job(
         json={"collection_name": "ahead", "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
               "feature_extractor": {"feature_extractor_name": "my_extractor", "version": "1.0.0"}},
     )  # fmt: skip
+    collection_id = collection["collection_id"]
     obj = api.call(
         "POST",
         f"/buckets/{bucket['bucket_id']}/objects",
         json={"blobs": [{"property": "content", "data": "one fresh upload"}]},
     )
-    assert wait_documents(api, collection["collection_id"], 1)["completed"] == 1
+    assert wait_documents(api, collection_id, 1)["completed"] == 1
 
     platform = stack.platform()
-    deadline = time.monotonic() + 120
-    while True:  # the run, launched after the batch started, records it
-        batch = platform.planner.batches.find_one({"collection_id": collection["collection_id"]})
-        run_id = batch.get("run_id")
-        status = platform.dagster.wait_for_run(run_id, timeout_s=120) if run_id else None
-        if status == "SUCCESS":
-            break
-        assert time.monotonic() < deadline, batch
-        time.sleep(1)
+    batch = platform.planner.batches.find_one({"collection_id": collection_id})
     assert batch["object_ids"] == [obj["object_id"]] and batch["attempts"] == 1
-    run = platform.dagster.graphql(RUN_TAGS, {"runId": run_id})["runOrError"]
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["mixpeek/ahead"] == f"{batch['batch_id']}#0"
-    # the batch was processed before its run started, and the run recorded that job's report
-    # (it did not process the batch again)
-    recorded = platform.planner.get(batch["batch_id"])
-    assert recorded["status"] == "completed" and recorded["stats"]["completed"] == 1
-    assert recorded["stats"]["processing_started_at"] < run["startTime"]
-    [doc] = all_documents(api, collection["collection_id"])
+    assert batch["ahead"] and batch["run_id"] is None and batch["status"] == "completed"
+    # the sensor records the batch in Dagster as a run would: its partition materialized, with
+    # the batch's metadata, and its checks evaluated; no run was launched for it
+    key = {"path": Keys(read_state(platform)).collection(collection_id).path}
+    deadline = time.monotonic() + 60
+    while not (
+        found := platform.dagster.graphql(
+            MATERIALIZATIONS, {"key": key, "partitions": [batch["batch_id"]]}
+        )["assetOrError"].get("assetMaterializations")
+    ):
+        assert time.monotonic() < deadline, "the batch was never recorded in Dagster"
+        time.sleep(1)
+    [materialization] = found
+    assert materialization["runId"] == ""  # runless
+    metadata = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+    assert metadata["rows_ok"] == 1 and metadata["rows_failed"] == 0
+    assert {"plugin", "archive_sha256", "feature_uris", "sample_lineage"} <= set(metadata)
+    for check in ("vector_dimensions", "finite_values", "documents_match_blobs", "fresh"):
+        [execution, *_] = platform.dagster.graphql(CHECK_EXECUTIONS, {"key": key, "check": check})[
+            "assetCheckExecutions"
+        ]
+        assert execution["status"] == "SUCCEEDED" and execution["partition"] == batch["batch_id"]
+    runs = platform.dagster.graphql(
+        RUNS_TAGGED, {"tags": [{"key": "mixpeek/collection_id", "value": collection_id}]}
+    )["runsOrError"]["results"]
+    assert runs == []
+    assert platform.planner.get(batch["batch_id"])["reported_at"] is not None  # once
+    [doc] = all_documents(api, collection_id)
     lineage = api.call(
-        "GET", f"/collections/{collection['collection_id']}/documents/{doc['document_id']}/lineage"
+        "GET", f"/collections/{collection_id}/documents/{doc['document_id']}/lineage"
     )
-    assert lineage["ingestion"]["dagster_run_id"] == run_id
+    assert lineage["ingestion"]["dagster_run_id"] is None
+    assert lineage["ingestion"]["dagster_partition"] == batch["batch_id"]
 
-    # a run whose job the service does not hold (a restart, a launch by hand) processes the
-    # batch itself
-    answer = platform.serve.submit(
-        "/ingest", {"batch_id": batch["batch_id"], "run_id": "by-hand", "key": "unknown#0"}
-    )
+    # a run (a launch by hand, a backfill) processes its batch itself
+    answer = platform.serve.submit("/ingest", {"batch_id": batch["batch_id"], "run_id": "by-hand"})
     assert answer["report"]["completed"] == 1
-    assert answer["report"]["processing_started_at"] > recorded["stats"]["processing_started_at"]
+    assert answer["report"]["processing_started_at"] > batch["stats"]["processing_started_at"]
     # bad bodies are refused naming the field
     with pytest.raises(Exception, match="batch_id"):
         platform.serve.submit("/ingest", {"run_id": "x"})
-    with pytest.raises(Exception, match="key"):
-        platform.serve.submit("/ingest", {"batch_id": batch["batch_id"], "ahead": True})
 
 
 def test_rows_that_raise_fail_alone(api: Api, tenant: Tenant, tmp_path: Path) -> None:

@@ -134,16 +134,23 @@ def test_a_batch_started_ahead_and_lost_with_its_service_is_queued_again(
     assert planner.start(batch["batch_id"], None, if_planned=True) is not None
     assert planner.start(batch["batch_id"], None, if_planned=True) is None  # started once
     started = planner.get(batch["batch_id"])
-    assert started is not None
-    assert not planner.lost_ahead(started, after=timedelta(minutes=10))  # its run may come
+    assert started is not None and started["ahead"]
+    assert planner.running_ahead() == {"col_t"}
+    assert not planner.lost_ahead(started, after=timedelta(minutes=10))  # its service beats
     assert planner.lost_ahead(started, after=timedelta(0))
-    planner.attach(batch["batch_id"], "run-1")  # the run came: not lost
-    assert not planner.lost_ahead(planner.get(batch["batch_id"]), after=timedelta(0))  # type: ignore[arg-type]
+    planner.batches.update_one(
+        {"batch_id": batch["batch_id"]}, {"$set": {"beat_at": now() - timedelta(minutes=2)}}
+    )
+    planner.beat(batch["batch_id"], None)  # the service still holds it
+    assert not planner.lost_ahead(planner.get(batch["batch_id"]), after=timedelta(minutes=1))  # type: ignore[arg-type]
     assert planner.retry(batch["batch_id"])
     assert [b["batch_id"] for b in planner.runnable()] == [batch["batch_id"]]
+    assert planner.running_ahead() == set()
     planner.start(batch["batch_id"], "run-2")
+    assert not planner.get(batch["batch_id"])["ahead"]  # type: ignore[index]
     assert planner.record(batch["batch_id"], {"completed": 1, "failed": 0}) == "completed"
     assert planner.get(batch["batch_id"])["attempts"] == 2  # type: ignore[index]
+    assert planner.unreported() == []  # its run reported it
 
 
 def test_trigger_plans_everything_again_as_a_new_generation(planner: IngestPlanner) -> None:
@@ -169,17 +176,20 @@ def test_what_the_dagster_sensor_asks_of_batches_waiting_or_started_ahead(
     assert planner.waiting_since(now() + timedelta(seconds=1)) == {"col_t"}
     assert planner.waiting_since(now() - timedelta(minutes=1)) == set()
     first, second = planner.runnable()
-    # started ahead, completed by the service, no run attached: its run request was lost
+    # processed ahead of any run: its outcome and checks wait for the sensor to report them
     planner.start(first["batch_id"], None, if_planned=True)
-    planner.record(first["batch_id"], {"completed": 3, "failed": 0})
-    unrun = planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
-    assert [b["batch_id"] for b in unrun] == [first["batch_id"]]
-    assert not planner.ahead_without_run(after=timedelta(minutes=1), within=timedelta(minutes=3))
-    planner.attach(first["batch_id"], "run-1")
-    assert not planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
+    assert planner.unreported() == []  # still running
+    checks = [{"check_name": "finite_values", "passed": True}]
+    planner.record(first["batch_id"], {"completed": 3, "failed": 0}, checks)
+    [done] = planner.unreported()
+    assert done["batch_id"] == first["batch_id"] and done["checks"] == checks
+    assert done["stats"]["completed"] == 3
+    planner.reported([first["batch_id"]])
+    assert planner.unreported() == []
     planner.start(second["batch_id"], "run-2")  # a run's own start is never "ahead"
-    assert not planner.ahead_without_run(after=timedelta(0), within=timedelta(minutes=3))
-    assert planner.backlog("col_t")[0] == 1
+    planner.record(second["batch_id"], {"completed": 1, "failed": 0})
+    assert planner.unreported() == [] and planner.running_ahead() == set()
+    assert planner.backlog("col_t")[0] == 0
     stats = planner.buckets.object_stats()
     assert stats["bkt_t"][0] == 4
     assert planner.buckets.object_stats(["bkt_other"]) == {}

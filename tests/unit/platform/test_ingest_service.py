@@ -1,50 +1,61 @@
-"""Jobs started ahead of their runs: one per key, collected once, forgotten when unclaimed."""
+"""Batches started ahead of any run: one job per key, each beating while it is held."""
 
 from __future__ import annotations
 
 import threading
+import time
 
-import pytest
-
-from mixpeek_orchestration.platform import ingest_service
 from mixpeek_orchestration.platform.ingest_service import AheadJobs
 
 
-def test_a_job_starts_once_per_key_and_its_run_collects_its_answer() -> None:
-    jobs, calls, gate = AheadJobs(), [], threading.Event()
+def wait_until(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
-    def work(batch_id: str) -> dict[str, str]:
+
+def test_a_job_starts_once_per_key_and_is_forgotten_when_done() -> None:
+    jobs, calls, gate = AheadJobs(lambda key: None), [], threading.Event()
+
+    def work(batch_id: str) -> None:
         calls.append(batch_id)
         gate.wait(5)
-        return {"batch_id": batch_id}
 
-    jobs.start("ib_1#0", work, "ib_1")
-    jobs.start("ib_1#0", work, "ib_1")  # the same tick, retried: still one job
+    assert jobs.start("shared/ib_1", work, "ib_1")
+    assert not jobs.start("shared/ib_1", work, "ib_1")  # an overlapping tick: still one job
+    assert jobs.held() == ["shared/ib_1"]
     gate.set()
-    job = jobs.take("ib_1#0")
-    assert job is not None and job.result(5) == {"batch_id": "ib_1"}
+    wait_until(lambda: jobs.held() == [])
     assert calls == ["ib_1"]
-    assert jobs.take("ib_1#0") is None  # collected once; a second run processes by itself
-    assert jobs.take(None) is None and jobs.take("ib_2#0") is None
+    assert jobs.start("shared/ib_1", work, "ib_1")  # done: the key may start again (a retry)
+    wait_until(lambda: jobs.held() == [])
 
 
-def test_a_failed_job_hands_its_error_to_the_run() -> None:
-    jobs = AheadJobs()
+def test_held_jobs_beat_queued_or_running_and_stop_when_done() -> None:
+    beats: list[str] = []
+    jobs, gate = AheadJobs(beats.append, beat_s=0.02), threading.Event()
+    for key in ("shared/a", "shared/b", "shared/c"):  # two workers: c waits its turn
+        jobs.start(key, gate.wait, 5)
+    wait_until(lambda: {"shared/a", "shared/b", "shared/c"} <= set(beats))
+    gate.set()
+    wait_until(lambda: jobs.held() == [])
+    beats.clear()
+    time.sleep(0.1)
+    assert beats == []
 
-    def work() -> dict[str, str]:
+
+def test_a_failing_job_or_beat_does_not_stop_the_others() -> None:
+    def beat(key: str) -> None:
+        raise RuntimeError("metadata server away")
+
+    jobs = AheadJobs(beat, beat_s=0.01)
+
+    def fail() -> None:
         raise RuntimeError("actor died")
 
-    jobs.start("ib_1#0", work)
-    job = jobs.take("ib_1#0")
-    assert job is not None
-    with pytest.raises(RuntimeError, match="actor died"):
-        job.result(5)
-
-
-def test_jobs_whose_run_never_came_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    jobs = AheadJobs()
-    jobs.start("old#0", dict)
-    jobs.jobs["old#0"][1].result(5)
-    monkeypatch.setattr(ingest_service, "UNCLAIMED_TTL_S", -1.0)
-    jobs.start("new#0", dict)
-    assert set(jobs.jobs) == {"new#0"}
+    jobs.start("shared/bad", fail)
+    done = threading.Event()
+    jobs.start("shared/good", done.set)
+    assert done.wait(5)
+    wait_until(lambda: jobs.held() == [])
