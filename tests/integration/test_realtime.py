@@ -239,3 +239,49 @@ def test_builtins_deploy_the_same_way(tenant: Tenant, tmp_path: Path) -> None:
     assert len(image.json()["embedding"]) == 1280
     bad = infer(tenant, inference_name="image_extractor", inputs={"image_base64": "not base64!"})
     assert bad.status_code == 400 and "image_base64" in bad.json()["detail"]
+
+
+def test_realtime_lookups_stay_within_their_organisation_and_follow_changes(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The realtime path reads keys, namespaces and versions from memory: an answer is scoped
+    by its organisation, and a change made elsewhere takes effect within the refresh bound."""
+    from mixpeek_orchestration.tenancy.accounts import KEY_PREFIX
+    from tests.integration.conftest import create_tenant
+
+    first = create_tenant(stack, "lookups-a", "lookups")
+    second = create_tenant(stack, "lookups-b", "lookups")  # the same namespace name
+    publish(first, tmp_path, "rt_lookup", "1.0.0")
+    namespace = httpx.get(
+        f"{first.base_url}/namespaces/{first.namespace_id}", headers=first.headers
+    ).json()["namespace_name"]
+
+    def infer(tenant: Tenant, key: str | None = None) -> httpx.Response:
+        return httpx.post(
+            f"{tenant.base_url}/inference",
+            headers={"Authorization": f"Bearer {key or tenant.api_key}", "X-Namespace": namespace},
+            json={"inference_name": "rt_lookup", "inputs": {"text": "x"}},
+        )
+
+    for _ in range(3):  # loaded once, then from memory: the same answer
+        answer = infer(first)
+        assert answer.status_code == 409 and answer.json()["code"] == "not_deployed"
+    # the other organisation's namespace of the same name has no such plugin
+    assert infer(second).status_code == 404
+    assert infer(first, key="mxp_sk_not_a_key").status_code == 401
+
+    # a key revoked by another process stops working within the bound (0.5 s and a reload)
+    platform = stack.platform()
+    assert platform.accounts.revoke_key(first.org_id, first.api_key[: len(KEY_PREFIX) + 6]) == 1
+    deadline = time.monotonic() + 2
+    while (status := infer(first).status_code) != 401:
+        assert time.monotonic() < deadline, f"a revoked key still answered {status}"
+        time.sleep(0.1)
+    # a namespace deleted through the API is gone at once
+    assert infer(second).status_code == 404  # its namespace, from memory
+    deleted = httpx.delete(
+        f"{second.base_url}/namespaces/{namespace}", headers=second.headers, timeout=60
+    )
+    assert deleted.status_code == 200, deleted.text
+    gone = infer(second)
+    assert gone.status_code == 404 and "namespace" in gone.json()["detail"].lower()

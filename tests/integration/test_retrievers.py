@@ -278,11 +278,10 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
     misses."""
     import asyncio
 
-    import httpx
     import redis
 
     from mixpeek_orchestration.retrieval.cache import RedisQueryCache
-    from mixpeek_orchestration.serve.relay import call_deployment
+    from mixpeek_orchestration.serve.relay import Relay
 
     api, tenant, _ = deployed
     api.call(
@@ -296,18 +295,17 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
     encoded: list[str] = []
 
     async def run(cache: RedisQueryCache, query: str) -> dict[str, Any]:
-        async with httpx.AsyncClient() as http:
+        relay = Relay()
 
-            async def call(prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Any:
-                encoded.append(inputs["text"])
-                return (
-                    await call_deployment(
-                        http, stack.settings.serve_url, prefix, inputs, parameters
-                    )
-                )[0]
+        async def call(prefix: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Any:
+            encoded.append(inputs["text"])
+            return (await relay.call(stack.settings.serve_url, prefix, inputs, parameters))[0]
 
+        try:
             executor = platform.retrieval(call, cache=cache)
             return await executor.execute(namespace, retriever, {"q": query}, {})  # type: ignore[no-any-return]
+        finally:
+            await relay.close()
 
     query = "a mission to the red planet"
     first = asyncio.run(run(RedisQueryCache(redis_url), query))

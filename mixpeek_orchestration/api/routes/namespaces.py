@@ -69,4 +69,6 @@ async def delete_namespace(
     """Delete a namespace and everything in it: plugins and their realtime deployments,
     buckets, objects and files, collections, documents and vectors, retrievers."""
     namespace, _ = await run_in_threadpool(platform.cascade.delete, caller, namespace_id)
+    for ref in (namespace.namespace_id, namespace.namespace_name):
+        platform.lookups.forget_namespace(ref)
     return _out(namespace)

@@ -288,6 +288,7 @@ async def rollback(
     result = await run_in_threadpool(
         platform.registry.rollback, caller, namespace, name, body.version, message=body.message
     )
+    platform.lookups.forget_plugins(namespace.namespace_id)
     return RollbackResponse(**result)
 
 
@@ -370,6 +371,8 @@ async def plugin_source(
 async def delete_plugin(
     plugin_id: str, namespace: PathNamespaceDep, caller: CallerDep, platform: PlatformDep
 ) -> PluginDeleted:
-    return PluginDeleted(
-        **await run_in_threadpool(platform.registry.delete_version, caller, namespace, plugin_id)
+    deleted = await run_in_threadpool(
+        platform.registry.delete_version, caller, namespace, plugin_id
     )
+    platform.lookups.forget_plugins(namespace.namespace_id)
+    return PluginDeleted(**deleted)

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.deps import (
     CallerDep,
-    HeaderNamespaceDep,
     PathNamespaceDep,
     PlatformDep,
+    RealtimeHeaderNamespaceDep,
+    RealtimePathNamespaceDep,
+    RealtimePlatformDep,
+    cached,
 )
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
-from mixpeek_orchestration.serve.relay import call_deployment
+from mixpeek_orchestration.serve.relay import Relay, with_fields
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
@@ -82,6 +85,7 @@ async def deploy(
         plugin_id,
         batch_only=deployment_type == "batch_only",
     )
+    platform.lookups.forget_plugins(namespace.namespace_id)
     return DeployResponse(**result)
 
 
@@ -91,16 +95,12 @@ async def undeploy(
 ) -> UndeployResponse:
     """Remove the version's Serve application (the archive is kept)."""
     removed = await run_in_threadpool(platform.deployer.request_removal, namespace, plugin_id)
+    platform.lookups.forget_plugins(namespace.namespace_id)
     return UndeployResponse(plugin_id=plugin_id, deployment_removed=removed)
 
 
-async def _relay(
-    request: Request,
-    platform: Any,
-    namespace: Namespace,
-    doc: PluginVersion,
-    body: RealtimeRequest,
-) -> tuple[dict[str, Any], float]:
+def _route(namespace: Namespace, doc: PluginVersion) -> str:
+    """The deployment's route prefix (``not_deployed`` unless it is deployed)."""
     status = DeploymentStatus.of(doc)
     if status is not DeploymentStatus.DEPLOYED:
         raise MixpeekError(
@@ -109,24 +109,27 @@ async def _relay(
             f"POST .../{doc['plugin_id']}/deploy first",
             status=status.value,
         )
-    prefix = route_prefix(namespace.namespace_id, doc["plugin_id"])
-    return await call_deployment(
-        request.app.state.http, platform.settings.serve_url, prefix, body.inputs, body.parameters
-    )
+    return route_prefix(namespace.namespace_id, doc["plugin_id"])
 
 
-@router.post(f"{PLUGIN}/realtime")
+def _relay(request: Request) -> Relay:
+    return request.app.state.relay  # type: ignore[no-any-return]
+
+
+@router.post(f"{PLUGIN}/realtime", response_model=dict[str, Any])
 async def realtime(
     plugin_id: str,
     body: RealtimeRequest,
     request: Request,
-    namespace: PathNamespaceDep,
-    platform: PlatformDep,
-) -> dict[str, Any]:
-    """Call the version's realtime handler; the answer is the handler's."""
-    doc = await run_in_threadpool(platform.registry.get_version, namespace, plugin_id)
-    output, _ = await _relay(request, platform, namespace, doc, body)
-    return output
+    namespace: RealtimePathNamespaceDep,
+    platform: RealtimePlatformDep,
+) -> Response:
+    """Call the version's realtime handler; the answer is the handler's (its bytes, as sent)."""
+    doc = await cached(platform.lookups.versions, (namespace, plugin_id))
+    content, _ = await _relay(request).raw(
+        platform.settings.serve_url, _route(namespace, doc), body.inputs, body.parameters
+    )
+    return Response(content, media_type="application/json")
 
 
 @router.post(f"{PLUGIN}/realtime/test", response_model=RealtimeTestResponse)
@@ -134,37 +137,38 @@ async def realtime_test(
     plugin_id: str,
     body: RealtimeRequest,
     request: Request,
-    namespace: PathNamespaceDep,
-    platform: PlatformDep,
+    namespace: RealtimePathNamespaceDep,
+    platform: RealtimePlatformDep,
 ) -> RealtimeTestResponse:
     """Call the handler and report the round-trip latency with its answer."""
-    doc = await run_in_threadpool(platform.registry.get_version, namespace, plugin_id)
-    output, latency = await _relay(request, platform, namespace, doc, body)
+    doc = await cached(platform.lookups.versions, (namespace, plugin_id))
+    output, latency = await _relay(request).call(
+        platform.settings.serve_url, _route(namespace, doc), body.inputs, body.parameters
+    )
     return RealtimeTestResponse(plugin_id=plugin_id, latency_ms=round(latency, 2), output=output)
 
 
-@router.post("/v1/inference")
+@router.post("/v1/inference", response_model=dict[str, Any])
 async def inference(
-    body: InferenceRequest, request: Request, namespace: HeaderNamespaceDep, platform: PlatformDep
-) -> dict[str, Any]:
+    body: InferenceRequest,
+    request: Request,
+    namespace: RealtimeHeaderNamespaceDep,
+    platform: RealtimePlatformDep,
+) -> Response:
     """Realtime inference by plugin name (its serving version) or by feature URI."""
     if (body.inference_name is None) == (body.feature_uri is None):
         raise MixpeekError(
             ErrorCode.INVALID_REQUEST, "Give exactly one of inference_name or feature_uri"
         )
 
-    def resolve() -> PluginVersion:
-        if body.feature_uri is not None:
-            return platform.registry.producer_of(namespace, body.feature_uri)
+    lookups = platform.lookups
+    if body.feature_uri is not None:
+        doc = await cached(lookups.producers, (namespace, body.feature_uri))
+    else:
         assert body.inference_name is not None
-        return platform.registry.serving_version(namespace, body.inference_name)
-
-    doc = await run_in_threadpool(resolve)
-    output, latency = await _relay(
-        request,
-        platform,
-        namespace,
-        doc,
-        RealtimeRequest(inputs=body.inputs, parameters=body.parameters),
+        doc = await cached(lookups.serving, (namespace, body.inference_name))
+    content, latency = await _relay(request).raw(
+        platform.settings.serve_url, _route(namespace, doc), body.inputs, body.parameters
     )
-    return {**output, "plugin_id": doc["plugin_id"], "latency_ms": round(latency, 2)}
+    fields = {"plugin_id": doc["plugin_id"], "latency_ms": round(latency, 2)}
+    return Response(with_fields(content, fields), media_type="application/json")

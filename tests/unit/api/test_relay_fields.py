@@ -1,0 +1,27 @@
+"""The API's fields added to a handler's answer without decoding it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mixpeek_orchestration.serve.relay import with_fields
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            b'{"embedding": [0.5, 1.0]}',
+            {"embedding": [0.5, 1.0], "plugin_id": "p", "latency_ms": 1.5},
+        ),
+        (b"{}", {"plugin_id": "p", "latency_ms": 1.5}),
+        (b'  { "a": {"b": "}"} }\n', {"a": {"b": "}"}, "plugin_id": "p", "latency_ms": 1.5}),
+        # the handler's own plugin_id loses, as in {**answer, **fields}
+        (b'{"plugin_id": "theirs"}', {"plugin_id": "p", "latency_ms": 1.5}),
+    ],
+)
+def test_fields_are_added_at_the_end_of_the_object(answer: bytes, expected: dict) -> None:
+    combined = with_fields(answer, {"plugin_id": "p", "latency_ms": 1.5})
+    assert json.loads(combined) == expected
