@@ -49,6 +49,19 @@ class ServeCluster:
         self.start()
         serve.run(build_skeleton_app(), name=SKELETON_APP, route_prefix=SKELETON_ROUTE)
 
+    def replicas(self, app: str) -> int:
+        """Running replicas of an application (0: scaled to zero, or not there)."""
+        from ray import serve
+        from ray.serve.schema import ReplicaState
+
+        self.ray.connect()
+        status = serve.status().applications.get(app)
+        if status is None:
+            return 0
+        return sum(
+            d.replica_states.get(ReplicaState.RUNNING, 0) for d in status.deployments.values()
+        )
+
     def routes(self) -> dict[str, str]:
         response = httpx.get(f"{self.url}/-/routes", timeout=3.0)
         response.raise_for_status()

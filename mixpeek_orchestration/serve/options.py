@@ -24,13 +24,18 @@ def serve_options(
     if config.get("num_replicas") is not None:
         options["num_replicas"] = int(config["num_replicas"])
     else:
-        options["autoscaling_config"] = {
+        autoscaling = {
             "min_replicas": int(config.get("min_replicas", 1)),
             "max_replicas": int(config.get("max_replicas", 1)),
             "target_ongoing_requests": float(config.get("target_ongoing_requests", 2.0)),
             "downscale_delay_s": float(config.get("downscale_delay_s", 600.0)),
             "upscale_delay_s": float(config.get("upscale_delay_s", 5.0)),
         }
+        if autoscaling["min_replicas"] == 0:
+            # scale to zero: start with one replica, so the rollout proves the handler loads,
+            # and let it go after downscale_delay_s without requests
+            autoscaling["initial_replicas"] = 1
+        options["autoscaling_config"] = autoscaling
     return options
 
 

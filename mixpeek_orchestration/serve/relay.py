@@ -17,7 +17,7 @@ import aiohttp
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.observability import record_realtime
 
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 30.0  # also what a call waits for a deployment to scale up from zero
 JSON = {"content-type": "application/json"}
 
 
@@ -72,8 +72,11 @@ class Relay:
         except TimeoutError:
             record_realtime(deployment, time.perf_counter() - start, ok=False)
             raise MixpeekError(
-                ErrorCode.REALTIME_ERROR,
-                f"The deployment at {prefix} did not answer within {timeout_s:.0f}s",
+                ErrorCode.COMPONENT_UNAVAILABLE,
+                f"No replica of the deployment at {prefix} answered within {timeout_s:.0f}s: "
+                "it is starting from zero replicas (a cold start takes seconds) or every "
+                "replica is busy; retry, or raise min_replicas / max_replicas",
+                component="deployment",
             ) from None
         except aiohttp.ClientError as exc:
             record_realtime(deployment, time.perf_counter() - start, ok=False)

@@ -41,6 +41,11 @@ class RunningStack:
 
 
 def start_stack(data_dir: Path) -> RunningStack:
+    # an operator's overrides file, empty: a test writes one extractor's knobs into it (the
+    # deployer reads it on every deploy) and empties it again
+    overrides = data_dir / "overrides.yaml"
+    overrides.write_text("{}\n")
+    os.environ.setdefault("MIXPEEK_OVERRIDES_FILE", str(overrides))
     settings = load_settings(
         data_dir=data_dir,
         api_port=free_port(),
@@ -76,6 +81,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         _disconnect_ray()
         if not keep:
             running.stack.down()
+        if os.environ.get("MIXPEEK_OVERRIDES_FILE", "").startswith(str(running.settings.data_dir)):
+            del os.environ["MIXPEEK_OVERRIDES_FILE"]
 
 
 def _disconnect_ray() -> None:

@@ -285,3 +285,45 @@ def test_realtime_lookups_stay_within_their_organisation_and_follow_changes(
     assert deleted.status_code == 200, deleted.text
     gone = infer(second)
     assert gone.status_code == 404 and "namespace" in gone.json()["detail"].lower()
+
+
+def test_a_deployment_scaled_to_zero_answers_its_first_request_after_a_cold_start(
+    stack: RunningStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    """``min_replicas: 0`` (the operator's overrides file): the deployment starts with one
+    replica (the rollout proves the handler loads), goes to zero after its idle delay, and the
+    first request then waits for a cold start and is answered."""
+    import os
+
+    from mixpeek_orchestration.plugins.records import app_name
+
+    overrides = Path(os.environ["MIXPEEK_OVERRIDES_FILE"])
+    overrides.write_text(
+        "overrides:\n  rt_zero: {min_replicas: 0, max_replicas: 1, downscale_delay_s: 2}\n"
+    )
+    platform = stack.platform()
+    try:
+        published = publish(tenant, tmp_path, "rt_zero", "1.0.0")
+        plugin_id = published["plugin_id"]
+        deploy(tenant, plugin_id)
+        assert wait_status(tenant, plugin_id, {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+        app = app_name(tenant.namespace_id, plugin_id)
+        deadline = time.monotonic() + 180
+        while platform.serve.replicas(app) > 0:
+            assert time.monotonic() < deadline, "the idle deployment never scaled to zero"
+            time.sleep(1)
+        started = time.monotonic()
+        answer = httpx.post(
+            f"{plugins_url(tenant)}/{plugin_id}/realtime",
+            headers=tenant.headers,
+            json={"inputs": {"text": "first after idle"}},
+            timeout=60,
+        )
+        cold_start_s = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["embedding"]) > 0
+        assert platform.serve.replicas(app) == 1
+        print(f"cold start from zero replicas: {cold_start_s:.1f} s")
+        assert cold_start_s < 30  # the relay's bound; past it the caller gets a 503
+    finally:
+        overrides.write_text("{}\n")

@@ -233,6 +233,7 @@ def test_the_local_deployer_merges_an_extractors_overrides_over_its_manifest() -
     merged = serve_options(manifest, "plugin", override.for_extractor("x").serve_config())
     assert "num_replicas" not in merged
     assert merged["autoscaling_config"]["min_replicas"] == 0
+    assert merged["autoscaling_config"]["initial_replicas"] == 1  # the rollout proves it loads
     assert merged["autoscaling_config"]["max_replicas"] == 4
     assert merged["ray_actor_options"]["num_cpus"] == 2.0  # the plugin's own, not overridden
 
