@@ -254,6 +254,14 @@ class Collections:
     def sourced_from(self, bucket_id: str) -> builtins.list[Collection]:
         return list(self.collections.find({"source.bucket_ids": bucket_id}, {"_id": 0}))  # type: ignore[arg-type]
 
+    def uris_in_use(self, namespace_id: str) -> set[str]:
+        """The feature URIs the collections of a namespace store vectors under."""
+        return {
+            uri
+            for c in self.collections.find({"namespace_id": namespace_id}, {"feature_uris": 1})
+            for uri in c.get("feature_uris", [])
+        }
+
     def delete_namespace(self, namespace: Namespace) -> int:
         """Remove every collection record of a namespace (its documents go separately)."""
         return self.collections.delete_many(scope(namespace)).deleted_count
@@ -275,10 +283,11 @@ class Collections:
         return doc | update
 
     def delete(self, namespace: Namespace, collection: str) -> dict[str, Any]:
-        """Remove the collection with its documents and vectors."""
+        """Remove the collection with its documents and vectors (the record first: a batch
+        still writing sees it gone and takes back what it wrote)."""
         doc = self.get(namespace, collection)
-        removed = self.documents.delete_collection(doc)
         self.collections.delete_one({"collection_id": doc["collection_id"]})
+        removed = self.documents.delete_collection(doc)
         return {
             "collection_id": doc["collection_id"],
             "deleted": True,

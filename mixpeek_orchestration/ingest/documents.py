@@ -238,6 +238,16 @@ class Documents:
             {"collection_id": collection["collection_id"]}
         ).deleted_count
 
+    def withdraw(self, collection: dict[str, Any], *, uris_in_use: set[str]) -> None:
+        """Take back what a write stored for a collection deleted while it ran: its documents,
+        its vector rows, and a vector table the write created again that no remaining collection
+        of the namespace uses."""
+        self.delete_collection(collection)
+        for uri in set(collection["feature_uris"]) - uris_in_use:
+            table = vector_table(collection["namespace_id"], uri)
+            if self.vectors.has_table(table) and not self.vectors.count(table):
+                self.vectors.drop(table)
+
     def drop_stale_vectors(self, collection: dict[str, Any], previous_uris: list[str]) -> None:
         """After a collection moves to another plugin version, its old feature rows go."""
         for uri in set(previous_uris) - set(collection["feature_uris"]):

@@ -544,6 +544,12 @@ class IngestionEngine:
                 batch_id=batch_id,
                 run_id=run_id,
             )
+            if self.collections.by_id(collection["collection_id"]) is None:
+                # deleted while this group was written: what the delete removed before the
+                # write landed comes back out
+                uris = self.collections.uris_in_use(collection["namespace_id"])
+                self.documents.withdraw(collection, uris_in_use=uris)
+                raise RuntimeError(f"collection {collection['collection_id']} was deleted")
             return out, counts, time.perf_counter() - write_start
 
         def account(done: Future[tuple[pa.Table, dict[str, int], float]]) -> None:
