@@ -327,3 +327,78 @@ def test_a_deployment_scaled_to_zero_answers_its_first_request_after_a_cold_star
         assert cold_start_s < 30  # the relay's bound; past it the caller gets a 503
     finally:
         overrides.write_text("{}\n")
+
+
+SLOW_HANDLER = """
+import time
+
+
+class RealtimeHandler:
+    def predict(self, request):
+        time.sleep(0.2)  # a model that takes its time: requests pile up under load
+        return {"embedding": [1.0, 0.0], "label": "slow"}
+"""
+
+
+def test_a_deployment_under_load_grows_to_max_replicas_and_shrinks_back_when_idle(
+    stack: RunningStack, tenant: Tenant, tmp_path: Path
+) -> None:
+    """Above ``target_ongoing_requests`` the Serve autoscaler adds replicas up to
+    ``max_replicas``; once the load stops it goes back to ``min_replicas`` after
+    ``downscale_delay_s`` (and Serve's look-back window). Every request is answered meanwhile."""
+    import os
+
+    from mixpeek_orchestration.plugins.records import app_name
+
+    overrides = Path(os.environ["MIXPEEK_OVERRIDES_FILE"])
+    overrides.write_text(
+        "overrides:\n  rt_scale: {min_replicas: 1, max_replicas: 2, target_ongoing_requests: 1,"
+        " downscale_delay_s: 2, num_cpus: 0.25}\n"
+    )
+    platform = stack.platform()
+    stop = threading.Event()
+    outcomes: Counter[int] = Counter()
+    try:
+        published = publish(tenant, tmp_path, "rt_scale", "1.0.0", realtime=SLOW_HANDLER)
+        plugin_id = published["plugin_id"]
+        deploy(tenant, plugin_id)
+        assert wait_status(tenant, plugin_id, {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
+        app = app_name(tenant.namespace_id, plugin_id)
+        assert platform.serve.replicas(app) == 1
+
+        def load() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    response = client.post(
+                        f"{plugins_url(tenant)}/{plugin_id}/realtime",
+                        headers=tenant.headers,
+                        json={"inputs": {"text": "load"}},
+                    )
+                    outcomes[response.status_code] += 1
+
+        clients = [threading.Thread(target=load) for _ in range(8)]
+        for client in clients:
+            client.start()
+        started = time.monotonic()
+        while platform.serve.replicas(app) < 2:
+            assert time.monotonic() - started < 120, "the loaded deployment never scaled up"
+            time.sleep(1)
+        grown_s = time.monotonic() - started
+        time.sleep(3)
+        assert platform.serve.replicas(app) == 2  # never above max_replicas
+        stop.set()
+        for client in clients:
+            client.join()
+        idle = time.monotonic()
+        while platform.serve.replicas(app) > 1:
+            assert time.monotonic() - idle < 120, "the idle deployment never scaled down"
+            time.sleep(1)
+        shrunk_s = time.monotonic() - idle
+        print(
+            f"autoscaling: 1 -> 2 replicas in {grown_s:.1f} s under load, back in {shrunk_s:.1f} s"
+        )
+        assert set(outcomes) == {200}, outcomes
+        assert platform.serve.replicas(app) == 1  # never below min_replicas
+    finally:
+        stop.set()
+        overrides.write_text("{}\n")
