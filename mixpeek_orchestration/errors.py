@@ -24,6 +24,7 @@ class ErrorCode(Enum):
     NOT_FOUND = ("not_found", 404, False)
     CONFLICT = ("conflict", 409, False)
     UNAUTHORIZED = ("unauthorized", 401, False)
+    PERMISSION_DENIED = ("permission_denied", 403, False)
     SIGNATURE_INVALID = ("signature_invalid", 403, False)
     SIGNATURE_EXPIRED = ("signature_expired", 403, False)
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, False)

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -107,6 +109,9 @@ class MixpeekSettings(BaseSettings):
 
     # Signing key for local upload URLs; generated once under the data dir when unset.
     secret_key: SecretStr | None = None
+    secrets_key: SecretStr | None = None
+    """Fernet keys encrypting organisation secrets at rest, comma-separated, the newest first
+    (unset: one generated once under the data dir, ``secrets.key``)."""
     public_url: str | None = None
     """Base URL clients use to reach the API (for signed URLs); defaults to ``api_url``."""
 
@@ -280,6 +285,25 @@ class MixpeekSettings(BaseSettings):
             tmp.chmod(0o600)
             tmp.replace(path)
         return path.read_text().strip().encode()
+
+    @property
+    def secrets_keys(self) -> list[bytes]:
+        """The Fernet keys of organisation secrets: the configured ones, or one kept under the
+        data dir (created on first use, readable by its owner only)."""
+        if self.secrets_key is not None:
+            return [k.strip().encode() for k in self.secrets_key.get_secret_value().split(",")]
+        path = self.data_dir / "secrets.key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(Fernet.generate_key())
+            tmp.chmod(0o600)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, path)
+            tmp.unlink()
+        return [path.read_bytes().strip()]
 
 
 def load_settings(**overrides: object) -> MixpeekSettings:

@@ -22,6 +22,7 @@ from mixpeek_orchestration.api.routes import (
     health,
     metrics,
     namespaces,
+    organizations,
     plugins,
     realtime,
     retrievers,
@@ -88,6 +89,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(storage.router)
     app.include_router(namespaces.router)
+    app.include_router(organizations.router)
     app.include_router(plugins.router)
     app.include_router(realtime.router)
     app.include_router(buckets.router)

@@ -81,6 +81,8 @@ class ConfirmResponse(BaseModel):
     violations: list[Violation] = []
     validation_errors: list[dict[str, Any]] = []
     route_prefix: str | None = None
+    secrets: list[str] = []
+    """The organisation secrets the plugin's manifest declares (names)."""
     already_registered: bool = False
 
 
@@ -111,6 +113,7 @@ class PluginResponse(BaseModel):
     input_schema: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
     supported_input_types: list[str] = []
+    secrets: list[str] = []
     warnings: list[Violation] = []
 
 
@@ -128,6 +131,9 @@ class PluginStatus(BaseModel):
     feature_uris: list[str]
     deployed_at: datetime | None = None
     active_version: str | None = None
+    secrets: list[str] = []
+    """The secrets the manifest declares, and which of them the organisation has not stored."""
+    missing_secrets: list[str] = []
 
 
 class PluginDeleted(BaseModel):
@@ -185,3 +191,38 @@ class LogResponse(BaseModel):
 class NextVersion(BaseModel):
     name: str
     version: str
+
+
+class SecretCreate(BaseModel):
+    secret_name: str = Field(..., min_length=1, max_length=100)
+    secret_value: str = Field(..., min_length=1, repr=False)
+
+
+class SecretUpdate(BaseModel):
+    secret_value: str = Field(..., min_length=1, repr=False)
+
+
+class SecretResponse(BaseModel):
+    """The outcome of a secret operation (never its value)."""
+
+    secret_name: str
+    created: bool | None = None
+    updated: bool | None = None
+    deleted: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class SecretInfo(BaseModel):
+    secret_name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretList(BaseModel):
+    """The organisation's secret names (``secrets``, as the hosted API answers) and when each
+    was stored and last changed (``results``); never values."""
+
+    secrets: list[str]
+    count: int
+    results: list[SecretInfo]

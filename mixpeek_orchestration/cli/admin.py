@@ -55,6 +55,34 @@ def create_key(
         console.print(f"API key (shown once): [bold]{key}[/bold]")
 
 
+@admin_app.command("rotate-secrets")
+def rotate_secrets(
+    new_key: Annotated[
+        bool, typer.Option("--new-key", help="Print a fresh Fernet key and change nothing.")
+    ] = False,
+) -> None:
+    """Re-encrypt every organisation secret, in every data plane, under the first key of
+    MIXPEEK_SECRETS_KEY.
+
+    To rotate: put a new key first (``MIXPEEK_SECRETS_KEY=new,old``), restart the stack, run
+    this, then drop the old key and restart again.
+    """
+    if new_key:
+        from cryptography.fernet import Fernet
+
+        typer.echo(Fernet.generate_key().decode())
+        return
+    try:
+        control = Platform(stack_settings())
+        for platform in control.planes.all():
+            count = platform.secrets.reencrypt()
+            plane = platform.tenant or "shared"
+            console.print(f"plane [bold]{plane}[/bold]: {count} secret(s) re-encrypted")
+    except MixpeekError as exc:
+        err_console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
 tenant_app = typer.Typer(
     help="Tenants with a dedicated data plane, and which organisations they serve.",
     no_args_is_help=True,

@@ -227,7 +227,7 @@ class Documents:
         if updates:
             self.documents.bulk_write(updates, ordered=False)
 
-    def delete_collection(self, collection: dict[str, Any]) -> int:
+    def delete_collection(self, collection: Mapping[str, Any]) -> int:
         """Remove a collection's documents and its rows in every feature table."""
         for uri in collection["feature_uris"]:
             self.vectors.delete(
@@ -238,7 +238,7 @@ class Documents:
             {"collection_id": collection["collection_id"]}
         ).deleted_count
 
-    def withdraw(self, collection: dict[str, Any], *, uris_in_use: set[str]) -> None:
+    def withdraw(self, collection: Mapping[str, Any], *, uris_in_use: set[str]) -> None:
         """Take back what a write stored for a collection deleted while it ran: its documents,
         its vector rows, and a vector table the write created again that no remaining collection
         of the namespace uses."""

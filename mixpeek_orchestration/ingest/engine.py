@@ -356,6 +356,7 @@ class IngestionEngine:
         overrides: the operator's current overrides (read on every run).
         warm_idle_s: how long a step's warm actors wait for work before leaving.
         sandbox: how the actors' plugin hosts are sandboxed.
+        plane: the dedicated tenant whose plane this is (``None``: the shared plane).
     """
 
     def __init__(
@@ -372,7 +373,9 @@ class IngestionEngine:
         overrides: Callable[[], Overrides],
         warm_idle_s: float,
         sandbox: SandboxConfig,
+        plane: str | None = None,
     ) -> None:
+        self.plane = plane
         self.collections = collections
         self.registry = registry
         self.buckets = buckets
@@ -624,7 +627,7 @@ class IngestionEngine:
             report.seconds = time.perf_counter() - started
             return report
         self.ray.connect()
-        spec = plugin_spec(version, self.objects, self.sandbox)
+        spec = plugin_spec(version, self.objects, self.sandbox, plane=self.plane)
         parameters = extractor.get("parameters") or {}
         steps = self._step_plan(version, spec, parameters, collection["collection_id"])
         overrides = self.overrides()

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.tenancy.accounts import Accounts
     from mixpeek_orchestration.tenancy.overrides import Overrides
     from mixpeek_orchestration.tenancy.planes import Tenants
+    from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets
 
 COMPONENTS = ("metadata", "objects", "vectors", "ray", "serve", "dagster", "sandbox")
 
@@ -165,6 +166,13 @@ class Platform:
         return Accounts(self.metadata)
 
     @cached_property
+    def secrets(self) -> OrganizationSecrets:
+        """Organisation secrets of this plane, encrypted with the operator's keys."""
+        from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets, SecretCipher
+
+        return OrganizationSecrets(self.metadata, SecretCipher(self.settings.secrets_keys))
+
+    @cached_property
     def tenants(self) -> Tenants:
         """Tenant configs (kept in the control plane only)."""
         from mixpeek_orchestration.tenancy.planes import Tenants
@@ -238,6 +246,7 @@ class Platform:
             serve=self.serve,
             overrides=self.overrides,
             sandbox=self.sandbox,
+            plane=self.tenant,
         )
 
     @cached_property
@@ -256,6 +265,7 @@ class Platform:
             overrides=self.overrides,
             warm_idle_s=float(self.settings.ingest_warm_idle_s),
             sandbox=self.sandbox,
+            plane=self.tenant,
         )
 
     @cached_property
@@ -353,6 +363,7 @@ class Platform:
             self.planner,
             self.step_plans,
             self.retrievers,
+            self.secrets,
         ):
             repository.ensure_indexes()
 

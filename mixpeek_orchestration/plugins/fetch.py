@@ -21,6 +21,7 @@ from mixpeek_orchestration.sandbox.config import SandboxConfig
 if TYPE_CHECKING:
     from mixpeek_orchestration.plugins.session import PluginSession
     from mixpeek_orchestration.storage.objects import ObjectStore
+    from mixpeek_orchestration.tenancy.secrets import SecretSource
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,14 @@ ARCHIVE_URL_TTL_S = 6 * 3600
 
 
 def plugin_spec(
-    version: Mapping[str, Any], objects: ObjectStore, sandbox: SandboxConfig
+    version: Mapping[str, Any],
+    objects: ObjectStore,
+    sandbox: SandboxConfig,
+    *,
+    plane: str | None = None,
 ) -> dict[str, Any]:
-    """What a worker needs to open a registered version (its ``plugin_versions`` record)."""
+    """What a worker needs to open a registered version (its ``plugin_versions`` record) of
+    data plane ``plane`` (a dedicated tenant; ``None``: the shared plane)."""
     return {
         "plugin_id": version["plugin_id"],
         "org_id": version["org_id"],
@@ -42,7 +48,34 @@ def plugin_spec(
         "egress_hosts": list((version.get("manifest") or {}).get("egress_hosts") or []),
         "asset_url_prefixes": [blob_url_prefix(version, objects)],
         "sandbox": sandbox.as_dict(),
+        "secrets": list((version.get("manifest") or {}).get("secrets") or []),
+        "plane": plane,
     }
+
+
+def secret_reader(spec: Mapping[str, Any]) -> SecretSource | None:
+    """Where a worker reads the organisation secrets the plugin of ``spec`` declares: the store
+    of the plugin's data plane, found from the worker's own settings (every cluster process has
+    the control plane's) and the plane's config, so no value or credential travels in the spec.
+    ``None`` when the plugin declares none."""
+    names = list(spec.get("secrets") or ())
+    if not names:
+        return None
+    from mixpeek_orchestration.settings import load_settings
+    from mixpeek_orchestration.storage.metadata import MetadataStore
+    from mixpeek_orchestration.tenancy.accounts import Accounts
+    from mixpeek_orchestration.tenancy.planes import Tenants, parse_plane
+    from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets, SecretCipher
+
+    settings = load_settings()
+    metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
+    plane = spec.get("plane")
+    if plane:
+        raw = Tenants(metadata, Accounts(metadata)).config(plane)
+        settings = parse_plane(raw).settings_over(settings, plane)
+        metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
+    store = OrganizationSecrets(metadata, SecretCipher(settings.secrets_keys))
+    return store.reader(spec["org_id"], names)
 
 
 def blob_url_prefix(scope: Mapping[str, Any], objects: ObjectStore) -> str:
@@ -125,6 +158,7 @@ def open_stored_plugin(
         sandbox=sandbox,
         allowed_hosts=spec.get("egress_hosts", ()),
         asset_url_prefixes=prefixes,
+        secrets=secret_reader(spec),
         work_dir=work,
         devices=worker_devices() if devices is None else devices,
     )
@@ -134,6 +168,7 @@ def open_stored_plugin(
             namespace_id=spec["namespace_id"],
             allowed_hosts=hosts,
             asset_url_prefixes=prefixes,
+            secrets=list(spec.get("secrets") or ()),
         )
     except BaseException:
         session.close()

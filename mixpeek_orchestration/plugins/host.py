@@ -152,13 +152,13 @@ class Host:
 
     def _open(self, header: dict[str, Any]) -> Any:
         from mixpeek_orchestration.plugins.runtime import PluginRuntime
-        from mixpeek_orchestration.sdk._context import PluginContext, PluginSecrets
+        from mixpeek_orchestration.sdk._context import PluginContext
 
         context = PluginContext(
             org_id=header.get("org_id", "local"),
             namespace_id=header.get("namespace_id", "local"),
             scratch_dir=self.scratch / "work",
-            secrets=PluginSecrets(header.get("secrets") or {}),
+            secrets=_channel_secrets(self, header),
         )
         return PluginRuntime.open(
             self.root,
@@ -304,6 +304,24 @@ class _Stage:
         if self.validator is not None:
             out = self.validator(out)
         return arrow_safe(out)
+
+
+def _channel_secrets(host: Host, header: dict[str, Any]) -> Any:
+    """The manifest's secrets, each read through the channel when asked for (the supervisor
+    checks the name and reads the organisation's store); without the service (an upload's
+    check) declared secrets read as ``None``."""
+    from mixpeek_orchestration.sdk._context import PluginSecrets
+
+    declared = header.get("secrets")
+    if not header.get("secret_service"):
+        return PluginSecrets(declared=declared)
+    declared = list(declared or [])
+
+    def fetch(name: str) -> str:
+        answer, _ = host.call("secret", {"name": name})
+        return str(answer["value"])
+
+    return PluginSecrets(declared=declared, fetch=fetch)
 
 
 class _ChannelModels:

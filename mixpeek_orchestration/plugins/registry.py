@@ -413,6 +413,7 @@ class PluginRegistry:
             "violations": doc.get("warnings", []),
             "validation_errors": [],
             "route_prefix": route_prefix(namespace.namespace_id, doc["plugin_id"]),
+            "secrets": list((doc.get("manifest") or {}).get("secrets") or []),
             "already_registered": already,
         }
 

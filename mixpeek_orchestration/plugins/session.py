@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mixpeek_orchestration.models.namespace import ModelSource
+    from mixpeek_orchestration.tenancy.secrets import SecretSource
 
 logger = logging.getLogger("mixpeek.plugin_host")
 
@@ -62,6 +63,7 @@ class PluginSession:
         allowed_hosts: Sequence[str] = (),
         asset_url_prefixes: Sequence[str] = (),
         models: ModelSource | None = None,
+        secrets: SecretSource | None = None,
         work_dir: Path | None = None,
         devices: Sequence[str] = (),
     ) -> PluginSession:
@@ -74,6 +76,8 @@ class PluginSession:
                 ``egress_hosts``, ``--allow-host`` of a local test).
             asset_url_prefixes: the namespace's signed blob URL prefixes (downloadable).
             models: where namespace models come from (mounted read-only as they are fetched).
+            secrets: where the organisation secrets the plugin declares are read (each value
+                goes over the channel when plugin code asks for it).
             work_dir: holds the scratch and the proxy socket (a new temp dir by default).
             devices: device nodes a GPU step needs.
         """
@@ -104,6 +108,8 @@ class PluginSession:
             models_dir.mkdir(exist_ok=True)
             ro_paths.append(models_dir)
             services["model"] = _model_service(models, models_dir)
+        if secrets is not None:
+            services["secret"] = lambda call: {"value": secrets.value(str(call.get("name", "")))}
         spec = HostSpec(
             plugin_dir=plugin_dir.resolve(),
             scratch_dir=work / "scratch",
@@ -115,6 +121,13 @@ class PluginSession:
         host = PluginHostProcess(backend, spec, services=services, log=logger)
         return cls(host, work_dir=work, proxy=proxy, timeout_s=sandbox.timeout_s)
 
+    def _services(self) -> dict[str, bool]:
+        """Which services the host may ask for, as its ``open`` header says."""
+        return {
+            "models": "model" in self.host.services,
+            "secret_service": "secret" in self.host.services,
+        }
+
     @property
     def backend(self) -> str:
         return self.host.backend.kind.value
@@ -124,7 +137,7 @@ class PluginSession:
     def open(self, **context: Any) -> dict[str, Any]:
         """Load the plugin (its manifest import) with its context; returns its description.
         A replacement host is opened the same way."""
-        answer = self.host.setup("open", {**context, "models": "model" in self.host.services})
+        answer = self.host.setup("open", {**context, **self._services()})
         return answer["description"]  # type: ignore[no-any-return]
 
     def inspect(self, *, dry_run: bool, **context: Any) -> dict[str, Any]:
@@ -197,7 +210,7 @@ class PluginSession:
     def test(self, **options: Any) -> dict[str, Any]:
         """``mixpeek plugin test``'s run inside the host; returns its report."""
         answer, _ = self.host.request(
-            "test", {**options, "models": "model" in self.host.services}, timeout_s=self.timeout_s
+            "test", {**options, **self._services()}, timeout_s=self.timeout_s
         )
         return answer["report"]  # type: ignore[no-any-return]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,20 +85,59 @@ class NoHost:
         raise MixpeekError(ErrorCode.NOT_FOUND, f"No model registry serves model {name!r} here")
 
 
+_NO_DEFAULT: Any = object()
+
+
 class PluginSecrets:
-    """Read-only access to the secrets a namespace granted this plugin (``container.secrets``)."""
+    """Read-only access to the organisation secrets the plugin's manifest declares
+    (``container.secrets``, ``current_context().secrets``).
 
-    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+    In the platform each :meth:`get` asks the plugin host's supervisor, which reads the
+    organisation's store (a changed value arrives within seconds). A name the manifest does not
+    declare is refused; a declared one the organisation has not stored raises an error naming
+    it (the row or request fails with it), unless a ``default`` is given. Where nothing can
+    be read (an upload's check) declared secrets read as ``default``.
+
+    Args:
+        values: fixed values (a local test, or a context built by hand).
+        declared: the manifest's ``secrets``; with ``fetch``, only these are readable.
+        fetch: how a declared secret's value is read (the host's channel).
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, str] | None = None,
+        *,
+        declared: Sequence[str] | None = None,
+        fetch: Callable[[str], str] | None = None,
+    ) -> None:
         self._values = dict(values or {})
+        self._declared = None if declared is None else frozenset(declared)
+        self._fetch = fetch
 
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self._values.get(key, default)
+    def get(self, key: str, default: str | None = _NO_DEFAULT) -> str | None:
+        if self._declared is not None and key not in self._declared:
+            raise MixpeekError(
+                ErrorCode.PERMISSION_DENIED,
+                f"secret {key!r} is not declared by this plugin's manifest: add it to "
+                f"`secrets = [...]` (declared: {sorted(self._declared)})",
+            )
+        if key in self._values:
+            return self._values[key]
+        if self._fetch is not None:
+            try:
+                return self._fetch(key)
+            except MixpeekError as exc:
+                if exc.code is ErrorCode.NOT_FOUND and default is not _NO_DEFAULT:
+                    return default
+                raise
+        return None if default is _NO_DEFAULT else default
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        return key in self._values or (self._declared is not None and key in self._declared)
 
     def keys(self) -> list[str]:
-        return sorted(self._values)
+        return sorted(set(self._values) | (self._declared or set()))
 
     def __repr__(self) -> str:  # never print values
         return f"PluginSecrets(keys={self.keys()})"

@@ -45,6 +45,7 @@ BlobType = Literal["text", "image", "video", "audio", "pdf", "document"]
 FeatureType = Literal["embedding", "classification", "text", "json"]
 DistanceMetric = Literal["cosine", "euclid", "dot"]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+_SECRET_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"  # as tenancy.secrets.SECRET_NAME
 _EGRESS_HOST = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$"
 
 
@@ -221,6 +222,11 @@ class PluginManifest(BaseModel):
     """External hosts the plugin calls (``api.openai.com``, ``*.example.com``), reached through
     the platform's egress proxy; internal and metadata addresses stay refused whatever is
     declared here."""
+    secrets: list[Annotated[str, Field(pattern=_SECRET_NAME)]] = Field(
+        default_factory=list, max_length=32
+    )
+    """Organisation secrets the plugin reads by name (``container.secrets.get(name)``,
+    ``current_context().secrets.get(name)``); no other secret is reachable from its code."""
 
     @field_validator("input_schema", "output_schema", "parameter_schema", mode="before")
     @classmethod
@@ -313,6 +319,7 @@ class PluginManifest(BaseModel):
             "serve_config": self.serve_config.model_dump(mode="json"),
             "container_image": self.container_image,
             "egress_hosts": list(self.egress_hosts),
+            "secrets": list(self.secrets),
         }
 
 

@@ -83,6 +83,7 @@ class Deployer:
         ray, serve: the cluster that hosts the applications.
         overrides: the operator's current overrides (read on every deploy).
         sandbox: how the replicas' plugin hosts are sandboxed.
+        plane: the dedicated tenant whose plane this is (``None``: the shared plane).
     """
 
     def __init__(
@@ -95,7 +96,9 @@ class Deployer:
         serve: ServeCluster,
         overrides: Callable[[], Overrides],
         sandbox: SandboxConfig,
+        plane: str | None = None,
     ) -> None:
+        self.plane = plane
         self.registry = registry
         self.removals = removals
         self.objects = objects
@@ -216,7 +219,7 @@ class Deployer:
         app = app_name(namespace_id, plugin_id)
         prefix = route_prefix(namespace_id, plugin_id)
         self.mark(namespace_id, plugin_id, DeploymentStatus.IN_PROGRESS, started_at=now())
-        spec = plugin_spec(doc, self.objects, self.sandbox)
+        spec = plugin_spec(doc, self.objects, self.sandbox, plane=self.plane)
         override = self.overrides().for_extractor(doc.get("name", ""))
         options = serve_options(doc.get("manifest", {}), "plugin", override.serve_config())
         self.ray.connect()

@@ -128,7 +128,8 @@ def _error(prefix: str, status: int, content: bytes) -> MixpeekError:
         body = json.loads(content)
     except ValueError:
         body = {"detail": content[:500].decode(errors="replace")}
-    if status == 404:
+    if status == 404 and not (isinstance(body, dict) and "code" in body):
+        # Serve's own 404 (no application at the route), not a handler's answer
         return MixpeekError(ErrorCode.NOT_DEPLOYED, f"No realtime deployment answers at {prefix}")
     detail = body.get("detail", f"HTTP {status}") if isinstance(body, dict) else str(body)
     code = next(

@@ -69,6 +69,7 @@ def _plugin(doc: Mapping[str, Any], namespace: Namespace) -> PluginResponse:
         input_schema=manifest.get("input_schema"),
         output_schema=manifest.get("output_schema"),
         supported_input_types=manifest.get("supported_input_types", []),
+        secrets=manifest.get("secrets", []),
         warnings=doc.get("warnings", []),
     )
 
@@ -329,7 +330,11 @@ async def plugin_status(
 ) -> PluginStatus:
     doc = await run_in_threadpool(platform.registry.get_version, namespace, plugin_id)
     deployment = doc.get("deployment", {})
+    declared = list((doc.get("manifest") or {}).get("secrets") or [])
+    stored = await run_in_threadpool(platform.secrets.present, namespace.org_id, declared)
     return PluginStatus(
+        secrets=declared,
+        missing_secrets=[name for name in declared if name not in stored],
         plugin_id=plugin_id,
         status=DeploymentStatus.of(doc).value,
         error=deployment.get("error"),

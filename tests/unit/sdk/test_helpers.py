@@ -22,6 +22,36 @@ def test_secrets_are_readable_but_never_printed() -> None:
     assert "sk-123" not in repr(secrets)
 
 
+def test_only_declared_secrets_are_read_and_a_missing_one_fails_naming_it() -> None:
+    stored = {"openai_api_key": "sk-123"}
+    asked: list[str] = []
+
+    def fetch(name: str) -> str:
+        asked.append(name)
+        if name not in stored:
+            raise MixpeekError(ErrorCode.NOT_FOUND, f"secret {name!r} is not set")
+        return stored[name]
+
+    secrets = PluginSecrets(declared=["openai_api_key", "other_key"], fetch=fetch)
+    assert secrets.get("openai_api_key") == "sk-123"
+    with pytest.raises(MixpeekError, match="'other_key' is not set") as missing:
+        secrets.get("other_key")
+    assert missing.value.code is ErrorCode.NOT_FOUND
+    assert secrets.get("other_key", "fallback") == "fallback"  # unless the plugin says what to use
+    with pytest.raises(MixpeekError, match="'aws_key' is not declared") as undeclared:
+        secrets.get("aws_key")
+    assert undeclared.value.code is ErrorCode.PERMISSION_DENIED
+    assert asked == ["openai_api_key", "other_key", "other_key"]  # never asked for undeclared
+    assert secrets.keys() == ["openai_api_key", "other_key"] and "sk-123" not in repr(secrets)
+
+
+def test_where_nothing_can_be_read_declared_secrets_read_as_their_default() -> None:
+    """An upload's check runs ``build_steps`` before any secret may be stored."""
+    secrets = PluginSecrets(declared=["openai_api_key"])
+    assert secrets.get("openai_api_key") is None
+    assert secrets.get("openai_api_key", "x") == "x"
+
+
 def test_run_tool_refuses_unknown_tools(tmp_path: Path) -> None:
     with use_context(PluginContext(scratch_dir=tmp_path)), pytest.raises(MixpeekError) as info:
         run_tool("bash", ["-c", "id"])

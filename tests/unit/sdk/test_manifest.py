@@ -191,3 +191,15 @@ def test_parameters_are_validated_with_defaults() -> None:
 def test_serve_config_messages_quote_values() -> None:
     with pytest.raises(ValueError, match=r"num_replicas \(5\) must lie between"):
         ServeConfig(num_replicas=5, min_replicas=1, max_replicas=2)
+
+
+def test_declared_secrets_are_part_of_the_description() -> None:
+    manifest = manifest_from_namespace(namespace(secrets=["openai_api_key", "hf.token"]))
+    assert manifest.describe()["secrets"] == ["openai_api_key", "hf.token"]
+    assert manifest_from_namespace(namespace()).describe()["secrets"] == []
+
+
+def test_a_secret_name_that_cannot_exist_is_refused_at_confirm() -> None:
+    with pytest.raises(MixpeekError) as info:
+        manifest_from_namespace(namespace(secrets=["not a name"]))
+    assert info.value.code is ErrorCode.INVALID_MANIFEST and "secrets" in info.value.detail
