@@ -25,6 +25,7 @@ class ErrorCode(Enum):
     CONFLICT = ("conflict", 409, False)
     UNAUTHORIZED = ("unauthorized", 401, False)
     PERMISSION_DENIED = ("permission_denied", 403, False)
+    BUDGET_EXCEEDED = ("budget_exceeded", 402, False)
     SIGNATURE_INVALID = ("signature_invalid", 403, False)
     SIGNATURE_EXPIRED = ("signature_expired", 403, False)
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, False)

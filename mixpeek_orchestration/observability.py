@@ -9,7 +9,11 @@
   same, and a restart loses nothing): ``mixpeek_ingest_queue_depth`` and
   ``mixpeek_ingest_queue_oldest_age_seconds`` (batches planned or running, from each data
   plane's ingestion planner),
-  ``mixpeek_ingest_batches`` (by status) and ``mixpeek_ingest_rows_total`` (ok / failed).
+  ``mixpeek_ingest_batches`` (by status) and ``mixpeek_ingest_rows_total`` (ok / failed);
+* LLM calls (``sdk.llm``), from each plane's usage records at scrape time:
+  ``mixpeek_llm_calls_total`` (by outcome), ``mixpeek_llm_tokens_total`` (input / output),
+  ``mixpeek_llm_cost_usd_total`` and ``mixpeek_llm_latency_seconds_total``, by tenant,
+  namespace, plugin, provider and model.
 
 Ray and Serve export their own series (``ray_serve_*``, ``ray_node_*``) from Ray's metrics
 endpoint; the dashboards in ``deploy/grafana`` use both.
@@ -61,6 +65,10 @@ SERIES = (
     "mixpeek_ingest_queue_oldest_age_seconds",
     "mixpeek_ingest_batches",
     "mixpeek_ingest_rows_total",
+    "mixpeek_llm_calls_total",
+    "mixpeek_llm_tokens_total",
+    "mixpeek_llm_cost_usd_total",
+    "mixpeek_llm_latency_seconds_total",
 )
 
 
@@ -124,15 +132,56 @@ class IngestCollector(Collector):
         yield from (depth, age, batches, rows)
 
 
-def metrics_text(planes: Sequence[Callable[[], Summary]] = ()) -> bytes:
-    """The exposition text of every series (ingestion ones from each plane's summary)."""
+class LLMCollector(Collector):
+    """LLM calls per tenant, namespace, plugin, provider and model, from every data plane's
+    ``llm_usage`` at scrape time."""
+
+    def __init__(self, planes: Sequence[Callable[[], list[dict[str, Any]]]]) -> None:
+        self.planes = planes
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["tenant", "namespace", "plugin", "provider", "model"]
+        calls = CounterMetricFamily(
+            "mixpeek_llm_calls", "LLM calls made through sdk.llm", labels=[*labels, "outcome"]
+        )
+        tokens = CounterMetricFamily(
+            "mixpeek_llm_tokens", "LLM tokens, by direction", labels=[*labels, "direction"]
+        )
+        cost = CounterMetricFamily("mixpeek_llm_cost_usd", "LLM cost in USD", labels=labels)
+        latency = CounterMetricFamily(
+            "mixpeek_llm_latency_seconds", "Time spent in LLM calls", labels=labels
+        )
+        for read in self.planes:
+            try:
+                rows = read()
+            except Exception as exc:
+                logger.warning("LLM usage of a data plane unavailable: %s", exc)
+                continue
+            for row in rows:
+                key = [str(row.get(k) or "") for k in
+                       ("org_id", "namespace_id", "plugin_id", "provider", "model")]  # fmt: skip
+                calls.add_metric([*key, "ok"], row["calls"] - row["errors"])
+                calls.add_metric([*key, "error"], row["errors"])
+                tokens.add_metric([*key, "input"], row["input_tokens"])
+                tokens.add_metric([*key, "output"], row["output_tokens"])
+                cost.add_metric(key, row["cost_usd"])
+                latency.add_metric(key, row["latency_ms_mean"] * row["calls"] / 1000)
+        yield from (calls, tokens, cost, latency)
+
+
+def metrics_text(
+    planes: Sequence[Callable[[], Summary]] = (),
+    llm: Sequence[Callable[[], list[dict[str, Any]]]] = (),
+) -> bytes:
+    """The exposition text of every series (ingestion and LLM ones from each plane)."""
     from prometheus_client import generate_latest
 
     registry = REGISTRY
-    if planes:
+    if planes or llm:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_Delegate(REGISTRY))
         registry.register(IngestCollector(planes))
+        registry.register(LLMCollector(llm))
     return generate_latest(registry)
 
 

@@ -128,6 +128,10 @@ class MixpeekSettings(BaseSettings):
     egress_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Hosts every plugin may reach through the egress proxy (comma-separated or JSON), besides
     those its manifest declares (``egress_hosts``)."""
+    llm_providers: str | None = None
+    """The LLM providers plugins may call through ``sdk.llm``: a JSON list, or the path of a
+    YAML / JSON file holding one (``[{name, kind, base_url, api_key_secret, models}]``, see
+    ``docs/OPERATIONS.md``); unset: none."""
     plugin_timeout_s: float = Field(default=900.0, ge=1.0)
     """Longest one batch (or one ``build_steps``) may run before its host is stopped."""
 

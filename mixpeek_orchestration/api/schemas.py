@@ -27,6 +27,15 @@ class NamespaceResponse(BaseModel):
     namespace_name: str
     description: str = ""
     created_at: datetime
+    llm_budget_usd: float | None = None
+
+
+class NamespaceUpdate(BaseModel):
+    """The fields a PATCH changes (those left out stay)."""
+
+    description: str | None = None
+    llm_budget_usd: float | None = Field(default=None, ge=0)
+    """The namespace's monthly limit on LLM calls, in USD (``null``: none)."""
 
 
 class NamespaceList(BaseModel):
@@ -226,3 +235,27 @@ class SecretList(BaseModel):
     secrets: list[str]
     count: int
     results: list[SecretInfo]
+
+
+class UsageRow(BaseModel):
+    namespace_id: str | None = None
+    plugin_id: str | None = None
+    collection_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms_mean: float
+
+
+class UsageReport(BaseModel):
+    """LLM calls of the caller's organisation: totals, and rows by the groups asked for."""
+
+    org_id: str
+    since: datetime | None = None
+    group_by: list[str]
+    totals: dict[str, float]
+    results: list[UsageRow]

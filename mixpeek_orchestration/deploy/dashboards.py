@@ -88,6 +88,9 @@ def dashboards() -> dict[str, dict[str, Any]]:
             ("Rows ingested (24 h)", {"{{tenant}}": f"sum by (tenant) (increase(mixpeek_ingest_rows_total{T}[24h]))"}, "short"),
             ("Realtime calls (24 h)", {"{{deployment}}": f"sum by (deployment) (increase(mixpeek_realtime_request_duration_seconds_count{T}[24h]))"}, "short"),
             ("Realtime compute seconds (24 h)", {"{{deployment}}": f"sum by (deployment) (increase(mixpeek_realtime_request_duration_seconds_sum{T}[24h]))"}, "s"),
+            ("LLM cost, USD (24 h)", {"{{namespace}} {{plugin}} {{model}}": f"sum by (namespace, plugin, model) (increase(mixpeek_llm_cost_usd_total{T}[24h]))"}, "currencyUSD"),
+            ("LLM tokens (24 h)", {"{{model}} {{direction}}": f"sum by (model, direction) (increase(mixpeek_llm_tokens_total{T}[24h]))"}, "short"),
+            ("LLM errors (24 h)", {"{{plugin}}": f'sum by (plugin) (increase(mixpeek_llm_calls_total{{{TS},outcome="error"}}[24h]))'}, "short"),
         ]),
         "error-rate.json": _dashboard("mixpeek-error-rate", "Mixpeek / Error Rate", [
             ("5xx share", {"{{tenant}}": f'sum by (tenant) (rate(mixpeek_api_errors_total{{{TS},status_class="5xx"}}[5m])) / {rate_all}'}, "percentunit"),

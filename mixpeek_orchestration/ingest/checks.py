@@ -36,6 +36,8 @@ def batch_checks(
     dims_ok, finite_ok, detail = True, True, {}
     features = collection.get("features", [])
     for feature, uri in zip(features, collection.get("feature_uris", []), strict=True):
+        if feature.get("feature_type", "embedding") != "embedding":
+            continue  # no vectors: a label or a score
         rows = documents.vectors_of_objects(collection, uri, batch["object_ids"][:CHECKED_OBJECTS])
         if rows.num_rows == 0:
             continue

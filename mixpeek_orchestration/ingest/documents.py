@@ -168,6 +168,8 @@ class Documents:
         succeeded = table.filter(ok) if failed_ids else table
         for feature, uri in zip(features, uris, strict=True):
             name = feature["feature_name"]
+            if feature.get("feature_type", "embedding") != "embedding":
+                continue  # a label or score: in the document's outputs, not a vector table
             target = vector_table(collection["namespace_id"], uri)
             if failed_ids:
                 self.vectors.delete(target, {"id": failed_ids})

@@ -201,7 +201,7 @@ class StepStage:
         threads = None
         if actors and os.environ.get("OMP_NUM_THREADS") == "1":
             threads = max(1, (os.cpu_count() or 1) // max(1, actors))
-        self.session = open_stored_plugin(spec)
+        self.session = open_stored_plugin(spec, collection_id=collection_id)
         self.stage = self.session.stage(
             parameters, index=index, steps=steps, collection_id=collection_id, threads=threads
         )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.ingest.documents import Documents
     from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.ingest.step_plans import StepPlans
+    from mixpeek_orchestration.llm.usage import LLMUsage
     from mixpeek_orchestration.plugins.registry import PluginRegistry
     from mixpeek_orchestration.retrieval.retrievers import Retrievers
     from mixpeek_orchestration.serve.deployer import Deployer
@@ -37,6 +38,7 @@ class NamespaceCascade:
     planner: IngestPlanner
     step_plans: StepPlans
     retrievers: Retrievers
+    llm_usage: LLMUsage
 
     def delete(self, caller: Caller, ref: str) -> tuple[Namespace, dict[str, Any]]:
         """Delete namespace ``ref`` of the caller's organisation and everything in it.
@@ -58,6 +60,7 @@ class NamespaceCascade:
             "objects": self.buckets.delete_namespace(namespace),
             "step_plans": self.step_plans.delete_namespace(namespace.namespace_id),
             "plugin_versions": self.registry.delete_namespace_contents(namespace),
+            "llm_usage": self.llm_usage.delete_namespace(namespace.namespace_id),
         }
         self.accounts.delete_namespace(caller, namespace.namespace_id)
         return namespace, removed

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.ingest.operations import IngestOperations
     from mixpeek_orchestration.ingest.planner import IngestPlanner
     from mixpeek_orchestration.ingest.step_plans import StepPlans
+    from mixpeek_orchestration.llm.usage import LLMUsage
     from mixpeek_orchestration.platform.cascade import NamespaceCascade
     from mixpeek_orchestration.platform.lookups import Lookups
     from mixpeek_orchestration.platform.planes import Planes
@@ -173,6 +174,13 @@ class Platform:
         return OrganizationSecrets(self.metadata, SecretCipher(self.settings.secrets_keys))
 
     @cached_property
+    def llm_usage(self) -> LLMUsage:
+        """Every ``sdk.llm`` call of this plane's plugins: tokens, cost, latency, outcome."""
+        from mixpeek_orchestration.llm.usage import LLMUsage
+
+        return LLMUsage(self.metadata)
+
+    @cached_property
     def tenants(self) -> Tenants:
         """Tenant configs (kept in the control plane only)."""
         from mixpeek_orchestration.tenancy.planes import Tenants
@@ -290,6 +298,7 @@ class Platform:
             planner=self.planner,
             step_plans=self.step_plans,
             retrievers=self.retrievers,
+            llm_usage=self.llm_usage,
         )
 
     @cached_property
@@ -364,6 +373,7 @@ class Platform:
             self.step_plans,
             self.retrievers,
             self.secrets,
+            self.llm_usage,
         ):
             repository.ensure_indexes()
 

@@ -20,6 +20,7 @@ from mixpeek_orchestration.sandbox.config import SandboxConfig
 
 if TYPE_CHECKING:
     from mixpeek_orchestration.plugins.session import PluginSession
+    from mixpeek_orchestration.sandbox.supervisor import Service
     from mixpeek_orchestration.storage.objects import ObjectStore
     from mixpeek_orchestration.tenancy.secrets import SecretSource
 
@@ -53,21 +54,31 @@ def plugin_spec(
     }
 
 
-def secret_reader(spec: Mapping[str, Any]) -> SecretSource | None:
-    """Where a worker reads the organisation secrets the plugin of ``spec`` declares: the store
-    of the plugin's data plane, found from the worker's own settings (every cluster process has
-    the control plane's) and the plane's config, so no value or credential travels in the spec.
-    ``None`` when the plugin declares none."""
-    names = list(spec.get("secrets") or ())
-    if not names:
-        return None
+def worker_services(
+    spec: Mapping[str, Any], *, collection_id: str | None = None
+) -> tuple[SecretSource | None, Service | None]:
+    """What a worker's plugin host may ask of the platform besides computing: the
+    organisation secrets its manifest declares, and the LLM gateway when the operator
+    configured providers (its calls counted against ``collection_id`` in batch).
+
+    Both read the plugin's data plane, found from the worker's own settings (every cluster
+    process has the control plane's) and the plane's config, so no value or credential travels
+    in the spec. ``(None, None)`` when the plugin declares no secrets and no provider exists.
+    """
     from mixpeek_orchestration.settings import load_settings
+
+    names = list(spec.get("secrets") or ())
+    settings = load_settings()
+    if not names and not settings.llm_providers:
+        return None, None
+    from mixpeek_orchestration.llm.gateway import LLMGateway
+    from mixpeek_orchestration.llm.providers import parse_providers
+    from mixpeek_orchestration.llm.usage import LLMUsage
     from mixpeek_orchestration.storage.metadata import MetadataStore
     from mixpeek_orchestration.tenancy.accounts import Accounts
     from mixpeek_orchestration.tenancy.planes import Tenants, parse_plane
     from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets, SecretCipher
 
-    settings = load_settings()
     metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
     plane = spec.get("plane")
     if plane:
@@ -75,7 +86,26 @@ def secret_reader(spec: Mapping[str, Any]) -> SecretSource | None:
         settings = parse_plane(raw).settings_over(settings, plane)
         metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
     store = OrganizationSecrets(metadata, SecretCipher(settings.secrets_keys))
-    return store.reader(spec["org_id"], names)
+    reader = store.reader(spec["org_id"], names) if names else None
+    providers = parse_providers(settings.llm_providers)
+    gateway = None
+    if providers:
+        accounts = Accounts(metadata)
+        namespace_id = str(spec["namespace_id"])
+        gateway = LLMGateway(
+            providers,
+            secrets=store,
+            usage=LLMUsage(metadata),
+            budget=lambda: accounts.llm_budget(namespace_id),
+            scope={
+                "org_id": spec["org_id"],
+                "namespace_id": namespace_id,
+                "plugin_id": spec["plugin_id"],
+                "collection_id": collection_id,
+            },
+            denied_endpoints=SandboxConfig.from_dict(spec.get("sandbox")).denied_endpoints,
+        )
+    return reader, gateway
 
 
 def blob_url_prefix(scope: Mapping[str, Any], objects: ObjectStore) -> str:
@@ -135,11 +165,15 @@ def worker_devices() -> tuple[str, ...]:
 
 
 def open_stored_plugin(
-    spec: Mapping[str, Any], *, devices: Sequence[str] | None = None
+    spec: Mapping[str, Any],
+    *,
+    devices: Sequence[str] | None = None,
+    collection_id: str | None = None,
 ) -> PluginSession:
     """The version ``spec`` names, opened in a sandboxed host (its manifest imported).
 
     ``devices``: device nodes for the host (default: the worker's GPUs, :func:`worker_devices`).
+    ``collection_id``: the collection a batch host works for (its LLM calls count there).
 
     ``spec`` holds ``plugin_id``, ``org_id``, ``namespace_id``, ``archive_url``, ``sha256``,
     ``sandbox`` (the operator's choice) and optionally ``egress_hosts`` (the manifest's) and
@@ -153,12 +187,14 @@ def open_stored_plugin(
     sandbox = SandboxConfig.from_dict(spec.get("sandbox"))
     hosts = [*sandbox.egress_hosts, *spec.get("egress_hosts", ())]
     prefixes = list(spec.get("asset_url_prefixes", ()))
+    secrets, llm = worker_services(spec, collection_id=collection_id)
     session = PluginSession.start(
         root,
         sandbox=sandbox,
         allowed_hosts=spec.get("egress_hosts", ()),
         asset_url_prefixes=prefixes,
-        secrets=secret_reader(spec),
+        secrets=secrets,
+        llm=llm,
         work_dir=work,
         devices=worker_devices() if devices is None else devices,
     )

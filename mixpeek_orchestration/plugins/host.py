@@ -135,6 +135,11 @@ class Host:
             self.channel.raise_error(answer.get("error") or {})
         return answer, payload
 
+    def _llm_calls(self, request: dict[str, Any]) -> dict[str, Any]:
+        """An ``sdk.llm`` call, made by the supervisor's gateway."""
+        answer, _ = self.call("llm", {"request": request})
+        return answer["result"]  # type: ignore[no-any-return]
+
     async def _compute(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run plugin code on the loop's thread (blocking the loop while it runs)."""
         return function(*args)
@@ -166,6 +171,7 @@ class Host:
             allowed_hosts=header.get("allowed_hosts", ()),
             asset_url_prefixes=header.get("asset_url_prefixes", ()),
             models=_ChannelModels(self) if header.get("models") else None,
+            llm_calls=self._llm_calls if header.get("llm_service") else None,
             proxy=_proxy_address(),
             dedicated_process=True,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class PluginRuntime:
         allowed_hosts: Iterable[str] = (),
         asset_url_prefixes: Iterable[str] = (),
         models: ModelSource | None = None,
+        llm_calls: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         proxy: tuple[str, int] | None = None,
         model_cache: Path | None = None,
         dedicated_process: bool = False,
@@ -68,6 +69,7 @@ class PluginRuntime:
             asset_url_prefixes: URL prefixes of the platform's object store (its signed URLs
                 of the namespace's blobs), which ``download_asset`` may fetch.
             models: where ``load_namespace_model`` finds the namespace's models.
+            llm_calls: where ``sdk.llm`` calls go (the platform's gateway, over the channel).
             proxy: the egress forwarder's address, the one local endpoint plugin code reaches.
             model_cache: the offline model cache directory.
             dedicated_process: this process exists to run the plugin (a batch actor, a
@@ -95,6 +97,7 @@ class PluginRuntime:
             context.scratch_dir,
             asset_url_prefixes=tuple(asset_url_prefixes),
             models=models,
+            llm_calls=llm_calls,
         )
         if dedicated_process:
             os.environ["TMPDIR"] = str(context.scratch_dir)

@@ -64,6 +64,7 @@ class PluginSession:
         asset_url_prefixes: Sequence[str] = (),
         models: ModelSource | None = None,
         secrets: SecretSource | None = None,
+        llm: Service | None = None,
         work_dir: Path | None = None,
         devices: Sequence[str] = (),
     ) -> PluginSession:
@@ -78,6 +79,8 @@ class PluginSession:
             models: where namespace models come from (mounted read-only as they are fetched).
             secrets: where the organisation secrets the plugin declares are read (each value
                 goes over the channel when plugin code asks for it).
+            llm: the LLM gateway ``sdk.llm`` calls are made by (its request in, its answer
+                out).
             work_dir: holds the scratch and the proxy socket (a new temp dir by default).
             devices: device nodes a GPU step needs.
         """
@@ -110,6 +113,8 @@ class PluginSession:
             services["model"] = _model_service(models, models_dir)
         if secrets is not None:
             services["secret"] = lambda call: {"value": secrets.value(str(call.get("name", "")))}
+        if llm is not None:
+            services["llm"] = lambda call: {"result": llm(call.get("request") or {})}
         spec = HostSpec(
             plugin_dir=plugin_dir.resolve(),
             scratch_dir=work / "scratch",
@@ -126,6 +131,7 @@ class PluginSession:
         return {
             "models": "model" in self.host.services,
             "secret_service": "secret" in self.host.services,
+            "llm_service": "llm" in self.host.services,
         }
 
     @property

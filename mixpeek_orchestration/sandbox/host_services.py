@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,15 @@ class GuardedHost:
         asset_url_prefixes: URL prefixes of the platform's own object store (signed URLs it
             hands to plugins), downloadable whatever the allowed hosts.
         models: where namespace models come from.
+        llm_calls: how ``sdk.llm`` calls reach the platform's gateway.
     """
 
     policy: GuardPolicy | None
     scratch_dir: Path
     asset_url_prefixes: tuple[str, ...] = ()
     models: ModelSource | None = None
+    llm_calls: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The platform's LLM gateway (over the host's channel), when the platform offers one."""
 
     def guarded(self) -> AbstractContextManager[None]:
         return guarded(self.policy)
@@ -141,6 +145,15 @@ class GuardedHost:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"No model registry serves model {name!r}")
         with trusted():  # the platform fetches on the plugin's behalf
             return load_model_file(self.models.resolve(name))
+
+    def llm(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.llm_calls is None:
+            raise MixpeekError(
+                ErrorCode.UNSUPPORTED_OPERATION,
+                "sdk.llm needs the platform's LLM gateway: it is offered to plugins in batch "
+                "and realtime (not in an upload's check or a local test)",
+            )
+        return self.llm_calls(request)
 
 
 def _download(url: str, target: Path, *, timeout_s: float, max_bytes: int) -> None:

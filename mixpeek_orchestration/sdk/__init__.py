@@ -9,6 +9,7 @@ Hosted-product archives import the same names from ``engine.plugins.extractors.p
 ``shared.models.loader``; the plugin loader resolves those paths to this package.
 """
 
+from mixpeek_orchestration.sdk import llm as llm
 from mixpeek_orchestration.sdk._context import PluginContainer as PluginContainer
 from mixpeek_orchestration.sdk._context import PluginContext as PluginContext
 from mixpeek_orchestration.sdk._context import PluginSecrets as PluginSecrets
@@ -59,6 +60,7 @@ __all__ = [
     "current_context",
     "download_asset",
     "feature_uri",
+    "llm",
     "load_namespace_model",
     "normalize_version",
     "open_asset",

@@ -55,6 +55,9 @@ class PluginHost(Protocol):
     def load_model(self, name: str) -> Any:
         """The namespace model stored under ``name``, loaded."""
 
+    def llm(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One LLM call (``sdk.llm``), made and metered by the platform."""
+
 
 class NoHost:
     """The host of a context built outside the platform: no guard, and every service says it
@@ -83,6 +86,9 @@ class NoHost:
 
     def load_model(self, name: str) -> Any:
         raise MixpeekError(ErrorCode.NOT_FOUND, f"No model registry serves model {name!r} here")
+
+    def llm(self, request: dict[str, Any]) -> dict[str, Any]:
+        raise self._refuse("sdk.llm")
 
 
 _NO_DEFAULT: Any = object()

@@ -57,6 +57,8 @@ class Namespace:
     org_id: str
     description: str
     created_at: datetime
+    llm_budget_usd: float | None = None
+    """What the namespace's LLM calls may cost in a calendar month (``None``: no limit)."""
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Namespace:
@@ -66,6 +68,7 @@ class Namespace:
             doc["org_id"],
             doc.get("description", ""),
             doc["created_at"],
+            doc.get("llm_budget_usd"),
         )
 
 
@@ -221,6 +224,34 @@ class Accounts:
         if doc is None:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"Namespace {ref!r} not found", namespace=ref)
         return Namespace.from_doc(doc)
+
+    def update_namespace(self, caller: Caller, ref: str, changes: dict[str, Any]) -> Namespace:
+        """Change a namespace's ``description`` and / or ``llm_budget_usd`` (``None`` lifts
+        the budget); what ``changes`` leaves out stays."""
+        namespace = self.resolve_namespace(caller, ref)
+        allowed = {"description", "llm_budget_usd"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"namespace fields {unknown} cannot be changed; changeable: {sorted(allowed)}",
+            )
+        budget = changes.get("llm_budget_usd")
+        if budget is not None and (not isinstance(budget, (int, float)) or budget < 0):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, "llm_budget_usd must be a number >= 0, or null",
+                field="llm_budget_usd",
+            )  # fmt: skip
+        if changes:
+            self.namespaces.update_one(
+                {"org_id": caller.org_id, "namespace_id": namespace.namespace_id},
+                {"$set": changes},
+            )
+        return self.resolve_namespace(caller, namespace.namespace_id)
+
+    def llm_budget(self, namespace_id: str) -> float | None:
+        doc = self.namespaces.find_one({"namespace_id": namespace_id}, {"llm_budget_usd": 1})
+        return None if doc is None else doc.get("llm_budget_usd")
 
     def delete_namespace(self, caller: Caller, ref: str) -> Namespace:
         namespace = self.resolve_namespace(caller, ref)

@@ -40,12 +40,32 @@ class RunningStack:
         return Platform(self.settings)
 
 
+LLM_KEY_SECRET = "local_llm_key"
+"""The organisation secret the test stack's LLM provider takes its key from."""
+
+
+def llm_providers(port: int) -> str:
+    """The test stack's one LLM provider: the OpenAI-compatible stand-in on ``port``, priced."""
+    return json.dumps([{
+        "name": "local", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_secret": LLM_KEY_SECRET, "default": True,
+        "models": {"tiny-chat": {"input_usd_per_million": 1000, "output_usd_per_million": 2000},
+                   "tiny-embed": {"input_usd_per_million": 100}},
+    }])  # fmt: skip
+
+
 def start_stack(data_dir: Path) -> RunningStack:
     # an operator's overrides file, empty: a test writes one extractor's knobs into it (the
     # deployer reads it on every deploy) and empties it again
     overrides = data_dir / "overrides.yaml"
     overrides.write_text("{}\n")
     os.environ.setdefault("MIXPEEK_OVERRIDES_FILE", str(overrides))
+    # the stack's LLM provider: an OpenAI-compatible stand-in on loopback, which the stack's
+    # processes (Ray workers included) learn from the environment they start in
+    if "MIXPEEK_LLM_PROVIDERS" not in os.environ:
+        from tests.llm_server import serve
+
+        os.environ["MIXPEEK_LLM_PROVIDERS"] = llm_providers(serve(free_port()).server_port)
     settings = load_settings(
         data_dir=data_dir,
         api_port=free_port(),

@@ -25,13 +25,15 @@ async def metrics(control: ControlDep) -> Response:
 
     def render() -> bytes:
         try:
-            planes = [plane.planner.summary for plane in control.planes.all()]
+            every = list(control.planes.all())
         except MixpeekError:  # no metadata store configured: the request series only
-            planes = []
+            every = []
         except Exception as exc:  # control plane unreachable: a scrape still answers
             logger.warning("tenant planes unavailable for /metrics: %s", exc)
-            planes = []
-        return metrics_text(planes)
+            every = []
+        return metrics_text(
+            [plane.planner.summary for plane in every], [plane.llm_usage.summary for plane in every]
+        )
 
     body = await run_in_threadpool(render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from mixpeek_orchestration.api.schemas import (
     NamespaceCreate,
     NamespaceList,
     NamespaceResponse,
+    NamespaceUpdate,
 )
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -27,6 +28,7 @@ def _out(namespace: Namespace) -> NamespaceResponse:
         namespace_name=namespace.namespace_name,
         description=namespace.description,
         created_at=namespace.created_at,
+        llm_budget_usd=namespace.llm_budget_usd,
     )
 
 
@@ -60,6 +62,20 @@ async def get_namespace(
     namespace_id: str, caller: CallerDep, platform: PlatformDep
 ) -> NamespaceResponse:
     return _out(await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id))
+
+
+@router.patch("/{namespace_id}", response_model=NamespaceResponse)
+async def update_namespace(
+    namespace_id: str, body: NamespaceUpdate, caller: CallerDep, platform: PlatformDep
+) -> NamespaceResponse:
+    """Change a namespace's description or its monthly LLM budget (only the fields sent)."""
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("description") is None:
+        changes.pop("description", None)
+    namespace = await run_in_threadpool(
+        platform.accounts.update_namespace, caller, namespace_id, changes
+    )
+    return _out(namespace)
 
 
 @router.delete("/{namespace_id}", response_model=NamespaceResponse)

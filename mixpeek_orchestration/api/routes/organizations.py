@@ -1,4 +1,4 @@
-"""The caller's organisation: ``/v1/organizations/secrets``.
+"""The caller's organisation: ``/v1/organizations/secrets`` and ``/v1/organizations/usage``.
 
 Secrets are stored encrypted and never answered back: every route returns names and timestamps
 only (:mod:`mixpeek_orchestration.tenancy.secrets`).
@@ -6,7 +6,10 @@ only (:mod:`mixpeek_orchestration.tenancy.secrets`).
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
@@ -17,7 +20,11 @@ from mixpeek_orchestration.api.schemas import (
     SecretList,
     SecretResponse,
     SecretUpdate,
+    UsageReport,
+    UsageRow,
 )
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.llm.usage import GROUPS
 
 router = APIRouter(
     prefix="/v1/organizations",
@@ -66,3 +73,41 @@ async def delete_secret(
     """Remove a secret; a plugin declaring it then fails the rows / requests that read it."""
     await run_in_threadpool(platform.secrets.delete, caller.org_id, secret_name)
     return SecretResponse(secret_name=secret_name, deleted=True)
+
+
+@router.get("/usage", response_model=UsageReport)
+async def usage(
+    caller: CallerDep,
+    platform: PlatformDep,
+    since: Annotated[
+        datetime | None, Query(description="Only calls from then on (ISO 8601)")
+    ] = None,
+    group_by: Annotated[
+        str, Query(description=f"Comma-separated, among {', '.join(GROUPS)}")
+    ] = ",".join(GROUPS),
+) -> UsageReport:
+    """What the organisation's plugins spent on LLM calls (``sdk.llm``): calls, errors, input
+    and output tokens, USD and mean latency, by namespace, plugin, collection, provider and
+    model (or the groups asked for)."""
+    groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"cannot group usage by {unknown}; choose among {list(GROUPS)}",
+            field="group_by",
+        )
+    rows = await run_in_threadpool(
+        platform.llm_usage.report, caller.org_id, since=since, group_by=groups
+    )
+    totals = {
+        key: round(sum(float(r[key]) for r in rows), 8)
+        for key in ("calls", "errors", "input_tokens", "output_tokens", "cost_usd")
+    }
+    return UsageReport(
+        org_id=caller.org_id,
+        since=since,
+        group_by=list(groups),
+        totals=totals,
+        results=[UsageRow(**r) for r in rows],
+    )
