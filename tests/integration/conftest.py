@@ -51,6 +51,10 @@ def llm_providers(port: int) -> str:
         "api_key_secret": LLM_KEY_SECRET, "default": True,
         "models": {"tiny-chat": {"input_usd_per_million": 1000, "output_usd_per_million": 2000},
                    "tiny-embed": {"input_usd_per_million": 100}},
+    }, {  # the same endpoint through LiteLLM, as a provider LiteLLM speaks
+        "name": "via-litellm", "kind": "litellm", "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_secret": LLM_KEY_SECRET,
+        "models": {"openai/tiny-chat": {"input_usd_per_million": 1000}},
     }])  # fmt: skip
 
 

@@ -31,7 +31,7 @@ PRICE = {"tiny-chat": (1000, 2000), "tiny-embed": (100, 0)}  # USD per million, 
 
 
 def provider_url() -> str:
-    [provider] = json.loads(os.environ["MIXPEEK_LLM_PROVIDERS"])
+    provider, *_ = json.loads(os.environ["MIXPEEK_LLM_PROVIDERS"])
     return str(provider["base_url"])
 
 
@@ -179,6 +179,17 @@ def test_the_gateway_reaches_providers_only_through_its_egress_proxy(
     finally:
         allowed.close()
     assert len(provider_calls()) == before + 1
+    # a provider LiteLLM speaks goes the same way (here the same endpoint, as "openai/...")
+    through_litellm = gateway(())
+    try:
+        answer = through_litellm({"op": "chat", "model": "openai/tiny-chat", "provider": "via-litellm",
+                                  "messages": [{"role": "user", "content": "a good probe"}]})  # fmt: skip
+    finally:
+        through_litellm.close()
+    assert answer["content"] == "positive" and answer["usage"]["input_tokens"] == 3
+    assert answer["cost_usd"] == pytest.approx(3 * 1000 / 1e6)
+    assert len(provider_calls()) == before + 2
+    before += 1
     refused = gateway(((host, port),))
     try:
         with pytest.raises(MixpeekError) as info:
