@@ -45,9 +45,18 @@ test-unit: install
 test-integration: install
 	$(call run_pytest,tests/integration)
 
+DEMO_LLM_PORT ?= 18765
+DEMO_LLM_PROVIDERS := [{"name": "stand-in", "kind": "openai", "base_url": "http://127.0.0.1:$(DEMO_LLM_PORT)/v1", "api_key_secret": "demo_llm_key", "default": true, "models": {"stand-in-chat": {"input_usd_per_million": 150, "output_usd_per_million": 600}, "stand-in-embed": {"input_usd_per_million": 20}}}]
+
+# Without a configured LLM provider, the demo's stack gets a local OpenAI-compatible stand-in
+# (examples/services/openai_stand_in.py), and says so.
 demo: install
-	$(VENV)/bin/mixpeek up
-	$(PY) examples/demo.py
+	@if [ -z "$$MIXPEEK_LLM_PROVIDERS" ]; then \
+	  echo "No LLM provider configured (MIXPEEK_LLM_PROVIDERS): starting an OpenAI-compatible stand-in on 127.0.0.1:$(DEMO_LLM_PORT) (keyword labels, hash embeddings; not a model)"; \
+	  (nohup $(PY) examples/services/openai_stand_in.py $(DEMO_LLM_PORT) >/dev/null 2>&1 &); \
+	  export MIXPEEK_LLM_PROVIDERS='$(DEMO_LLM_PROVIDERS)'; \
+	fi; \
+	$(VENV)/bin/mixpeek up && $(PY) examples/demo.py
 
 up: install
 	$(VENV)/bin/mixpeek up

@@ -114,6 +114,7 @@ def main() -> int:
     if status["status"] == "DEPLOYED":
         search_corpus(client, settings)
         search_photos(client, settings, platform, org_id)
+    tag_with_an_llm(client, settings)
     console.print(f"API key for this demo organisation ({org_id}): {api_key}")
     platform.close()
 
@@ -124,6 +125,66 @@ def main() -> int:
         "Stop it with `.venv/bin/mixpeek down` (data is kept under", str(settings.data_dir) + ")."
     )
     return 0 if status["status"] == "DEPLOYED" else 1
+
+
+def tag_with_an_llm(client: Any, settings: Any) -> None:
+    """``examples/plugins/llm_tagger`` on the configured LLM provider (``make demo`` starts an
+    OpenAI-compatible stand-in when none is configured): an organisation secret holds the
+    provider's key, each document is labelled by ``sdk.llm``, and the usage is read back."""
+    from pathlib import Path
+
+    from mixpeek_orchestration.llm.providers import parse_providers
+    from mixpeek_orchestration.plugins.archive import build_archive
+
+    console.rule("10. An LLM labels documents (sdk.llm), metered per plugin and collection")
+    providers = parse_providers(settings.llm_providers)
+    if not providers or len(providers[0].models) < 2:
+        console.print(
+            "No LLM provider with a chat and an embedding model is configured "
+            "(MIXPEEK_LLM_PROVIDERS): skipped. `make demo` on a stack it starts uses a local "
+            "stand-in."
+        )
+        return
+    provider = providers[0]
+    chat_model, embedding_model = list(provider.models)[:2]
+    if provider.api_key_secret:
+        names = client.request("GET", "/organizations/secrets")["secrets"]
+        if provider.api_key_secret not in names:
+            client.request("POST", "/organizations/secrets",
+                           json={"secret_name": provider.api_key_secret,
+                                 "secret_value": "demo-key-for-the-stand-in"})  # fmt: skip
+        console.print(f"organisation secret {provider.api_key_secret!r} holds the provider's key")
+    archive = settings.data_dir / "demo-llm_tagger.zip"
+    build_archive(Path(__file__).parent / "plugins" / "llm_tagger", archive)
+    client.publish_archive(archive, name="llm_tagger", version="1.0.0", message="demo")
+    extractor = {"feature_extractor_name": "llm_tagger", "version": "1.0.0",
+                 "parameters": {"chat_model": chat_model, "embedding_model": embedding_model,
+                                "provider": provider.name}}  # fmt: skip
+    bucket, collection, empty = bucket_and_collection(
+        client, "reviews", {"content": {"type": "text"}}, extractor
+    )
+    reviews = ["a great film with a good cast", "a dull and slow film", "good fun"]
+    if empty:
+        for text in reviews:
+            client.request("POST", f"/buckets/{bucket['bucket_id']}/objects",
+                           json={"blobs": [{"property": "content", "data": text}]})  # fmt: skip
+    wait_documents(client, collection, len(reviews))
+    listed = client.request(
+        "POST", f"/collections/{collection['collection_id']}/documents/list", json={"limit": 10}
+    )
+    for doc in listed["results"]:
+        outputs = doc.get("outputs") or {}
+        console.print(
+            f"  {outputs.get('sentiment', doc['status']):9} ${outputs.get('llm_cost_usd', 0):.6f}"
+        )
+    report = client.request(
+        "GET", "/organizations/usage", params={"group_by": "collection_id,model"}
+    )
+    table = Table("collection", "model", "calls", "tokens in / out", "USD")
+    for row in report["results"]:
+        table.add_row(str(row["collection_id"]), str(row["model"]), str(row["calls"]),
+                      f"{row['input_tokens']} / {row['output_tokens']}", f"{row['cost_usd']:.6f}")  # fmt: skip
+    console.print(table)
 
 
 def get_or_create(client: Any, path: str, name_field: str, body: dict[str, Any]) -> Any:

@@ -67,7 +67,7 @@ def start_stack(data_dir: Path) -> RunningStack:
     # the stack's LLM provider: an OpenAI-compatible stand-in on loopback, which the stack's
     # processes (Ray workers included) learn from the environment they start in
     if "MIXPEEK_LLM_PROVIDERS" not in os.environ:
-        from tests.llm_server import serve
+        from examples.services.openai_stand_in import serve
 
         os.environ["MIXPEEK_LLM_PROVIDERS"] = llm_providers(serve(free_port()).server_port)
     settings = load_settings(

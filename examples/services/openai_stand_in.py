@@ -1,9 +1,11 @@
-"""An OpenAI-compatible stand-in for tests and the demo: ``/v1/chat/completions`` and
-``/v1/embeddings`` with deterministic answers and token usage, on loopback.
+"""An OpenAI-compatible stand-in for the tests and the demo: ``/v1/chat/completions`` and
+``/v1/embeddings`` with deterministic answers and token usage, on loopback. Not a model: it
+labels text by keyword and embeds it by hash, so the LLM accessor's path can be shown and
+tested without a provider.
 
-``python -m tests.llm_server PORT [--key KEY]``: with ``--key`` every call must carry
-``Authorization: Bearer KEY`` (401 otherwise). ``GET /v1/_calls`` tells how many calls it
-answered and with which keys (their sha256), so a test sees what reached the provider.
+Run: python examples/services/openai_stand_in.py PORT [--key KEY] (with ``--key`` every call
+must carry ``Authorization: Bearer KEY``, 401 otherwise). ``GET /v1/_calls`` lists the calls it
+answered and the sha256 of each one's key, so a test sees what reached the provider.
 """
 
 from __future__ import annotations
