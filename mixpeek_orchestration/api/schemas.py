@@ -259,3 +259,33 @@ class UsageReport(BaseModel):
     group_by: list[str]
     totals: dict[str, float]
     results: list[UsageRow]
+
+
+class ModelUploadCreate(BaseModel):
+    name: str
+    version: str
+    model_format: str
+    description: str | None = Field(default=None, max_length=500)
+    file_size_bytes: int | None = None
+    presigned_url_expiration: int = Field(default=3600, ge=60, le=86400)
+
+
+class ModelConfirm(BaseModel):
+    etag: str | None = None
+    file_size_bytes: int | None = None
+
+
+class ModelItem(BaseModel):
+    model_id: str
+    name: str
+    version: str
+    model_format: str
+    description: str | None = None
+    source: str = "customer"
+    sha256: str
+    size_bytes: int
+    validation_status: str
+    deployed: bool = False
+    """Whether a deployed plugin (of the namespace, in the namespace view) loaded it."""
+    created_at: datetime
+    updated_at: datetime

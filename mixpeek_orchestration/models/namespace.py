@@ -102,7 +102,12 @@ class NamespaceModelRegistry:
 
 
 def load_model_file(path: Path) -> Any:
-    """Load a ``.safetensors`` (tensors dict) or ``.onnx`` (InferenceSession) file."""
+    """Load a ``.safetensors`` (tensors dict) or ``.onnx`` (InferenceSession) file, or a
+    sentence-transformers directory (a ``SentenceTransformer``)."""
+    if path.is_dir():
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(path), local_files_only=True)
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.platform.cascade import NamespaceCascade
     from mixpeek_orchestration.platform.lookups import Lookups
     from mixpeek_orchestration.platform.planes import Planes
+    from mixpeek_orchestration.plugins.models import ModelRegistry
     from mixpeek_orchestration.plugins.registry import PluginRegistry
     from mixpeek_orchestration.retrieval.cache import QueryCache
     from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
@@ -172,6 +173,13 @@ class Platform:
         from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets, SecretCipher
 
         return OrganizationSecrets(self.metadata, SecretCipher(self.settings.secrets_keys))
+
+    @cached_property
+    def models(self) -> ModelRegistry:
+        """The organisations' uploaded models (records here, files in the object store)."""
+        from mixpeek_orchestration.plugins.models import ModelRegistry
+
+        return ModelRegistry(self.metadata, self.objects)
 
     @cached_property
     def llm_usage(self) -> LLMUsage:
@@ -374,6 +382,7 @@ class Platform:
             self.retrievers,
             self.secrets,
             self.llm_usage,
+            self.models,
         ):
             repository.ensure_indexes()
 

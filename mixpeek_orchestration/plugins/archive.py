@@ -263,6 +263,7 @@ def extract_archive(
     *,
     limits: ArchiveLimits = DEFAULT_LIMITS,
     protected_modules: frozenset[str] = DEFAULT_PROTECTED_MODULES,
+    require_manifest: bool = True,
 ) -> ExtractedArchive:
     """Check a plugin archive and extract it into ``dest``.
 
@@ -277,6 +278,8 @@ def extract_archive(
         limits: size, count and shape bounds.
         protected_modules: top-level module names the plugin root must not define (compared
             case-insensitively, after NFKC normalisation).
+        require_manifest: the root must hold a ``manifest.py`` (a plugin; an uploaded model's
+            directory goes through the same gate without one).
 
     Returns:
         The extracted archive: plugin root, archive digest and per-file digests.
@@ -288,7 +291,7 @@ def extract_archive(
     dest = _prepare_dest(Path(dest))
     try:
         with _open_source(source, limits) as src:
-            return _Gate(src, limits, protected_modules).run(dest)
+            return _Gate(src, limits, protected_modules, require_manifest).run(dest)
     except BaseException:
         _empty_directory(dest)
         raise
@@ -646,7 +649,14 @@ def _sniff(head: bytes) -> tuple[str, str] | None:
 class _Gate:
     """One run of the gate over one archive (the state of that run)."""
 
-    def __init__(self, src: _Source, limits: ArchiveLimits, protected: frozenset[str]) -> None:
+    def __init__(
+        self,
+        src: _Source,
+        limits: ArchiveLimits,
+        protected: frozenset[str],
+        require_manifest: bool = True,
+    ) -> None:
+        self.require_manifest = require_manifest
         self.src = src
         self.limits = limits
         self.protected = {_fold(m) for m in protected} - {_fold(m) for m in PLUGIN_MODULES}
@@ -1145,7 +1155,7 @@ class _Gate:
                     "shadows-module",
                     f"top-level {shown!r} would shadow the module {module!r}; rename it",
                 )
-        if has_files and not has_manifest:
+        if has_files and not has_manifest and self.require_manifest:
             where = f"{root[0]}/manifest.py" if root else "manifest.py"
             self.flag(where, "no-manifest", "the plugin root has no manifest.py")
 

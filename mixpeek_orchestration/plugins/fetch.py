@@ -14,11 +14,12 @@ import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mixpeek_orchestration.sandbox.config import SandboxConfig
 
 if TYPE_CHECKING:
+    from mixpeek_orchestration.models.namespace import ModelSource
     from mixpeek_orchestration.plugins.session import PluginSession
     from mixpeek_orchestration.sandbox.supervisor import Service
     from mixpeek_orchestration.storage.objects import ObjectStore
@@ -54,58 +55,75 @@ def plugin_spec(
     }
 
 
-def worker_services(
-    spec: Mapping[str, Any], *, collection_id: str | None = None
-) -> tuple[SecretSource | None, Service | None]:
-    """What a worker's plugin host may ask of the platform besides computing: the
-    organisation secrets its manifest declares, and the LLM gateway when the operator
-    configured providers (its calls counted against ``collection_id`` in batch).
+class WorkerServices(NamedTuple):
+    """What a worker's plugin host may ask of the platform besides computing."""
 
-    Both read the plugin's data plane, found from the worker's own settings (every cluster
-    process has the control plane's) and the plane's config, so no value or credential travels
-    in the spec. ``(None, None)`` when the plugin declares no secrets and no provider exists.
+    secrets: SecretSource | None
+    """The organisation secrets the manifest declares (``None``: it declares none)."""
+    llm: Service | None
+    """The LLM gateway (``None``: no provider is configured)."""
+    models: ModelSource | None
+    """The organisation's uploaded models."""
+
+
+def worker_services(spec: Mapping[str, Any], *, collection_id: str | None = None) -> WorkerServices:
+    """The services of the plugin in ``spec``, in a worker: its declared secrets, the LLM
+    gateway when the operator configured providers (its calls counted against
+    ``collection_id`` in batch), and the organisation's uploaded models.
+
+    All of them read the plugin's data plane, found from the worker's own settings (every
+    cluster process has the control plane's) and the plane's config, so no value or credential
+    travels in the spec.
     """
-    from mixpeek_orchestration.settings import load_settings
-
-    names = list(spec.get("secrets") or ())
-    settings = load_settings()
-    if not names and not settings.llm_providers:
-        return None, None
     from mixpeek_orchestration.llm.gateway import LLMGateway
     from mixpeek_orchestration.llm.providers import parse_providers
     from mixpeek_orchestration.llm.usage import LLMUsage
+    from mixpeek_orchestration.models.cache import default_cache_dir
+    from mixpeek_orchestration.plugins.models import ModelRegistry, StoredModels
+    from mixpeek_orchestration.settings import load_settings
     from mixpeek_orchestration.storage.metadata import MetadataStore
+    from mixpeek_orchestration.storage.objects import object_store_from_settings
     from mixpeek_orchestration.tenancy.accounts import Accounts
     from mixpeek_orchestration.tenancy.planes import Tenants, parse_plane
     from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets, SecretCipher
 
-    metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
+    settings = load_settings()
+    if not settings.mongo_uri:  # a worker outside any stack (a bare test): nothing to offer
+        return WorkerServices(None, None, None)
+    metadata = MetadataStore(settings.mongo_uri, settings.mongo_database)
     plane = spec.get("plane")
     if plane:
         raw = Tenants(metadata, Accounts(metadata)).config(plane)
         settings = parse_plane(raw).settings_over(settings, plane)
         metadata = MetadataStore(settings.mongo_uri or "", settings.mongo_database)
+    org_id, namespace_id = str(spec["org_id"]), str(spec["namespace_id"])
     store = OrganizationSecrets(metadata, SecretCipher(settings.secrets_keys))
-    reader = store.reader(spec["org_id"], names) if names else None
+    names = list(spec.get("secrets") or ())
+    models = StoredModels(
+        ModelRegistry(metadata, object_store_from_settings(settings)),
+        org_id,
+        default_cache_dir().parent / "uploaded",
+        plugin_id=str(spec["plugin_id"]),
+        namespace_id=namespace_id,
+    )
     providers = parse_providers(settings.llm_providers)
     gateway = None
     if providers:
         accounts = Accounts(metadata)
-        namespace_id = str(spec["namespace_id"])
         gateway = LLMGateway(
             providers,
             secrets=store,
             usage=LLMUsage(metadata),
             budget=lambda: accounts.llm_budget(namespace_id),
             scope={
-                "org_id": spec["org_id"],
+                "org_id": org_id,
                 "namespace_id": namespace_id,
                 "plugin_id": spec["plugin_id"],
                 "collection_id": collection_id,
             },
             denied_endpoints=SandboxConfig.from_dict(spec.get("sandbox")).denied_endpoints,
         )
-    return reader, gateway
+    return WorkerServices(store.reader(org_id, names) if names else None, gateway, models)
 
 
 def blob_url_prefix(scope: Mapping[str, Any], objects: ObjectStore) -> str:
@@ -187,14 +205,15 @@ def open_stored_plugin(
     sandbox = SandboxConfig.from_dict(spec.get("sandbox"))
     hosts = [*sandbox.egress_hosts, *spec.get("egress_hosts", ())]
     prefixes = list(spec.get("asset_url_prefixes", ()))
-    secrets, llm = worker_services(spec, collection_id=collection_id)
+    services = worker_services(spec, collection_id=collection_id)
     session = PluginSession.start(
         root,
         sandbox=sandbox,
         allowed_hosts=spec.get("egress_hosts", ()),
         asset_url_prefixes=prefixes,
-        secrets=secrets,
-        llm=llm,
+        models=services.models,
+        secrets=services.secrets,
+        llm=services.llm,
         work_dir=work,
         devices=worker_devices() if devices is None else devices,
     )

@@ -249,7 +249,11 @@ def _model_service(models: ModelSource, target: Path) -> Service:
         if not local.exists():
             local.parent.mkdir(parents=True, exist_ok=True)
             partial = local.with_name(local.name + ".part")
-            shutil.copyfile(source, partial)
+            if source.is_dir():  # a sentence-transformers directory
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(source, partial)
+            else:
+                shutil.copyfile(source, partial)
             partial.replace(local)
         return {"path": str(local)}
 

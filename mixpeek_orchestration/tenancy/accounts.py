@@ -206,6 +206,9 @@ class Accounts:
         self.namespaces.insert_one(doc)
         return Namespace.from_doc(doc)
 
+    def namespaces_of(self, org_id: str) -> list[Namespace]:
+        return [Namespace.from_doc(d) for d in self.namespaces.find({"org_id": org_id}, {"_id": 0})]
+
     def list_namespaces(self, caller: Caller) -> list[Namespace]:
         cursor = self.namespaces.find({"org_id": caller.org_id}).sort("created_at", 1)
         return [Namespace.from_doc(doc) for doc in cursor]

@@ -1,0 +1,138 @@
+"""Uploaded models: ``/v1/models`` (the organisation's) and ``/v1/namespaces/{id}/models``
+(what a namespace's plugins may load), in the hosted shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from mixpeek_orchestration.api.deps import CallerDep, PathNamespaceDep, PlatformDep
+from mixpeek_orchestration.api.schemas import (
+    ErrorResponse,
+    ModelConfirm,
+    ModelItem,
+    ModelUploadCreate,
+)
+from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.plugins.records import DeploymentStatus
+
+router = APIRouter(
+    prefix="/v1/models",
+    tags=["models"],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+namespace_router = APIRouter(
+    prefix="/v1/namespaces/{namespace_id}/models",
+    tags=["models"],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+def _deployed(platform: Platform, org_id: str) -> set[tuple[str, str]]:
+    """``(namespace_id, plugin_id)`` of the organisation's deployed plugin versions."""
+    namespaces = {n.namespace_id for n in platform.accounts.namespaces_of(org_id)}
+    return {
+        (v["namespace_id"], v["plugin_id"])
+        for v in platform.registry.with_deployment(DeploymentStatus.DEPLOYED)
+        if v["namespace_id"] in namespaces
+    }
+
+
+def _item(
+    model: dict[str, Any], deployed: set[tuple[str, str]], namespace_id: str | None = None
+) -> ModelItem:
+    users = {(u["namespace_id"], u["plugin_id"]) for u in model.get("used_by", [])}
+    if namespace_id is not None:
+        users = {u for u in users if u[0] == namespace_id}
+    return ModelItem(**model, deployed=bool(users & deployed))
+
+
+@router.post("/uploads", responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+async def create_model_upload(
+    body: ModelUploadCreate, caller: CallerDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """A presigned URL to ``PUT`` the model file to (safetensors, ONNX, or a zipped
+    sentence-transformers directory), then confirm the upload."""
+    return await run_in_threadpool(
+        lambda: platform.models.create_upload(
+            caller.org_id, name=body.name, version=body.version, model_format=body.model_format,
+            description=body.description, file_size_bytes=body.file_size_bytes,
+            expires_in=body.presigned_url_expiration,
+        )
+    )  # fmt: skip
+
+
+@router.post("/uploads/{upload_id}/confirm", responses={422: {"model": ErrorResponse}})
+async def confirm_model_upload(
+    upload_id: str, caller: CallerDep, platform: PlatformDep, body: ModelConfirm | None = None
+) -> Any:
+    """Check the uploaded file and register the model; a file that is not a loadable model of
+    its format is refused (422, naming why) and deleted."""
+    answer = await run_in_threadpool(platform.models.confirm, caller.org_id, upload_id)
+    if not answer["success"]:
+        return JSONResponse(
+            {**answer, "detail": f"model upload refused: {answer['message']}",
+             "code": "invalid_request"},
+            status_code=422,
+        )  # fmt: skip
+    model = answer.pop("model")
+    deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
+    return {**answer, "model": _item(model, deployed).model_dump(mode="json")}
+
+
+@router.get("")
+async def list_models(caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
+    models = await run_in_threadpool(platform.models.list, caller.org_id)
+    deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
+    items = [_item(m, deployed).model_dump(mode="json") for m in models]
+    return {"success": True, "models": items, "total": len(items), "organization_id": caller.org_id}
+
+
+@router.get("/{model_id}")
+async def get_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
+    model = await run_in_threadpool(platform.models.get, caller.org_id, model_id)
+    deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
+    return {"success": True, "model": _item(model, deployed).model_dump(mode="json")}
+
+
+@router.delete("/{model_id}", responses={409: {"model": ErrorResponse}})
+async def delete_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
+    """Remove a model and its file; 409 while a deployed plugin uses it."""
+
+    def delete() -> str:
+        model = platform.models.get(caller.org_id, model_id)
+        platform.models.delete(
+            caller.org_id, model["model_id"], deployed=_deployed(platform, caller.org_id)
+        )
+        return str(model["model_id"])
+
+    deleted = await run_in_threadpool(delete)
+    return {"success": True, "model_id": deleted, "deleted": True}
+
+
+@namespace_router.get("")
+async def list_namespace_models(
+    namespace: PathNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """The organisation's models as the namespace sees them (``deployed``: loaded by one of
+    its deployed plugins)."""
+    models = await run_in_threadpool(platform.models.list, namespace.org_id)
+    deployed = await run_in_threadpool(_deployed, platform, namespace.org_id)
+    items = [_item(m, deployed, namespace.namespace_id).model_dump(mode="json") for m in models]
+    return {"success": True, "models": items, "total": len(items),
+            "namespace_id": namespace.namespace_id}  # fmt: skip
+
+
+@namespace_router.get("/{model_id}")
+async def get_namespace_model(
+    model_id: str, namespace: PathNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    model = await run_in_threadpool(platform.models.get, namespace.org_id, model_id)
+    deployed = await run_in_threadpool(_deployed, platform, namespace.org_id)
+    return {
+        "success": True,
+        "model": _item(model, deployed, namespace.namespace_id).model_dump(mode="json"),
+    }
