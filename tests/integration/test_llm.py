@@ -21,7 +21,7 @@ from mixpeek_orchestration.llm.providers import parse_providers
 from mixpeek_orchestration.plugins.archive import build_archive
 from tests.integration.conftest import LLM_KEY_SECRET, RunningStack, Tenant
 from tests.integration.test_ingestion import Api, all_documents, wait_documents
-from tests.integration.test_realtime import deploy, plugins_url, wait_status
+from tests.integration.test_realtime import deploy, plugins_url, undeploy, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,6 @@ def test_a_plugin_labels_with_an_llm_in_batch_and_realtime_and_every_call_is_met
     tenant: Tenant, other_tenant: Tenant, stack: RunningStack, tmp_path: Path
 ) -> None:
     key = store_key(tenant)
-    secrets = f"{tenant.base_url}/organizations/secrets"
     before = len(provider_calls())
     archive = tmp_path / "llm_tagger.zip"
     build_archive(EXAMPLE, archive)
@@ -89,6 +88,22 @@ def test_a_plugin_labels_with_an_llm_in_batch_and_realtime_and_every_call_is_met
 
     # realtime: the same calls from the handler
     deploy(tenant, plugin_id)
+    try:
+        realtime_is_metered(tenant, other_tenant, stack, plugin_id, collection_id, key, before)
+    finally:
+        undeploy(tenant, plugin_id)
+
+
+def realtime_is_metered(
+    tenant: Tenant,
+    other_tenant: Tenant,
+    stack: RunningStack,
+    plugin_id: str,
+    collection_id: str,
+    key: str,
+    before: int,
+) -> None:
+    secrets = f"{tenant.base_url}/organizations/secrets"
     assert wait_status(tenant, plugin_id, {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
 
     def realtime(text: str) -> httpx.Response:

@@ -18,7 +18,7 @@ import pytest
 from mixpeek_orchestration.plugins.archive import build_archive
 from tests.integration.conftest import Tenant
 from tests.integration.test_ingestion import Api, all_documents, wait_documents
-from tests.integration.test_realtime import deploy, plugins_url, wait_status
+from tests.integration.test_realtime import deploy, plugins_url, undeploy, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +220,13 @@ def test_a_plugin_loads_uploaded_models_in_batch_and_realtime(
     assert doc["outputs"]["weight_sum"] == 6.0
 
     deploy(tenant, plugin_id)
+    try:
+        loaded_in_realtime(tenant, plugin_id)
+    finally:
+        undeploy(tenant, plugin_id)
+
+
+def loaded_in_realtime(tenant: Tenant, plugin_id: str) -> None:
     assert wait_status(tenant, plugin_id, {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
     answer = httpx.post(f"{plugins_url(tenant)}/{plugin_id}/realtime", headers=tenant.headers,
                         json={"inputs": {"text": "a query"}}, timeout=120)  # fmt: skip

@@ -54,6 +54,12 @@ def deploy(tenant: Tenant, plugin_id: str) -> dict[str, Any]:
     return response.json()
 
 
+def undeploy(tenant: Tenant, plugin_id: str) -> None:
+    """Take a test's deployment down again: replicas hold CPUs the later tests' batch actors
+    and Ray Data jobs need (the test stack has 6)."""
+    httpx.post(f"{plugins_url(tenant)}/{plugin_id}/undeploy", headers=tenant.headers, timeout=60)
+
+
 def wait_status(
     tenant: Tenant, plugin_id: str, wanted: set[str], timeout: float = 240
 ) -> dict[str, Any]:
@@ -302,6 +308,7 @@ def test_a_deployment_scaled_to_zero_answers_its_first_request_after_a_cold_star
         "overrides:\n  rt_zero: {min_replicas: 0, max_replicas: 1, downscale_delay_s: 2}\n"
     )
     platform = stack.platform()
+    plugin_id = ""
     try:
         published = publish(tenant, tmp_path, "rt_zero", "1.0.0")
         plugin_id = published["plugin_id"]
@@ -327,6 +334,8 @@ def test_a_deployment_scaled_to_zero_answers_its_first_request_after_a_cold_star
         assert cold_start_s < 30  # the relay's bound; past it the caller gets a 503
     finally:
         overrides.write_text("{}\n")
+        if plugin_id:
+            undeploy(tenant, plugin_id)
 
 
 SLOW_HANDLER = """
@@ -358,6 +367,7 @@ def test_a_deployment_under_load_grows_to_max_replicas_and_shrinks_back_when_idl
     platform = stack.platform()
     stop = threading.Event()
     outcomes: Counter[int] = Counter()
+    plugin_id = ""
     try:
         published = publish(tenant, tmp_path, "rt_scale", "1.0.0", realtime=SLOW_HANDLER)
         plugin_id = published["plugin_id"]
@@ -402,3 +412,5 @@ def test_a_deployment_under_load_grows_to_max_replicas_and_shrinks_back_when_idl
     finally:
         stop.set()
         overrides.write_text("{}\n")
+        if plugin_id:
+            undeploy(tenant, plugin_id)

@@ -17,7 +17,7 @@ import pytest
 from mixpeek_orchestration.plugins.archive import build_archive
 from tests.integration.conftest import RunningStack, Tenant
 from tests.integration.test_ingestion import Api, all_documents, wait_documents
-from tests.integration.test_realtime import deploy, plugins_url, wait_status
+from tests.integration.test_realtime import deploy, plugins_url, undeploy, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,7 @@ class In(BaseModel):
 class Out(BaseModel):
     vault_embedding: List[float]
     token_digest: str
+    built_with_secret: bool
 
 metadata = {"feature_extractor_name": "vault_reader", "version": "1.0.0",
             "description": "reads an organisation secret", "category": "text"}
@@ -46,10 +47,13 @@ from typing import Any, Dict, Optional
 from mixpeek_orchestration.sdk import (
     PipelineDefinition, ResourceType, StepDefinition, build_pipeline_steps,
 )
-from .processor import VaultProcessor
+from .processor import VaultConfig, VaultProcessor
 
 def build_steps(extractor_request: Any, container: Optional[Any] = None, **kwargs) -> Dict[str, Any]:
-    steps = [StepDefinition(service_class=VaultProcessor, resource_type=ResourceType.CPU)]
+    # container.secrets in build_steps: None in the upload's check, the value in a worker
+    token = container.secrets.get("SECRET_NAME") if container is not None else None
+    steps = [StepDefinition(service_class=VaultProcessor, resource_type=ResourceType.CPU,
+                            config=VaultConfig(built_with_secret=token is not None))]
     pipeline = PipelineDefinition(name="vault_reader", version="1.0.0", steps=steps)
     return {"steps": build_pipeline_steps(pipeline)}
 """
@@ -61,14 +65,19 @@ def digest() -> str:
     token = current_context().secrets.get("SECRET_NAME")
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
+@dataclass
+class VaultConfig:
+    built_with_secret: bool = False
+
 class VaultProcessor:
     def __init__(self, config=None, progress_actor=None):
-        pass
+        self.config = config
 
     def __call__(self, batch):
         value = digest()
         batch["vault_embedding"] = [[1.0, float(len(t)), 0.5, 0.25] for t in batch["text"]]
         batch["token_digest"] = [value] * len(batch)
+        batch["built_with_secret"] = [self.config.built_with_secret] * len(batch)
         return batch
 """
 REALTIME = """
@@ -181,9 +190,27 @@ def test_a_plugin_reads_the_secret_it_declares_in_batch_and_realtime_and_nowhere
     assert wait_documents(api, collection["collection_id"], 2)["completed"] == 2
     documents = all_documents(api, collection["collection_id"])
     assert {d["outputs"]["token_digest"] for d in documents} == {short_digest(first)}
+    assert all(d["outputs"]["built_with_secret"] for d in documents)  # container.secrets too
 
     # realtime: the handler reads it too; a new value arrives within seconds, no redeploy
     deploy(tenant, plugin_id)
+    try:
+        realtime_reads_it(tenant, stack, api, plugin_id, name, (first, second), bucket, collection)
+    finally:
+        undeploy(tenant, plugin_id)
+
+
+def realtime_reads_it(
+    tenant: Tenant,
+    stack: RunningStack,
+    api: Api,
+    plugin_id: str,
+    name: str,
+    values: tuple[str, str],
+    bucket: dict[str, Any],
+    collection: dict[str, Any],
+) -> None:
+    first, second = values
     assert wait_status(tenant, plugin_id, {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
 
     def realtime() -> httpx.Response:
