@@ -59,6 +59,7 @@ def build_steps(extractor_request: Any, container: Optional[Any] = None, **kwarg
 """
 PROCESSOR = """
 import hashlib
+from dataclasses import dataclass
 from mixpeek_orchestration.sdk import current_context
 
 def digest() -> str:
