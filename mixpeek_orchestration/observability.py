@@ -165,7 +165,7 @@ class LLMCollector(Collector):
                 tokens.add_metric([*key, "input"], row["input_tokens"])
                 tokens.add_metric([*key, "output"], row["output_tokens"])
                 cost.add_metric(key, row["cost_usd"])
-                latency.add_metric(key, row["latency_ms_mean"] * row["calls"] / 1000)
+                latency.add_metric(key, row["latency_ms_total"] / 1000)
         yield from (calls, tokens, cost, latency)
 
 

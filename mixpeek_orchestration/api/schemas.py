@@ -248,6 +248,7 @@ class UsageRow(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    latency_ms_total: float
     latency_ms_mean: float
 
 

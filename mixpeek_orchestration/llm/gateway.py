@@ -24,6 +24,8 @@ from mixpeek_orchestration.llm.providers import Provider, cost_usd, pick
 from mixpeek_orchestration.llm.usage import month_start
 
 if TYPE_CHECKING:
+    import httpx
+
     from mixpeek_orchestration.llm.usage import LLMUsage
     from mixpeek_orchestration.sandbox.egress import EgressProxy, Forwarder
     from mixpeek_orchestration.tenancy.secrets import OrganizationSecrets
@@ -69,7 +71,7 @@ class LLMGateway:
         self.scope = scope
         self.denied_endpoints = denied_endpoints
         self._lock = threading.Lock()
-        self._egress: tuple[EgressProxy, Forwarder, Path] | None = None
+        self._egress: tuple[EgressProxy, Forwarder, Path, httpx.Client] | None = None
 
     # -- the service the host calls --------------------------------------------------------------
 
@@ -196,8 +198,9 @@ class LLMGateway:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = f"{str(provider.base_url).rstrip('/')}{path}"
         try:
-            with httpx.Client(proxy=self._proxy_url(), timeout=provider.timeout_s) as client:
-                response = client.post(url, json=body, headers=headers)
+            response = self._client().post(
+                url, json=body, headers=headers, timeout=provider.timeout_s
+            )
         except httpx.HTTPError as exc:
             raise MixpeekError(
                 ErrorCode.COMPONENT_UNAVAILABLE,
@@ -231,8 +234,6 @@ class LLMGateway:
     ) -> dict[str, Any]:
         import os
 
-        import httpx
-
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
@@ -244,9 +245,9 @@ class LLMGateway:
             "timeout": provider.timeout_s,
             "num_retries": 0,
         }
-        proxy = self._proxy_url()
-        with self._lock:  # LiteLLM's HTTP client is module-wide: this process's egress proxy
-            litellm.client_session = httpx.Client(proxy=proxy, timeout=provider.timeout_s)
+        client = self._client()
+        with self._lock:  # LiteLLM's HTTP client is module-wide: this gateway's, via its proxy
+            litellm.client_session = client
         try:
             if op == "chat":
                 response = litellm.completion(messages=body["messages"], **common, **options)
@@ -282,8 +283,11 @@ class LLMGateway:
 
     # -- egress -------------------------------------------------------------------------------
 
-    def _proxy_url(self) -> str:
-        """This gateway's egress proxy (started on first use), reachable on loopback."""
+    def _client(self) -> httpx.Client:
+        """This gateway's HTTP client, through its egress proxy (both made on first use, then
+        kept for every call), the proxy reachable on loopback."""
+        import httpx
+
         from mixpeek_orchestration.sandbox.egress import EgressProxy, EgressRules, Forwarder
 
         with self._lock:
@@ -295,8 +299,9 @@ class LLMGateway:
                 proxy.start()
                 forwarder = Forwarder(str(work / "egress.sock"), port=0)
                 forwarder.start()
-                self._egress = (proxy, forwarder, work)
-            return self._egress[1].url
+                client = httpx.Client(proxy=forwarder.url)
+                self._egress = (proxy, forwarder, work, client)
+            return self._egress[3]
 
     def close(self) -> None:
         import shutil
@@ -304,7 +309,8 @@ class LLMGateway:
         with self._lock:
             egress, self._egress = self._egress, None
         if egress is not None:
-            proxy, forwarder, work = egress
+            proxy, forwarder, work, client = egress
+            client.close()
             proxy.close()
             forwarder.listener.close()
             shutil.rmtree(work, ignore_errors=True)

@@ -76,7 +76,7 @@ class LLMUsage:
     def report(
         self, org_id: str, *, since: datetime | None = None, group_by: tuple[str, ...] = GROUPS
     ) -> list[dict[str, Any]]:
-        """Calls, errors, tokens, cost and mean latency by ``group_by`` (a subset of
+        """Calls, errors, tokens, cost and latency (total, mean) by ``group_by`` (a subset of
         :data:`GROUPS`), the most expensive first."""
         match: dict[str, Any] = {"org_id": org_id}
         if since is not None:
@@ -107,8 +107,9 @@ class LLMUsage:
         out = []
         for row in rows:
             group = row.pop("_id")
-            calls = row["calls"]
-            row["latency_ms_mean"] = round(row.pop("latency_ms") / calls, 2) if calls else 0.0
+            total = row.pop("latency_ms")
+            row["latency_ms_total"] = round(total, 2)
+            row["latency_ms_mean"] = round(total / row["calls"], 2) if row["calls"] else 0.0
             row["cost_usd"] = round(row["cost_usd"], 8)
             out.append({**{k: group.get(k) for k in keys}, **row})
         return sorted(out, key=lambda r: -r["cost_usd"])

@@ -170,8 +170,8 @@ class Host:
             context=context,
             allowed_hosts=header.get("allowed_hosts", ()),
             asset_url_prefixes=header.get("asset_url_prefixes", ()),
-            models=_ChannelModels(self) if header.get("models") else None,
-            llm_calls=self._llm_calls if header.get("llm_service") else None,
+            models=_ChannelModels(self) if "model" in header.get("services", ()) else None,
+            llm_calls=self._llm_calls if "llm" in header.get("services", ()) else None,
             proxy=_proxy_address(),
             dedicated_process=True,
         )
@@ -276,7 +276,7 @@ class Host:
                 parameters=header.get("parameters"),
                 realtime_calls=int(header.get("realtime_calls", 5)),
                 allowed_hosts=tuple(header.get("allowed_hosts", ())),
-                models=_ChannelModels(self) if header.get("models") else None,
+                models=_ChannelModels(self) if "model" in header.get("services", ()) else None,
                 proxy=_proxy_address(),
                 scratch=self.scratch / "work",
             )
@@ -319,7 +319,7 @@ def _channel_secrets(host: Host, header: dict[str, Any]) -> Any:
     from mixpeek_orchestration.sdk._context import PluginSecrets
 
     declared = header.get("secrets")
-    if not header.get("secret_service"):
+    if "secret" not in header.get("services", ()):
         return PluginSecrets(declared=declared)
     declared = list(declared or [])
 

@@ -126,13 +126,10 @@ class PluginSession:
         host = PluginHostProcess(backend, spec, services=services, log=logger)
         return cls(host, work_dir=work, proxy=proxy, timeout_s=sandbox.timeout_s)
 
-    def _services(self) -> dict[str, bool]:
-        """Which services the host may ask for, as its ``open`` header says."""
-        return {
-            "models": "model" in self.host.services,
-            "secret_service": "secret" in self.host.services,
-            "llm_service": "llm" in self.host.services,
-        }
+    def _services(self) -> dict[str, list[str]]:
+        """The services the host may ask for (``model``, ``secret``, ``llm``), as its ``open``
+        and ``test`` headers say."""
+        return {"services": sorted(self.host.services)}
 
     @property
     def backend(self) -> str:
