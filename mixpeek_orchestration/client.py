@@ -32,9 +32,8 @@ class ApiError(MixpeekError):
         code = next(
             (c for c in ErrorCode if c.value == body.get("code")), ErrorCode.INVALID_REQUEST
         )
-        super().__init__(
-            code, detail, **{k: v for k, v in body.items() if k not in ("detail", "code")}
-        )
+        envelope = ("detail", "code", "success", "status", "error")  # api/errors.py's body
+        super().__init__(code, detail, **{k: v for k, v in body.items() if k not in envelope})
         self.status = status
         self.body = body
 

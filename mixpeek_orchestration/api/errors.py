@@ -1,8 +1,17 @@
-"""Maps every error to SPEC §12's shape: ``{"detail": str, "code": str, ...fields}``."""
+"""Maps every error to one body both worlds read (SPEC §12 and the hosted API):
+
+``{"success": false, "status": 404, "error": {"message", "type", "code", "details"},
+"detail": str, "code": str, ...fields}``
+
+The official client parses ``success`` / ``status`` / ``error`` (its ``ErrorResponse``); this
+project's CLI and client read ``detail``, ``code`` and the structured fields beside them.
+"""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +22,64 @@ from mixpeek_orchestration.errors import MixpeekError
 
 logger = logging.getLogger(__name__)
 
+ENVELOPE_KEYS = frozenset({"success", "status", "error", "detail", "code"})
+"""The keys of the error body itself; a structured field never overwrites one of them."""
+
+_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    402: "PaymentRequiredError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    422: "ValidationError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    502: "BadGatewayError",
+    503: "ServiceUnavailableError",
+    504: "GatewayTimeoutError",
+}
+
+
+def error_type(status: int) -> str:
+    """The hosted API's machine-readable error type for an HTTP status."""
+    if status in _TYPES:
+        return _TYPES[status]
+    try:
+        return "".join(w.capitalize() for w in HTTPStatus(status).phrase.split()) + "Error"
+    except ValueError:
+        return "ServerError" if status >= 500 else "ClientError"
+
+
+def error_body(status: int, detail: str, code: str, fields: dict[str, Any] | None = None) -> dict:
+    """The error body for ``status``: the hosted envelope with this project's keys beside it."""
+    fields = {k: v for k, v in (fields or {}).items() if k not in ENVELOPE_KEYS}
+    return {
+        "success": False,
+        "status": status,
+        "error": {
+            "message": detail,
+            "type": error_type(status),
+            "code": code,
+            "details": fields or None,
+        },
+        "detail": detail,
+        "code": code,
+        **fields,
+    }
+
+
+def error_response(
+    status: int,
+    detail: str,
+    code: str,
+    fields: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(status, detail, code, fields), status, headers=headers)
+
 
 def _location(loc: tuple[object, ...] | list[object]) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
@@ -22,7 +89,7 @@ def _location(loc: tuple[object, ...] | list[object]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MixpeekError)
     async def _mixpeek_error(_: Request, exc: MixpeekError) -> JSONResponse:
-        return JSONResponse(exc.to_response(), status_code=exc.http_status)
+        return error_response(exc.http_status, exc.detail, str(exc.code.value), exc.fields)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -31,24 +98,18 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(
-            {"detail": f"Invalid request: {detail}", "code": "invalid_request", "errors": errors},
-            status_code=422,
+        return error_response(
+            422, f"Invalid request: {detail}", "invalid_request", {"errors": errors}
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"detail": str(exc.detail), "code": code},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+        return error_response(
+            exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": f"Internal error: {type(exc).__name__}", "code": "internal_error"},
-            status_code=500,
-        )
+        return error_response(500, f"Internal error: {type(exc).__name__}", "internal_error")

@@ -10,7 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field
 DeploymentStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="the hosted API's error type, e.g. NotFoundError")
+    code: str | None = Field(default=None, description="this project's stable error code")
+    details: dict[str, Any] | None = None
+
+
 class ErrorResponse(BaseModel):
+    """Every error answer: the hosted envelope (``success``, ``status``, ``error``) and this
+    project's ``detail`` and ``code``, with structured fields (``field``, ``violations``, ...)
+    beside them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[False] = False
+    status: int
+    error: ErrorDetail
     detail: str
     code: str | None = None
 

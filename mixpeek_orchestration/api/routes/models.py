@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from mixpeek_orchestration.api.deps import CallerDep, PathNamespaceDep, PlatformDep
+from mixpeek_orchestration.api.errors import error_response
 from mixpeek_orchestration.api.schemas import (
     ErrorResponse,
     ModelConfirm,
@@ -73,11 +73,8 @@ async def confirm_model_upload(
     its format is refused (422, naming why) and deleted."""
     answer = await run_in_threadpool(platform.models.confirm, caller.org_id, upload_id)
     if not answer["success"]:
-        return JSONResponse(
-            {**answer, "detail": f"model upload refused: {answer['message']}",
-             "code": "invalid_request"},
-            status_code=422,
-        )  # fmt: skip
+        detail = f"model upload refused: {answer['message']}"
+        return error_response(422, detail, "invalid_request", answer)
     model = answer.pop("model")
     deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
     return {**answer, "model": _item(model, deployed).model_dump(mode="json")}

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from mixpeek_orchestration.api.deps import CallerDep, PathNamespaceDep, PlatformDep
+from mixpeek_orchestration.api.errors import error_response
 from mixpeek_orchestration.api.schemas import (
     ConfirmRequest,
     ConfirmResponse,
@@ -78,16 +79,15 @@ def _confirm_answer(result: dict[str, Any]) -> JSONResponse:
     """200 with the registration, or 422 with ``detail`` and the violations / errors."""
     if result["success"]:
         return JSONResponse(ConfirmResponse.model_validate(result).model_dump(mode="json"))
-    body = ConfirmResponse.model_validate(result).model_dump(mode="json")
-    body["detail"] = result.get("detail", "Validation failed")
-    body["code"] = {
+    fields = ConfirmResponse.model_validate(result).model_dump(mode="json")
+    fields["stage"] = result.get("stage")
+    code = {
         "archive": "archive_rejected",
         "scan": "security_scan_failed",
         "manifest": "invalid_manifest",
         "pipeline": "invalid_plugin",
     }.get(result.get("stage", ""), "invalid_plugin")
-    body["stage"] = result.get("stage")
-    return JSONResponse(body, status_code=422)
+    return error_response(422, result.get("detail", "Validation failed"), code, fields)
 
 
 @router.post("/uploads", response_model=UploadResponse)
