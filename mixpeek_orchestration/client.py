@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.errors import ERROR_ENVELOPE_KEYS, ErrorCode, MixpeekError
 
 Progress = Callable[[int], None]
 CHUNK = 1024 * 1024
@@ -32,8 +32,8 @@ class ApiError(MixpeekError):
         code = next(
             (c for c in ErrorCode if c.value == body.get("code")), ErrorCode.INVALID_REQUEST
         )
-        envelope = ("detail", "code", "success", "status", "error")  # api/errors.py's body
-        super().__init__(code, detail, **{k: v for k, v in body.items() if k not in envelope})
+        fields = {k: v for k, v in body.items() if k not in ERROR_ENVELOPE_KEYS}
+        super().__init__(code, detail, **fields)
         self.status = status
         self.body = body
 

@@ -54,6 +54,11 @@ class ErrorCode(Enum):
         self.retryable = retryable
 
 
+ERROR_ENVELOPE_KEYS = frozenset({"success", "status", "error", "detail", "code"})
+"""The keys of the API's error body itself (``api/errors.py``); structured fields sit beside them
+and never overwrite one."""
+
+
 class MixpeekError(Exception):
     """An error with a stable code and structured fields for the client.
 

@@ -18,12 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mixpeek_orchestration.errors import MixpeekError
+from mixpeek_orchestration.errors import ERROR_ENVELOPE_KEYS, MixpeekError
 
 logger = logging.getLogger(__name__)
-
-ENVELOPE_KEYS = frozenset({"success", "status", "error", "detail", "code"})
-"""The keys of the error body itself; a structured field never overwrites one of them."""
 
 _TYPES = {
     400: "BadRequestError",
@@ -55,7 +52,7 @@ def error_type(status: int) -> str:
 
 def error_body(status: int, detail: str, code: str, fields: dict[str, Any] | None = None) -> dict:
     """The error body for ``status``: the hosted envelope with this project's keys beside it."""
-    fields = {k: v for k, v in (fields or {}).items() if k not in ENVELOPE_KEYS}
+    fields = {k: v for k, v in (fields or {}).items() if k not in ERROR_ENVELOPE_KEYS}
     return {
         "success": False,
         "status": status,
