@@ -19,6 +19,7 @@ from mixpeek_orchestration.api.errors import install_error_handlers
 from mixpeek_orchestration.api.routes import (
     buckets,
     collections,
+    documents,
     health,
     metrics,
     models,
@@ -28,6 +29,7 @@ from mixpeek_orchestration.api.routes import (
     realtime,
     retrievers,
     storage,
+    tasks,
 )
 from mixpeek_orchestration.api.routes.metrics import MetricsMiddleware
 from mixpeek_orchestration.errors import MixpeekError
@@ -97,5 +99,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(realtime.router)
     app.include_router(buckets.router)
     app.include_router(collections.router)
+    app.include_router(documents.router)
+    app.include_router(tasks.router)
     app.include_router(retrievers.router)
     return app

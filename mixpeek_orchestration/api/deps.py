@@ -131,3 +131,24 @@ async def realtime_header_namespace(
 
 RealtimePathNamespaceDep = Annotated[Namespace, Depends(realtime_path_namespace)]
 RealtimeHeaderNamespaceDep = Annotated[Namespace, Depends(realtime_header_namespace)]
+
+
+async def optional_header_namespace(
+    request: Request,
+    control: ControlDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+    x_namespace: Annotated[str | None, Header(description="Namespace id or name")] = None,
+) -> tuple[Platform, Namespace] | None:
+    """For a public route: the caller's plane and ``X-Namespace`` namespace when a key is
+    sent (a wrong key or namespace is still an error), ``None`` when none is."""
+    if not authorization:
+        return None
+    caller = await get_caller(request, control, authorization)
+    platform = await get_platform(caller, control)
+    namespace = await run_in_threadpool(platform.accounts.resolve_namespace, caller, x_namespace)
+    return platform, namespace
+
+
+OptionalNamespaceDep = Annotated[
+    tuple[Platform, Namespace] | None, Depends(optional_header_namespace)
+]

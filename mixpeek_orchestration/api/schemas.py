@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mixpeek_orchestration.api.hosted import HostedRequest
+
 DeploymentStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
 
 
@@ -31,8 +33,38 @@ class ErrorResponse(BaseModel):
     code: str | None = None
 
 
-class NamespaceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Pagination(BaseModel):
+    """Where a page of a list lies (the hosted ``pagination`` object, and ``has_more``)."""
+
+    limit: int
+    page_size: int
+    page: int
+    next_cursor: str | None = None
+    has_more: bool = False
+    total: int | None = None
+    total_pages: int | None = None
+
+
+class ListPage(BaseModel):
+    """The hosted list envelope: ``results``, ``total_count`` and ``pagination`` (``total`` is
+    this project's name for ``total_count``)."""
+
+    total: int | None = None
+    total_count: int
+    pagination: Pagination
+
+
+NAMESPACE_HOSTED_FIELDS = frozenset(
+    {"mode", "namespace_type", "scope", "features", "feature_extractors", "vector_configs",
+     "payload_indexes", "auto_create_indexes", "adaptive_indexing", "infrastructure",
+     "trusted_issuers", "tiering", "spend_budget", "cost_cap_override", "pinned", "ttl_seconds",
+     "expires_at", "repair_vectors"}
+)  # fmt: skip
+"""Hosted namespace settings (indexing, tiering, infrastructure) with no meaning here."""
+
+
+class NamespaceCreate(HostedRequest):
+    hosted_fields = NAMESPACE_HOSTED_FIELDS
 
     namespace_name: str = Field(..., min_length=1, max_length=63)
     description: str = ""
@@ -46,17 +78,19 @@ class NamespaceResponse(BaseModel):
     llm_budget_usd: float | None = None
 
 
-class NamespaceUpdate(BaseModel):
-    """The fields a PATCH changes (those left out stay)."""
+class NamespaceUpdate(HostedRequest):
+    """The fields a PATCH or PUT changes (those left out stay)."""
 
+    hosted_fields = NAMESPACE_HOSTED_FIELDS
+
+    namespace_name: str | None = Field(default=None, min_length=1, max_length=63)
     description: str | None = None
     llm_budget_usd: float | None = Field(default=None, ge=0)
     """The namespace's monthly limit on LLM calls, in USD (``null``: none)."""
 
 
-class NamespaceList(BaseModel):
+class NamespaceList(ListPage):
     results: list[NamespaceResponse]
-    total: int
 
 
 class Violation(BaseModel):

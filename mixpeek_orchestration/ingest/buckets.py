@@ -31,6 +31,11 @@ from mixpeek_orchestration.storage.scope import scope
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 BLOB_TYPES = frozenset(BLOB_MIME_DEFAULTS) | {"json"}
+SCALAR_TYPES = frozenset(
+    {"string", "number", "integer", "float", "boolean", "object", "array", "date", "datetime"}
+)
+"""Bucket schema types of plain fields: an object carries them in its metadata, not as blobs."""
+FIELD_TYPES = BLOB_TYPES | SCALAR_TYPES
 BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_INLINE_TEXT = 1 << 20  # 1 MiB of inline text per blob
 UPLOAD_EXPIRES_S = 3600
@@ -45,6 +50,65 @@ def landing_prefix(namespace: Namespace | dict[str, Any], bucket_id: str) -> str
         else (namespace["org_id"], namespace["namespace_id"])
     )
     return f"{org}/{ns}/buckets/{bucket_id}/files/"
+
+
+def _upload_out(record: dict[str, Any]) -> dict[str, Any]:
+    """An upload as the hosted API shows it (``s3_key`` is the object-store key)."""
+    out = {k: v for k, v in record.items() if k not in ("_id", "key", "org_id")}
+    return {
+        **out,
+        "s3_key": record["key"],
+        "presigned_url_expiration": record.get("presigned_url_expiration", UPLOAD_EXPIRES_S),
+        "create_object_on_confirm": bool(record.get("create_object_on_confirm")),
+        "status": record.get("status", "PENDING"),
+    }
+
+
+def _confirmed(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "upload_id": record["upload_id"],
+        "status": record["status"],
+        "file_size_bytes": record.get("file_size_bytes"),
+        "completed_at": record.get("completed_at"),
+        "object_id": record.get("object_id"),
+        "message": record.get("message", ""),
+    }
+
+
+def _checksum(value: Any, where: str) -> str:
+    """A blob's content hash as ``algorithm:hex`` (a bare 64-digit hex is SHA-256)."""
+    text = value if isinstance(value, str) else ""
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return f"sha256:{text.lower()}"
+    if re.fullmatch(r"[a-z0-9]+:[0-9a-fA-F]+", text):
+        return text
+    raise MixpeekError(
+        ErrorCode.INVALID_REQUEST, f"{where} must be 'algorithm:hex' or 64 hex digits", field=where
+    )
+
+
+def _checked_properties(bucket_schema: Any) -> dict[str, dict[str, Any]]:
+    """A bucket schema's properties, each with a known type (lower-cased, as stored)."""
+    properties = bucket_schema.get("properties") if isinstance(bucket_schema, dict) else None
+    if not isinstance(properties, dict) or not properties:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            "bucket_schema.properties must name at least one property",
+            field="bucket_schema.properties",
+        )
+    checked: dict[str, dict[str, Any]] = {}
+    for name, spec in properties.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        kind = kind.lower() if isinstance(kind, str) else kind
+        if kind not in FIELD_TYPES:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"bucket_schema.properties.{name}.type must be one of {sorted(FIELD_TYPES)}, "
+                f"not {kind!r}",
+                field=f"bucket_schema.properties.{name}.type",
+            )
+        checked[name] = {**spec, "type": kind}
+    return checked
 
 
 class Buckets:
@@ -89,22 +153,7 @@ class Buckets:
                 f"bucket_name {bucket_name!r} must be 1-63 letters, digits, '_', '.' or '-'",
                 field="bucket_name",
             )
-        properties = (bucket_schema or {}).get("properties")
-        if not isinstance(properties, dict) or not properties:
-            raise MixpeekError(
-                ErrorCode.INVALID_REQUEST,
-                "bucket_schema.properties must name at least one blob property",
-                field="bucket_schema.properties",
-            )
-        for name, spec in properties.items():
-            kind = spec.get("type") if isinstance(spec, dict) else None
-            if kind not in BLOB_TYPES:
-                raise MixpeekError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"bucket_schema.properties.{name}.type must be one of {sorted(BLOB_TYPES)}, "
-                    f"not {kind!r}",
-                    field=f"bucket_schema.properties.{name}.type",
-                )
+        properties = _checked_properties(bucket_schema)
         doc = {
             **scope(namespace),
             "bucket_id": new_id("bkt"),
@@ -137,6 +186,64 @@ class Buckets:
 
     def list_buckets(self, namespace: Namespace) -> list[dict[str, Any]]:
         return list(self.buckets.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING))
+
+    def update_bucket(
+        self, namespace: Namespace, bucket: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Rename a bucket, change its description or metadata, or add properties to its
+        schema (a property objects may already use keeps its type: 409 otherwise)."""
+        doc = self.get_bucket(namespace, bucket)
+        update: dict[str, Any] = {}
+        if "bucket_name" in changes and changes["bucket_name"] != doc["bucket_name"]:
+            name = changes["bucket_name"]
+            if not isinstance(name, str) or not BUCKET_NAME.fullmatch(name):
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"bucket_name {name!r} must be 1-63 letters, digits, '_', '.' or '-'",
+                    field="bucket_name",
+                )
+            update["bucket_name"] = name
+        for field in ("description", "metadata"):
+            if field in changes:
+                update[field] = changes[field]
+        if "bucket_schema" in changes:
+            properties = _checked_properties(changes["bucket_schema"])
+            for name, spec in doc["bucket_schema"]["properties"].items():
+                if properties.get(name, {}).get("type") != spec["type"]:
+                    raise MixpeekError(
+                        ErrorCode.CONFLICT,
+                        f"bucket_schema.properties.{name} ({spec['type']}) cannot be removed or "
+                        "change type: objects may hold it; add new properties instead",
+                        field=f"bucket_schema.properties.{name}",
+                    )
+            update["bucket_schema"] = {"properties": properties}
+        if update:
+            update["updated_at"] = now()
+            try:
+                self.buckets.update_one({"bucket_id": doc["bucket_id"]}, {"$set": update})
+            except DuplicateKeyError:
+                raise MixpeekError(
+                    ErrorCode.CONFLICT,
+                    f"bucket {update['bucket_name']!r} already exists",
+                    field="bucket_name",
+                ) from None
+        return self.get_bucket(namespace, doc["bucket_id"])
+
+    def usage(self, bucket_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """Objects and stored bytes per bucket, in one aggregation."""
+        groups = self.objects.aggregate(
+            [
+                {"$match": {"bucket_id": {"$in": bucket_ids}}},
+                {
+                    "$group": {
+                        "_id": "$bucket_id",
+                        "n": {"$sum": 1},
+                        "bytes": {"$sum": {"$sum": "$blobs.size_bytes"}},
+                    }
+                },
+            ]
+        )
+        return {g["_id"]: (int(g["n"]), int(g["bytes"] or 0)) for g in groups}
 
     def all_buckets(self) -> list[dict[str, Any]]:
         """Every bucket of every namespace (the ingestion sensor's view)."""
@@ -188,18 +295,28 @@ class Buckets:
         filename: str,
         content_type: str | None = None,
         size_bytes: int | None = None,
+        expires_in: int = UPLOAD_EXPIRES_S,
+        create_object_on_confirm: bool = False,
+        blob_property: str | None = None,
+        object_metadata: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A presigned PUT for one file; name it in an object's blob as ``upload_id``."""
+        """A presigned PUT for one file. Name it in an object's blob as ``upload_id``, or
+        confirm it with ``create_object_on_confirm`` to make the object from it (under
+        ``blob_property``, or the one property of the file's type)."""
         doc = self.get_bucket(namespace, bucket)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", filename or "")[:200].lstrip(".")
         if not safe:
             raise MixpeekError(ErrorCode.INVALID_REQUEST, "filename is required", field="filename")
+        if blob_property is not None:
+            self._blob_property(doc, blob_property, field="blob_property")
         content_type = content_type or mimetypes.guess_type(safe)[0] or "application/octet-stream"
         upload_id = new_id("upl")
         key = f"{namespace.org_id}/{namespace.namespace_id}/buckets/{doc['bucket_id']}/uploads/{upload_id}/{safe}"
         request = self.store.presign_put(
-            key, expires_in=UPLOAD_EXPIRES_S, content_type=content_type, max_bytes=size_bytes
+            key, expires_in=expires_in, content_type=content_type, max_bytes=size_bytes
         )
+        created = now()
         record = {
             **scope(namespace),
             "upload_id": upload_id,
@@ -207,18 +324,131 @@ class Buckets:
             "key": key,
             "filename": safe,
             "content_type": content_type,
-            "created_at": now(),
-            "expires_at": now() + timedelta(seconds=UPLOAD_EXPIRES_S),
+            "file_size_bytes": size_bytes,
+            "presigned_url_expiration": expires_in,
+            "create_object_on_confirm": create_object_on_confirm,
+            "blob_property": blob_property,
+            "object_metadata": object_metadata or {},
+            "metadata": metadata or {},
+            "status": "PENDING",
+            "created_at": created,
+            "expires_at": created + timedelta(seconds=expires_in),
         }
         self.uploads.insert_one(record)
         return {
-            "upload_id": upload_id,
+            **_upload_out(record),
+            "presigned_url": request.url,
             "upload_url": request.url,
             "method": request.method,
             "headers": request.headers,
-            "content_type": content_type,
-            "expires_at": record["expires_at"],
         }
+
+    def _blob_property(self, bucket: dict[str, Any], name: str, *, field: str) -> str:
+        """``name`` if it is one of the bucket's blob properties; 422 naming ``field`` else."""
+        spec = bucket["bucket_schema"]["properties"].get(name)
+        if spec is None or spec["type"] in SCALAR_TYPES:
+            blobs = sorted(
+                p for p, s in bucket["bucket_schema"]["properties"].items()
+                if s["type"] not in SCALAR_TYPES
+            )  # fmt: skip
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"{field} {name!r} is not a blob property of the bucket ({blobs})",
+                field=field,
+            )
+        return name
+
+    def _upload(self, namespace: Namespace, bucket: str, upload_id: str) -> dict[str, Any]:
+        doc = self.get_bucket(namespace, bucket)
+        record = self.uploads.find_one(
+            {**scope(namespace), "bucket_id": doc["bucket_id"], "upload_id": upload_id},
+            {"_id": 0},
+        )
+        if record is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"upload {upload_id!r} not found", field="upload_id"
+            )
+        return record
+
+    def get_upload(self, namespace: Namespace, bucket: str, upload_id: str) -> dict[str, Any]:
+        return _upload_out(self._upload(namespace, bucket, upload_id))
+
+    def list_uploads(self, namespace: Namespace, bucket: str) -> list[dict[str, Any]]:
+        doc = self.get_bucket(namespace, bucket)
+        found = self.uploads.find({**scope(namespace), "bucket_id": doc["bucket_id"]}, {"_id": 0})
+        return [_upload_out(r) for r in found.sort("created_at", ASCENDING)]
+
+    def delete_upload(self, namespace: Namespace, bucket: str, upload_id: str) -> dict[str, Any]:
+        """Forget an upload and delete its file (an object made from it keeps its file only
+        while the upload exists: refused then)."""
+        record = self._upload(namespace, bucket, upload_id)
+        if record.get("object_id"):
+            raise MixpeekError(
+                ErrorCode.CONFLICT,
+                f"upload {upload_id!r} made object {record['object_id']!r}: delete the object",
+                field="upload_id",
+            )
+        self.store.delete(record["key"])
+        self.uploads.delete_one({"upload_id": upload_id})
+        return {"upload_id": upload_id, "deleted": True}
+
+    def confirm_upload(
+        self,
+        namespace: Namespace,
+        bucket: str,
+        upload_id: str,
+        *,
+        file_size_bytes: int | None = None,
+    ) -> dict[str, Any]:
+        """Check the file arrived (and has the size said), mark the upload confirmed, and make
+        its object when the upload asked for one. Confirming again answers the same."""
+        record = self._upload(namespace, bucket, upload_id)
+        if record.get("status") == "COMPLETED":
+            return _confirmed(record)
+        info = self.store.stat(record["key"])
+        if info is None:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"upload {upload_id!r} has no file yet: PUT it to the presigned_url first",
+                field="upload_id",
+            )
+        expected = file_size_bytes or record.get("file_size_bytes")
+        if expected is not None and expected != info.size:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"upload {upload_id!r} holds {info.size} bytes, not the {expected} said",
+                field="file_size_bytes",
+            )
+        changes: dict[str, Any] = {
+            "status": "COMPLETED", "file_size_bytes": info.size, "completed_at": now(),
+        }  # fmt: skip
+        message = "upload confirmed"
+        if record.get("create_object_on_confirm"):
+            bucket_doc = self.get_bucket(namespace, bucket)
+            prop = record.get("blob_property") or self._property_for(bucket_doc, record)
+            if prop is None:
+                message = (
+                    "upload confirmed; no object made: the bucket has no single blob property "
+                    "for this file's type (give blob_property when creating the upload)"
+                )
+            else:
+                obj = self.create_object(
+                    namespace,
+                    bucket_doc["bucket_id"],
+                    blobs=[{"property": prop, "upload_id": upload_id}],
+                    metadata=record.get("object_metadata") or {},
+                )
+                changes["object_id"] = obj["object_id"]
+                message = f"upload confirmed; object {obj['object_id']} made"
+        changes["message"] = message
+        self.uploads.update_one({"upload_id": upload_id}, {"$set": changes})
+        return _confirmed(record | changes)
+
+    @staticmethod
+    def _property_for(bucket: dict[str, Any], upload: dict[str, Any]) -> str | None:
+        kind = blob_type_for_mime(upload["content_type"])
+        props = [p for p, s in bucket["bucket_schema"]["properties"].items() if s["type"] == kind]
+        return props[0] if len(props) == 1 else None
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -247,7 +477,15 @@ class Buckets:
                 f"{where}.property {prop!r} is not in the bucket schema ({sorted(properties)})",
                 field=f"{where}.property",
             )
+        if properties[prop]["type"] in SCALAR_TYPES:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"{where}.property {prop!r} is a {properties[prop]['type']} field, not a blob: "
+                "give its value in the object's metadata",
+                field=f"{where}.property",
+            )
         kind = blob.get("type") or properties[prop]["type"]
+        kind = kind.lower() if isinstance(kind, str) else kind
         if kind != properties[prop]["type"]:
             raise MixpeekError(
                 ErrorCode.INVALID_REQUEST,
@@ -260,6 +498,8 @@ class Buckets:
             "type": kind,
             "metadata": blob.get("metadata") or {},
         }
+        if blob.get("checksum"):
+            out["details"] = {"hash": _checksum(blob["checksum"], f"{where}.checksum")}
         upload_id, data = blob.get("upload_id"), blob.get("data")
         if upload_id:
             upload = self.uploads.find_one({**scope(namespace), "upload_id": upload_id})
@@ -319,15 +559,26 @@ class Buckets:
         blobs: list[Any],
         metadata: dict[str, Any] | None = None,
         key_prefix: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Validate every blob first (nothing is stored when one is wrong), then insert."""
+        """Validate every blob first (nothing is stored when one is wrong), then insert. An
+        object already made with the same ``idempotency_key`` in the bucket is answered again
+        instead of a second one."""
         doc = self.get_bucket(namespace, bucket)
+        if idempotency_key:
+            made = self.objects.find_one(
+                {"bucket_id": doc["bucket_id"], "idempotency_key": idempotency_key}, {"_id": 0}
+            )
+            if made is not None:
+                return made
         if not isinstance(blobs, list) or not blobs:
             raise MixpeekError(
                 ErrorCode.INVALID_REQUEST, "blobs must be a non-empty list", field="blobs"
             )
         checked = [self._blob(namespace, doc, i, blob) for i, blob in enumerate(blobs)]
-        return self._insert(doc, checked, metadata=metadata, key_prefix=key_prefix)
+        return self._insert(
+            doc, checked, metadata=metadata, key_prefix=key_prefix, idempotency_key=idempotency_key
+        )
 
     def _insert(
         self,
@@ -336,6 +587,7 @@ class Buckets:
         *,
         metadata: dict[str, Any] | None = None,
         key_prefix: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         obj = {
             "org_id": bucket["org_id"],
@@ -348,9 +600,36 @@ class Buckets:
             "seq": self._next_seq(),
             "created_at": now(),
         }
+        if idempotency_key:
+            obj["idempotency_key"] = idempotency_key
         self.objects.insert_one(obj)
         obj.pop("_id", None)
         return obj
+
+    def update_object(
+        self,
+        namespace: Namespace,
+        bucket: str,
+        object_id: str,
+        *,
+        key_prefix: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        replace_metadata: bool = False,
+    ) -> dict[str, Any]:
+        """Change an object's ``key_prefix`` or metadata (merged, or replaced whole). Documents
+        already made from it keep the metadata they were made with until it is processed
+        again."""
+        doc = self.get_bucket(namespace, bucket)
+        current = self.get_object(namespace, doc["bucket_id"], object_id)
+        update: dict[str, Any] = {}
+        if key_prefix is not None:
+            update["key_prefix"] = key_prefix
+        if metadata is not None:
+            update["metadata"] = metadata if replace_metadata else current["metadata"] | metadata
+        if update:
+            update["updated_at"] = now()
+            self.objects.update_one({"object_id": object_id}, {"$set": update})
+        return self.get_object(namespace, doc["bucket_id"], object_id)
 
     def get_object(self, namespace: Namespace, bucket_id: str, object_id: str) -> dict[str, Any]:
         doc = self.objects.find_one(
@@ -367,17 +646,24 @@ class Buckets:
         return self.objects.find_one({"object_id": object_id}, {"_id": 0})
 
     def list_objects(
-        self, namespace: Namespace, bucket: str, *, limit: int = 100, cursor: str | None = None
+        self,
+        namespace: Namespace,
+        bucket: str,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        offset: int = 0,
     ) -> dict[str, Any]:
+        """A page of the bucket's objects in creation order: after ``cursor``, or from
+        ``offset`` when no cursor is given."""
         doc = self.get_bucket(namespace, bucket)
         limit = max(1, min(limit, PAGE_LIMIT))
-        items = list(
-            self.objects.find(
-                {"bucket_id": doc["bucket_id"], "seq": {"$gt": decode_cursor(cursor)}}, {"_id": 0}
-            )
-            .sort("seq", ASCENDING)
-            .limit(limit + 1)
-        )
+        found = self.objects.find(
+            {"bucket_id": doc["bucket_id"], "seq": {"$gt": decode_cursor(cursor)}}, {"_id": 0}
+        ).sort("seq", ASCENDING)
+        if offset and not cursor:
+            found = found.skip(offset)
+        items = list(found.limit(limit + 1))
         result = page(items, limit)
         result["total"] = self.objects.count_documents({"bucket_id": doc["bucket_id"]})
         return result

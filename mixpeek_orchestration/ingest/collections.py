@@ -137,7 +137,7 @@ class Collections:
                     field="feature_extractor",
                 ) from None
             raise
-        parameters = spec.get("parameters") or {}
+        parameters = spec.get("parameters") or spec.get("params") or {}  # hosted: either
         check_parameters(doc["manifest"].get("parameter_schema"), parameters)
         mappings = spec.get("input_mappings") or {}
         if not isinstance(mappings, dict):
@@ -265,6 +265,19 @@ class Collections:
     def delete_namespace(self, namespace: Namespace) -> int:
         """Remove every collection record of a namespace (its documents go separately)."""
         return self.collections.delete_many(scope(namespace)).deleted_count
+
+    def update_details(
+        self, namespace: Namespace, collection: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change a collection's ``description`` or ``metadata`` (what is left out stays)."""
+        doc = self.get(namespace, collection)
+        update: dict[str, Any] = {
+            k: changes[k] for k in ("description", "metadata") if k in changes
+        }
+        if update:
+            update["updated_at"] = now()
+            self.collections.update_one({"collection_id": doc["collection_id"]}, {"$set": update})
+        return doc | update
 
     def set_extractor(
         self, namespace: Namespace, collection: str, feature_extractor: Any

@@ -263,31 +263,49 @@ class Documents:
     def list(
         self,
         namespace: Namespace,
-        collection_id: str,
+        collection_id: str | list[str],
         *,
         limit: int = 100,
         cursor: str | None = None,
         filters: dict[str, Any] | None = None,
+        match: dict[str, Any] | None = None,
+        offset: int = 0,
     ) -> dict[str, Any]:
+        """A page of a collection's (or several collections') documents in the order they were made: after ``cursor``,
+        or from ``offset``; ``filters`` picks by status, source object or bucket, ``match`` is
+        a metadata-store query (a hosted filter translated by the caller)."""
         limit = max(1, min(limit, 1000))
-        query: dict[str, Any] = {**scope(namespace), "collection_id": collection_id}
+        query: dict[str, Any] = {
+            **scope(namespace),
+            "collection_id": (
+                {"$in": collection_id} if isinstance(collection_id, list) else collection_id
+            ),
+        }
         for key in ("status", "source_object_id", "bucket_id"):
             if filters and filters.get(key):
                 query[key] = filters[key]
+        if match:
+            query = {"$and": [query, match]}
         position = decode_position(cursor, KEYS)
         page_query = dict(query)
         if position is not None:
             seq, last_id = position["seq"], position["document_id"]
-            page_query["$or"] = [
-                {"seq": {"$gt": seq}},
-                {"seq": seq, "document_id": {"$gt": last_id}},
-            ]
-        items = list(
-            self.documents.find(page_query, {"_id": 0})
-            .sort([(key, ASCENDING) for key in KEYS])
-            .limit(limit + 1)
-        )
+            after = {"$or": [{"seq": {"$gt": seq}}, {"seq": seq, "document_id": {"$gt": last_id}}]}
+            page_query = {"$and": [query, after]}
+        found = self.documents.find(page_query, {"_id": 0}).sort([(key, ASCENDING) for key in KEYS])
+        if offset and position is None:
+            found = found.skip(offset)
+        items = list(found.limit(limit + 1))
         return page(items, limit, KEYS) | {"total": self.documents.count_documents(query)}
+
+    def find(self, namespace: Namespace, doc_id: str) -> dict[str, Any]:
+        """A document of any collection of the namespace, by its id alone."""
+        doc = self.documents.find_one({**scope(namespace), "document_id": doc_id}, {"_id": 0})
+        if doc is None:
+            raise MixpeekError(
+                ErrorCode.NOT_FOUND, f"document {doc_id!r} not found", field="document_id"
+            )
+        return doc
 
     def get(self, namespace: Namespace, collection_id: str, doc_id: str) -> dict[str, Any]:
         doc = self.documents.find_one(

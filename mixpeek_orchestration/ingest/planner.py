@@ -12,7 +12,8 @@ The planner follows the objects' sequence with a cursor kept in the metadata sto
 
 A batch id is derived from the sequence range it was created with, so the orchestrator can use
 it as a run key: a batch is launched once. ``trigger`` plans every object of a collection
-again, under a new generation.
+again, under a new generation, and records it as a task: the hosted API's handle on an
+asynchronous operation, whose status is read from its batches.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any, TypedDict
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.buckets import Buckets
 from mixpeek_orchestration.ingest.collections import Collections
 from mixpeek_orchestration.observability import ANONYMOUS
-from mixpeek_orchestration.storage.ids import aware, now
+from mixpeek_orchestration.storage.ids import aware, new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.scope import scope
 from mixpeek_orchestration.tenancy.accounts import Namespace
@@ -89,6 +91,7 @@ class IngestPlanner:
     ) -> None:
         self.batches = metadata.collection("ingest_batches")
         self.state = metadata.collection("ingest_state")
+        self.tasks = metadata.collection("tasks")
         self.buckets = buckets
         self.collections = collections
         self.batch_objects = batch_objects
@@ -99,6 +102,8 @@ class IngestPlanner:
         self.batches.create_index([("collection_id", 1), ("last_seq", 1)])
         self.batches.create_index("started_at")
         self.batches.create_index([("ahead", 1), ("status", 1)])
+        self.tasks.create_index("task_id", unique=True)
+        self.tasks.create_index([("org_id", 1), ("namespace_id", 1), ("created_at", 1)])
 
     @property
     def cursor(self) -> int:
@@ -216,8 +221,11 @@ class IngestPlanner:
             return False
         return True
 
-    def trigger(self, collection: Mapping[str, Any]) -> dict[str, Any]:
-        """Plan every object of the collection's buckets again (a new generation of batches)."""
+    def trigger(
+        self, collection: Mapping[str, Any], *, task_type: str = "api_collections_trigger"
+    ) -> dict[str, Any]:
+        """Plan every object of the collection's buckets again (a new generation of batches),
+        recorded as a task of ``task_type``."""
         counter = self.state.find_one_and_update(
             {"_id": f"generation:{collection['collection_id']}"},
             {"$inc": {"value": 1}},
@@ -235,7 +243,69 @@ class IngestPlanner:
             batch_id = f"ib_{collection['collection_id']}_g{generation}_{index}"
             if self._create(collection, chunk, batch_id, reason="trigger"):
                 batch_ids.append(batch_id)
-        return {"batches": batch_ids, "objects": len(objects), "generation": generation}
+        task_id = new_id("task")
+        self.tasks.insert_one(
+            {
+                "task_id": task_id,
+                "org_id": collection["org_id"],
+                "namespace_id": collection["namespace_id"],
+                "task_type": task_type,
+                "collection_id": collection["collection_id"],
+                "batch_ids": batch_ids,
+                "objects": len(objects),
+                "created_at": now(),
+            }
+        )
+        return {
+            "batches": batch_ids, "objects": len(objects), "generation": generation,
+            "task_id": task_id,
+        }  # fmt: skip
+
+    def task(self, namespace: Namespace, task_id: str) -> dict[str, Any]:
+        """A task of the namespace with its status, read from its batches now."""
+        doc = self.tasks.find_one({**scope(namespace), "task_id": task_id}, {"_id": 0})
+        if doc is None:
+            raise MixpeekError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found", field="task_id")
+        return self._task_out(doc)
+
+    def list_tasks(self, namespace: Namespace) -> list[dict[str, Any]]:
+        found = self.tasks.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)
+        return [self._task_out(doc) for doc in found]
+
+    def _task_out(self, doc: dict[str, Any]) -> dict[str, Any]:
+        batches = list(
+            self.batches.find(
+                {"batch_id": {"$in": doc["batch_ids"]}},
+                {"_id": 0, "batch_id": 1, "status": 1, "stats": 1, "error": 1},
+            )
+        )
+        states = [b["status"] for b in batches]
+        if any(s in ("planned", "running") for s in states):
+            status = "IN_PROGRESS" if "running" in states or "completed" in states else "PENDING"
+        elif all(s == "completed" for s in states):
+            status = "COMPLETED"
+        elif all(s == "failed" for s in states):
+            status = "FAILED"
+        else:
+            status = "COMPLETED_WITH_ERRORS"
+        errors = [b["error"] for b in batches if b.get("error")]
+        return {
+            "task_id": doc["task_id"],
+            "task_type": doc["task_type"],
+            "status": status,
+            "namespace_id": doc["namespace_id"],
+            "inputs": {"collection_id": doc["collection_id"]},
+            "outputs": {
+                "objects": doc["objects"],
+                "batches": {b["batch_id"]: b["status"] for b in batches},
+                "completed": sum(
+                    int((b.get("stats") or {}).get("completed") or 0) for b in batches
+                ),
+                "failed": sum(int((b.get("stats") or {}).get("failed") or 0) for b in batches),
+            },
+            "error": "; ".join(errors) or None,
+            "created_at": doc["created_at"],
+        }
 
     # -- batch lifecycle ------------------------------------------------------------------------
 
@@ -403,11 +473,13 @@ class IngestPlanner:
 
     def delete_collection(self, collection_id: str) -> None:
         self.batches.delete_many({"collection_id": collection_id})
+        self.tasks.delete_many({"collection_id": collection_id})
         self.state.delete_one({"_id": f"generation:{collection_id}"})
 
     def delete_namespace(self, namespace: Namespace, collection_ids: list[str]) -> int:
         """Every batch of a namespace, and its collections' generation counters."""
         self.state.delete_many({"_id": {"$in": [f"generation:{c}" for c in collection_ids]}})
+        self.tasks.delete_many(scope(namespace))
         return self.batches.delete_many(scope(namespace)).deleted_count
 
     def summary(self) -> dict[str, dict[str, Any]]:

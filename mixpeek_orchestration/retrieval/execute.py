@@ -92,7 +92,7 @@ class RetrieverExecutor:
         started = time.perf_counter()
         collections = await asyncio.to_thread(self.collections.by_ids, retriever["collection_ids"])
         candidates: list[dict[str, Any]] = []
-        statistics = []
+        statistics: dict[str, dict[str, Any]] = {}
         for index, stage in enumerate(retriever["stages"]):
             config = stage["config"]
             stage_id = config["stage_id"]
@@ -105,26 +105,29 @@ class RetrieverExecutor:
             before = len(candidates)
             run = StageRun(self, namespace, collections)
             candidates = await STAGES[stage_id].run(run, candidates, parameters)
-            statistics.append(
-                {
-                    "stage_name": stage["stage_name"],
-                    "stage_id": stage_id,
-                    "duration_ms": round((time.perf_counter() - stage_start) * 1e3, 2),
-                    "input_count": before,
-                    "output_count": len(candidates),
-                    **run.stats,
-                }
-            )
+            name = stage["stage_name"]
+            statistics[name if name not in statistics else f"{name}#{index}"] = {
+                "stage_name": name,
+                "stage_id": stage_id,
+                "duration_ms": round((time.perf_counter() - stage_start) * 1e3, 2),
+                "input_count": before,
+                "output_count": len(candidates),
+                "efficiency": round(len(candidates) / before, 4) if before else 1.0,
+                **run.stats,
+            }
         limit = settings.get("limit")
         if isinstance(limit, int) and limit >= 0:
             candidates = candidates[:limit]
+        total_ms = round((time.perf_counter() - started) * 1e3, 2)
         return {
             "execution_id": f"exe_{uuid.uuid4().hex[:16]}",
-            "retriever_id": retriever["retriever_id"],
+            "retriever_id": retriever.get("retriever_id"),
             "status": "completed",
             "documents": candidates,
-            "stage_statistics": statistics,
-            "total_duration_ms": round((time.perf_counter() - started) * 1e3, 2),
+            "pagination": {"total": len(candidates), "page_size": len(candidates), "page": 1},
+            # per stage, keyed by stage name (a repeated name gets "#<index>"), as hosted
+            "stage_statistics": {"stages": statistics, "total_time_ms": total_ms},
+            "total_duration_ms": total_ms,
         }
 
     # -- what stages use ------------------------------------------------------------------------

@@ -147,3 +147,41 @@ def mongo_condition(condition: dict[str, Any]) -> dict[str, Any]:
     if operator == "exists" and value:
         return {field: {"$ne": None}}
     return {}
+
+
+def mongo_query(condition: dict[str, Any]) -> dict[str, Any]:
+    """The metadata-store query matching exactly what :func:`matches` accepts (a list of
+    documents pages in the store, so nothing may be left to check afterwards); the filter is
+    checked first (422 naming what is wrong)."""
+    check_condition(condition)
+    return _exact(condition)
+
+
+def _exact(condition: dict[str, Any]) -> dict[str, Any]:
+    if "AND" in condition:
+        parts = [_exact(c) for c in condition["AND"]]
+        return {"$and": parts} if parts else {}
+    if "OR" in condition:
+        parts = [_exact(c) for c in condition["OR"]]
+        return {"$or": parts} if parts else {"_id": {"$exists": False}}
+    field, operator = condition["field"], condition.get("operator", "eq")
+    value = condition.get("value")
+    if field == "score" or field.startswith(("score.", "$")):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"filter field {field!r} is not a stored field of a document",
+            field="filters",
+        )
+    if operator in ("in", "nin") and not isinstance(value, list):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"filter operator {operator!r} takes a list", field="filters"
+        )
+    if operator == "eq":
+        return {field: value}
+    if operator == "contains":
+        if isinstance(value, str):  # a substring of a string, or an element of a list
+            return {"$or": [{field: value}, {field: {"$regex": re.escape(value)}}]}
+        return {field: value}
+    if operator == "exists":
+        return {field: {"$ne": None}} if value else {field: None}
+    return {field: {f"${operator}": value}}  # ne, gt, gte, lt, lte, in, nin

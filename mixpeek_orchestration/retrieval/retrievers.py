@@ -7,8 +7,9 @@ result at query time.
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -142,8 +143,42 @@ class Retrievers:
         for key in ("description", "metadata"):
             if key in changes:
                 update[key] = changes[key]
-        self.retrievers.update_one({"retriever_id": doc["retriever_id"]}, {"$set": update})
+        name = changes.get("retriever_name")
+        if name is not None and name != doc["retriever_name"]:
+            if not RETRIEVER_NAME.fullmatch(name):
+                raise _invalid(
+                    f"retriever_name {name!r} must be 1-63 letters, digits, '_', '.' or '-'",
+                    "retriever_name",
+                )
+            update["retriever_name"] = name
+        try:
+            self.retrievers.update_one({"retriever_id": doc["retriever_id"]}, {"$set": update})
+        except DuplicateKeyError:
+            raise MixpeekError(
+                ErrorCode.CONFLICT, f"retriever {name!r} already exists", field="retriever_name"
+            ) from None
         return doc | update
+
+    def adhoc(
+        self,
+        namespace: Namespace,
+        *,
+        stages: builtins.list[dict[str, Any]],
+        collection_identifiers: builtins.list[str] | None = None,
+    ) -> dict[str, Any]:
+        """A retriever checked as ``create`` checks one and never stored (the hosted ad-hoc
+        execute); without ``collection_identifiers``, over every collection of the namespace."""
+        if collection_identifiers is None:
+            collections = cast(builtins.list[dict[str, Any]], self.collections.list(namespace))
+        else:
+            collections = self._resolve(namespace, collection_identifiers)
+        uris = {u for c in collections for u in c["feature_uris"]}
+        return {
+            "retriever_id": None,
+            "retriever_name": "adhoc",
+            "collection_ids": [c["collection_id"] for c in collections],
+            "stages": check_stages(stages, uris),
+        }
 
     def delete(self, namespace: Namespace, retriever: str) -> dict[str, Any]:
         doc = self.get(namespace, retriever)

@@ -185,7 +185,7 @@ class Accounts:
 
     # -- namespaces -----------------------------------------------------------------------------
 
-    def create_namespace(self, caller: Caller, name: str, *, description: str = "") -> Namespace:
+    def _check_name_free(self, caller: Caller, name: str) -> None:
         if not NAMESPACE_NAME.fullmatch(name):
             raise MixpeekError(
                 ErrorCode.INVALID_REQUEST,
@@ -196,6 +196,9 @@ class Accounts:
             raise MixpeekError(
                 ErrorCode.CONFLICT, f"Namespace {name!r} already exists", field="namespace_name"
             )
+
+    def create_namespace(self, caller: Caller, name: str, *, description: str = "") -> Namespace:
+        self._check_name_free(caller, name)
         doc = {
             "namespace_id": new_id("ns"),
             "namespace_name": name,
@@ -229,10 +232,10 @@ class Accounts:
         return Namespace.from_doc(doc)
 
     def update_namespace(self, caller: Caller, ref: str, changes: dict[str, Any]) -> Namespace:
-        """Change a namespace's ``description`` and / or ``llm_budget_usd`` (``None`` lifts
-        the budget); what ``changes`` leaves out stays."""
+        """Change a namespace's ``namespace_name``, ``description`` and / or ``llm_budget_usd``
+        (``None`` lifts the budget); what ``changes`` leaves out stays."""
         namespace = self.resolve_namespace(caller, ref)
-        allowed = {"description", "llm_budget_usd"}
+        allowed = {"namespace_name", "description", "llm_budget_usd"}
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise MixpeekError(
@@ -245,6 +248,11 @@ class Accounts:
                 ErrorCode.INVALID_REQUEST, "llm_budget_usd must be a number >= 0, or null",
                 field="llm_budget_usd",
             )  # fmt: skip
+        name = changes.get("namespace_name")
+        if name == namespace.namespace_name:
+            changes = {k: v for k, v in changes.items() if k != "namespace_name"}
+        elif name is not None:
+            self._check_name_free(caller, name)
         if changes:
             self.namespaces.update_one(
                 {"org_id": caller.org_id, "namespace_id": namespace.namespace_id},

@@ -233,7 +233,8 @@ def test_builtins_deploy_the_same_way(tenant: Tenant, tmp_path: Path) -> None:
         assert wait_status(tenant, f"{name}_1_0_0", {"DEPLOYED", "FAILED"})["status"] == "DEPLOYED"
 
     text = infer(tenant, inference_name="text_extractor", inputs={"text": "a dog in the park"})
-    assert text.status_code == 200 and len(text.json()["embedding"]) == 384
+    assert text.status_code == 200 and len(text.json()["data"]["embedding"]) == 384
+    assert text.json()["provider"] == "plugin" and text.json()["model"] == text.json()["plugin_id"]
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, format="PNG")
     image = infer(
@@ -242,7 +243,7 @@ def test_builtins_deploy_the_same_way(tenant: Tenant, tmp_path: Path) -> None:
         inputs={"image_base64": base64.b64encode(buffer.getvalue()).decode()},
     )
     assert image.status_code == 200, image.text
-    assert len(image.json()["embedding"]) == 1280
+    assert len(image.json()["data"]["embedding"]) == 1280
     bad = infer(tenant, inference_name="image_extractor", inputs={"image_base64": "not base64!"})
     assert bad.status_code == 400 and "image_base64" in bad.json()["detail"]
 

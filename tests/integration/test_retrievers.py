@@ -26,6 +26,11 @@ CORPUS = [
 URI = "mixpeek://my_extractor@1.0.0/my_extractor_embedding"
 
 
+def first_stage(result: dict[str, Any]) -> dict[str, Any]:
+    """The first stage's statistics of an execute answer (keyed by stage name, as hosted)."""
+    return next(iter(result["stage_statistics"]["stages"].values()))  # type: ignore[no-any-return]
+
+
 def search_stage(**extra: Any) -> dict[str, Any]:
     return {
         "stage_name": "search",
@@ -151,7 +156,7 @@ def test_queries_are_encoded_by_the_plugins_deployment_and_find_the_right_docume
         "/retrievers/articles-search/execute",
         json={"inputs": {"q": "a dog playing with a ball"}},
     )
-    stats = again["stage_statistics"][0]
+    stats = first_stage(again)
     assert stats["cache_hits"] == 1 and stats["output_count"] == 6 and stats["duration_ms"] > 0
     missing_input = api.call(
         "POST", "/retrievers/articles-search/execute", expect=422, json={"inputs": {}}
@@ -193,7 +198,13 @@ def test_stages_filter_sort_limit_and_deduplicate(deployed: Any) -> None:
     lengths = [d["metadata"]["length"] for d in result["documents"]]
     assert len(topics) == 3 and "music" not in topics
     assert lengths == sorted(lengths, reverse=True)
-    assert [s["output_count"] for s in result["stage_statistics"]] == [6, 5, 5, 5, 3]
+    assert [s["output_count"] for s in result["stage_statistics"]["stages"].values()] == [
+        6,
+        5,
+        5,
+        5,
+        3,
+    ]
     # a search's own filters run before its top_k: one hit, and it is the food article
     filtered = search_stage()
     filtered["config"]["parameters"]["searches"][0] |= {
@@ -311,7 +322,7 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
     first = asyncio.run(run(RedisQueryCache(redis_url), query))
     replica = asyncio.run(run(RedisQueryCache(redis_url), query))
     assert encoded == [query]  # the replica's lookup hit the first replica's entry
-    stats = replica["stage_statistics"][0]
+    stats = first_stage(replica)
     assert stats["cache"] == "redis" and stats["cache_hits"] == 1 and "cache_misses" not in stats
     assert [(d["document_id"], d["score"]) for d in replica["documents"]] == [
         (d["document_id"], d["score"]) for d in first["documents"]
@@ -322,7 +333,7 @@ def test_query_vectors_are_shared_by_api_replicas_through_redis(
 
     dead = RedisQueryCache("redis://127.0.0.1:1/0", timeout_s=0.2)
     answer = asyncio.run(run(dead, query))
-    stats = answer["stage_statistics"][0]
+    stats = first_stage(answer)
     assert stats["cache_errors"] == 1 and stats["cache_misses"] == 1 and dead.errors == 2
     assert answer["documents"][0]["metadata"]["topic"] == "space"
     assert encoded == [query, query]

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
-from mixpeek_orchestration.api.schemas import ErrorResponse
+from mixpeek_orchestration.api.deps import HeaderNamespaceDep, OptionalNamespaceDep, PlatformDep
+from mixpeek_orchestration.api.hosted import (
+    HostedRequest,
+    ListBody,
+    ListParams,
+    ListParamsDep,
+    envelope,
+    listing,
+)
+from mixpeek_orchestration.api.schemas import ErrorResponse, ListPage
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.extractors.registry import BUILTIN_EXTRACTORS
+from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.retrieval.filters import mongo_query
+from mixpeek_orchestration.sdk._manifest import plugin_id_for
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
     prefix="/v1/collections",
@@ -23,8 +38,16 @@ router = APIRouter(
 )
 
 
-class CollectionCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+COLLECTION_HOSTED_FIELDS = frozenset(
+    {"input_schema", "features", "enabled", "schedule", "taxonomy_applications",
+     "cluster_applications", "alert_applications", "retriever_enrichments",
+     "retriever_transform", "embedding_task"}
+)  # fmt: skip
+"""Hosted collection settings (taxonomies, clusters, alerts, schedules) with no engine here."""
+
+
+class CollectionCreate(HostedRequest):
+    hosted_fields = COLLECTION_HOSTED_FIELDS
 
     collection_name: str
     source: dict[str, Any] = Field(description='{"type": "bucket", "bucket_ids": ["bkt_..."]}')
@@ -35,56 +58,348 @@ class CollectionCreate(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class CollectionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CollectionUpdate(HostedRequest):
+    """What a PATCH changes; fields left out stay. A new ``feature_extractor`` (another plugin
+    version or parameters) re-processes every object unless ``reprocess`` is false."""
 
-    feature_extractor: dict[str, Any]
+    hosted_fields = COLLECTION_HOSTED_FIELDS
+
+    feature_extractor: dict[str, Any] | None = None
     reprocess: bool = Field(default=True, description="re-process every object with it")
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
-class DocumentList(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class FeatureExtractorOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
-    limit: int = Field(
-        default=100, ge=1, le=1000, validation_alias=AliasChoices("limit", "page_size")
-    )
+    feature_extractor_name: str
+    version: str
+    feature_extractor_id: str = Field(description="the plugin version's id")
+    plugin_id: str
+    parameters: dict[str, Any] = {}
+
+
+class CollectionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    collection_id: str
+    collection_name: str
+    namespace_id: str
+    description: str = ""
+    metadata: dict[str, Any] = {}
+    source: dict[str, Any]
+    feature_extractor: FeatureExtractorOut
+    feature_uris: list[str]
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
+class CollectionList(ListPage):
+    results: list[CollectionOut]
+
+
+class TriggerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    collection_id: str
+    status: str
+    total_tiers: int = 1
+    message: str
+    batch_ids: list[str]
+    object_count: int
+
+
+class DocumentList(HostedRequest):
+    """A page of documents: ``limit`` / ``offset`` or ``cursor``; ``filters`` in the hosted
+    form (``{"AND": [{"field", "operator", "value"}, ...]}``) or this project's shorthand
+    (``status``, ``source_object_id``, ``bucket_id``)."""
+
+    hosted_fields = frozenset(
+        {"return_presigned_urls", "return_vectors", "return_vector_names", "include_total",
+         "partition", "expand", "select"}
+    )  # fmt: skip
+
+    limit: int | None = Field(default=None, ge=1, le=1000)
+    page_size: int | None = Field(default=None, ge=1, le=1000)
+    offset: int | None = Field(default=None, ge=0)
+    page: int | None = Field(default=None, ge=1)
     cursor: str | None = None
-    filters: dict[str, Any] = Field(
-        default_factory=dict, description="status, source_object_id, bucket_id"
+    next_cursor: str | None = None
+    after: str | None = None
+    filters: dict[str, Any] = Field(default_factory=dict)
+    sort: Any = None
+    search: str | None = None
+    group_by: Any = None
+    collection_ids: list[str] | None = Field(
+        default=None, description="(namespace-wide list) the collections to list"
     )
 
+    def paging(self) -> dict[str, Any]:
+        return self.model_dump(
+            include={"limit", "page_size", "offset", "page", "cursor", "next_cursor", "after"}
+        )
 
-@router.post("", summary="Create a collection")
+
+class DocumentOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    document_id: str
+    collection_id: str
+
+
+class DocumentPage(ListPage):
+    results: list[DocumentOut]
+    total_documents: int | None = None
+
+
+def builtin_catalogue() -> list[dict[str, Any]]:
+    """The built-in extractors, as the hosted catalogue describes an extractor (install one
+    into a namespace with ``POST /v1/namespaces/{id}/plugins/builtins/{name}``)."""
+    catalogue = []
+    for builtin in BUILTIN_EXTRACTORS.values():
+        described = builtin.describe()
+        catalogue.append(
+            _catalogue_entry(
+                plugin_id=plugin_id_for(builtin.name, builtin.version),
+                name=builtin.name,
+                version=builtin.version,
+                description=builtin.description,
+                manifest={"supported_input_types": described["supported_input_types"]},
+                features=described["features"],
+                feature_uris=builtin.feature_uris,
+                active=True,
+                source="builtin",
+            )
+        )
+    return catalogue
+
+
+def _catalogue_entry(
+    *,
+    plugin_id: str,
+    name: str,
+    version: str,
+    description: str,
+    manifest: dict[str, Any],
+    features: list[dict[str, Any]],
+    feature_uris: list[str],
+    active: bool,
+    source: str,
+) -> dict[str, Any]:
+    parameters = (manifest.get("parameter_schema") or {}).get("properties") or {}
+    inputs = manifest.get("supported_input_types") or []
+    return {
+        "feature_extractor_id": plugin_id,
+        "feature_extractor_name": name,
+        "version": version,
+        "description": description,
+        "icon": "",
+        "source": source,
+        "input_schema": manifest.get("input_schema") or {},
+        "output_schema": manifest.get("output_schema") or {},
+        "parameter_schema": manifest.get("parameter_schema"),
+        "supported_input_types": inputs,
+        "max_inputs": {kind: 1 for kind in inputs},
+        "default_parameters": {
+            k: spec["default"]
+            for k, spec in parameters.items()
+            if isinstance(spec, dict) and "default" in spec
+        },
+        "required_vector_indexes": None,
+        "required_payload_indexes": None,
+        "feature_uris": feature_uris,
+        "features": features,
+        "is_active": active,
+        "realtime_available": True,
+    }
+
+
+def feature_extractor_catalogue(platform: Platform, namespace: Namespace) -> list[dict[str, Any]]:
+    """Every published plugin version of the namespace, as the hosted feature-extractor
+    catalogue describes an extractor (the plugin version's id is the extractor's id), then the
+    built-ins not installed in it."""
+    catalogue = []
+    for version in platform.registry.list_plugins(namespace):
+        manifest = version.get("manifest") or {}
+        catalogue.append(
+            _catalogue_entry(
+                plugin_id=version["plugin_id"],
+                name=version["name"],
+                version=version["version"],
+                description=version.get("description") or manifest.get("description") or "",
+                manifest=manifest,
+                features=list(version.get("features") or []),
+                feature_uris=version.get("feature_uris") or [],
+                active=bool(version.get("is_active")),
+                source="custom",
+            )
+        )
+    installed = {e["feature_extractor_name"] for e in catalogue}
+    catalogue += [e for e in builtin_catalogue() if e["feature_extractor_name"] not in installed]
+    return catalogue
+
+
+def collection_out(doc: dict[str, Any]) -> dict[str, Any]:
+    """A collection as both worlds read it: the hosted ``feature_extractor_id`` is the
+    plugin version's id."""
+    extractor = doc["feature_extractor"]
+    return doc | {"feature_extractor": extractor | {"feature_extractor_id": extractor["plugin_id"]}}
+
+
+def document_filters(body: DocumentList) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """This project's shorthand filters, and a store query for a hosted filter (422 when it
+    is malformed, or asks for what a list cannot do)."""
+    for unsupported in ("sort", "search", "group_by"):
+        if getattr(body, unsupported):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"{unsupported} is not supported when listing documents here; use a retriever",
+                field=unsupported,
+            )
+    filters = body.filters
+    if any(k in filters for k in ("AND", "OR", "field")):
+        return {}, mongo_query(filters)
+    unknown = sorted(set(filters) - SHORTHAND_FILTERS)
+    if unknown:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"filters {unknown} are not known: give {sorted(SHORTHAND_FILTERS)} or a hosted "
+            'filter {"AND": [{"field": ..., "operator": ..., "value": ...}]}',
+            field="filters",
+        )
+    return filters, None
+
+
+SHORTHAND_FILTERS = frozenset({"status", "source_object_id", "bucket_id"})
+
+
+def document_page(
+    platform: Platform,
+    namespace: Namespace,
+    collection_id: str | list[str],
+    params: ListParams,
+    body: DocumentList,
+) -> dict[str, Any]:
+    params = params.merged(body.paging())
+    shorthand, match = document_filters(body)
+    found = platform.documents.list(
+        namespace,
+        collection_id,
+        limit=params.limit,
+        cursor=params.cursor,
+        offset=params.offset,
+        filters=shorthand,
+        match=match,
+    )
+    return envelope(
+        found["results"],
+        total=found["total"],
+        limit=params.limit,
+        next_cursor=found["pagination"]["next_cursor"],
+        offset=0 if params.cursor else params.offset,
+    ) | {"total_documents": found["total"]}
+
+
+@router.post("", summary="Create a collection", response_model=CollectionOut)
 async def create_collection(
     body: CollectionCreate, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(platform.collections.create, namespace, **body.model_dump())
+    created = await run_in_threadpool(platform.collections.create, namespace, **body.model_dump())
+    return collection_out(created)
 
 
-@router.post("/list", summary="List collections")
-async def list_collections(namespace: HeaderNamespaceDep, platform: PlatformDep) -> dict[str, Any]:
+@router.get("", summary="List collections", response_model=CollectionList)
+async def list_collections(
+    namespace: HeaderNamespaceDep, platform: PlatformDep, params: ListParamsDep
+) -> dict[str, Any]:
     results = await run_in_threadpool(platform.collections.list, namespace)
-    return {"results": results, "total": len(results)}
+    return listing([collection_out(dict(c)) for c in results], params)
 
 
-@router.get("/{collection_id}", summary="Get a collection (by id or name)")
+@router.post(
+    "/list",
+    summary="List collections (paged by the query or the body)",
+    response_model=CollectionList,
+)
+async def list_collections_post(
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+    params: ListParamsDep,
+    body: ListBody = None,
+) -> dict[str, Any]:
+    return await list_collections(namespace, platform, params.merged(body))
+
+
+@router.get(
+    "/features/extractors",
+    summary="The feature extractors: the built-ins, and the namespace's plugins when a key and "
+    "X-Namespace are sent",
+)
+async def list_feature_extractors(scoped: OptionalNamespaceDep) -> list[dict[str, Any]]:
+    if scoped is None:
+        return builtin_catalogue()
+    return await run_in_threadpool(feature_extractor_catalogue, *scoped)
+
+
+@router.get(
+    "/features/extractors/{feature_extractor_id}",
+    summary="One feature extractor (by id or name; a name answers its active version)",
+)
+async def get_feature_extractor(
+    feature_extractor_id: str, scoped: OptionalNamespaceDep
+) -> dict[str, Any]:
+    entries = (
+        builtin_catalogue()
+        if scoped is None
+        else await run_in_threadpool(feature_extractor_catalogue, *scoped)
+    )
+    by_id = [e for e in entries if e["feature_extractor_id"] == feature_extractor_id]
+    by_name = [e for e in entries if e["feature_extractor_name"] == feature_extractor_id]
+    found = by_id or [e for e in by_name if e["is_active"]] or by_name[-1:]
+    if not found:
+        raise MixpeekError(
+            ErrorCode.NOT_FOUND,
+            f"feature extractor {feature_extractor_id!r} not found",
+            field="feature_extractor_id",
+        )
+    return found[0]
+
+
+@router.get(
+    "/{collection_id}", summary="Get a collection (by id or name)", response_model=CollectionOut
+)
 async def get_collection(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(platform.collections.get, namespace, collection_id)
+    return collection_out(
+        await run_in_threadpool(platform.collections.get, namespace, collection_id)
+    )
 
 
-@router.patch("/{collection_id}", summary="Pin another plugin version or parameters")
+@router.patch(
+    "/{collection_id}",
+    summary="Change a collection: description, metadata, or its plugin version or parameters",
+    response_model=CollectionOut,
+)
 async def update_collection(
     collection_id: str, body: CollectionUpdate, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(
-        platform.operations.reprocess_with,
-        namespace,
-        collection_id,
-        body.feature_extractor,
-        reprocess=body.reprocess,
-    )
+    details = {
+        k: v for k, v in body.model_dump(include={"description", "metadata"}).items()
+        if v is not None
+    }  # fmt: skip
+
+    def update() -> dict[str, Any]:
+        doc = platform.collections.update_details(namespace, collection_id, details)
+        if body.feature_extractor is not None:
+            doc = platform.operations.reprocess_with(
+                namespace, doc["collection_id"], body.feature_extractor, reprocess=body.reprocess
+            )
+        return collection_out(doc)
+
+    return await run_in_threadpool(update)
 
 
 @router.delete("/{collection_id}", summary="Delete a collection with its documents and vectors")
@@ -94,53 +409,99 @@ async def delete_collection(
     return await run_in_threadpool(platform.operations.delete_collection, namespace, collection_id)
 
 
-@router.post("/{collection_id}/trigger", summary="Re-process every object of the collection")
+@router.post(
+    "/{collection_id}/trigger",
+    summary="Re-process every object of the collection (a task: GET /v1/tasks/{task_id})",
+    response_model=TriggerOut,
+)
 async def trigger_collection(
-    collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
+    collection_id: str,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+    body: ListBody = None,  # the hosted request's options (batch sizes, filters) are not used
 ) -> dict[str, Any]:
     def trigger() -> dict[str, Any]:
         collection = platform.collections.get(namespace, collection_id)
         planned = platform.planner.trigger(collection)
-        return {"collection_id": collection["collection_id"], "status": "queued", **planned}
+        return {
+            "collection_id": collection["collection_id"],
+            "status": "queued",
+            "total_tiers": 1,
+            "message": f"{planned['objects']} object(s) queued in {len(planned['batches'])} batch(es)",
+            "batch_ids": planned["batches"],
+            "object_count": planned["objects"],
+            **planned,
+        }
 
     return await run_in_threadpool(trigger)
 
 
-@router.get("/{collection_id}/features", summary="The collection's feature URIs")
+@router.get("/{collection_id}/features", summary="The collection's features and their URIs")
 async def collection_features(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
+    """Every vector feature the collection stores, in the hosted descriptor (``feature_uri``,
+    ``vector_index``), with this project's fields beside; ``other_features`` are those that
+    store no vector (a classification, say)."""
     collection = await run_in_threadpool(platform.collections.get, namespace, collection_id)
     extractor = collection["feature_extractor"]
+    vectors, others = [], []
+    for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True):
+        described = {
+            **feature,
+            "feature_uri": uri,
+            "feature_address": uri,
+            "plugin_id": extractor["plugin_id"],
+            "feature_extractor_name": extractor["feature_extractor_name"],
+            "version": extractor["version"],
+        }
+        if feature.get("embedding_dim"):
+            described["vector_index"] = {
+                "name": feature["feature_name"],
+                "description": f"{feature['feature_name']} of {extractor['feature_extractor_name']}",
+                "type": "dense",
+                "dimensions": feature["embedding_dim"],
+                "distance": feature.get("distance_metric") or "cosine",
+            }
+            vectors.append(described)
+        else:
+            others.append(described)
     return {
         "collection_id": collection["collection_id"],
-        "features": [
-            {**feature, "feature_uri": uri, "plugin_id": extractor["plugin_id"]}
-            for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True)
-        ],
+        "features": vectors,
+        "other_features": others,
     }
 
 
-@router.post("/{collection_id}/documents/list", summary="List documents (cursor pagination)")
+@router.post(
+    "/{collection_id}/documents/list",
+    summary="List documents (hosted filters, limit / offset or cursor)",
+    response_model=DocumentPage,
+)
 async def list_documents(
     collection_id: str,
     namespace: HeaderNamespaceDep,
     platform: PlatformDep,
+    params: ListParamsDep,
     body: DocumentList | None = None,
 ) -> dict[str, Any]:
-    body = body or DocumentList()
-
-    def listing() -> dict[str, Any]:
+    def listed() -> dict[str, Any]:
         collection = platform.collections.get(namespace, collection_id)
-        return platform.documents.list(
-            namespace,
-            collection["collection_id"],
-            limit=body.limit,
-            cursor=body.cursor,
-            filters=body.filters,
+        return document_page(
+            platform, namespace, collection["collection_id"], params, body or DocumentList()
         )
 
-    return await run_in_threadpool(listing)
+    return await run_in_threadpool(listed)
+
+
+@router.get(
+    "/{collection_id}/documents", summary="List documents (limit / offset or cursor)",
+    response_model=DocumentPage,
+)  # fmt: skip
+async def list_documents_get(
+    collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep, params: ListParamsDep
+) -> dict[str, Any]:
+    return await list_documents(collection_id, namespace, platform, params, None)
 
 
 @router.get("/{collection_id}/documents/count", summary="Documents by status")
@@ -149,12 +510,15 @@ async def count_documents(
 ) -> dict[str, Any]:
     def count() -> dict[str, Any]:
         collection = platform.collections.get(namespace, collection_id)
-        return platform.documents.count(namespace, collection["collection_id"])
+        counts = platform.documents.count(namespace, collection["collection_id"])
+        return {"collection_id": collection["collection_id"], "count": counts["total"], **counts}
 
     return await run_in_threadpool(count)
 
 
-@router.get("/{collection_id}/documents/{document_id}", summary="Get a document")
+@router.get(
+    "/{collection_id}/documents/{document_id}", summary="Get a document", response_model=DocumentOut
+)
 async def get_document(
     collection_id: str, document_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Any
+
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
+from mixpeek_orchestration.api.hosted import ListBody, ListParamsDep, listing
 from mixpeek_orchestration.api.schemas import (
     ErrorResponse,
     NamespaceCreate,
@@ -32,11 +35,11 @@ def _out(namespace: Namespace) -> NamespaceResponse:
     )
 
 
-@router.post("", response_model=NamespaceResponse, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=NamespaceResponse)
 async def create_namespace(
     body: NamespaceCreate, caller: CallerDep, platform: PlatformDep
 ) -> NamespaceResponse:
-    """Create a namespace in the caller's organisation."""
+    """Create a namespace in the caller's organisation (200, as the hosted API answers)."""
     namespace = await run_in_threadpool(
         platform.accounts.create_namespace,
         caller,
@@ -47,14 +50,22 @@ async def create_namespace(
 
 
 @router.get("", response_model=NamespaceList)
-async def list_namespaces(caller: CallerDep, platform: PlatformDep) -> NamespaceList:
+async def list_namespaces(
+    caller: CallerDep, platform: PlatformDep, params: ListParamsDep
+) -> dict[str, Any]:
     namespaces = await run_in_threadpool(platform.accounts.list_namespaces, caller)
-    return NamespaceList(results=[_out(n) for n in namespaces], total=len(namespaces))
+    return listing([_out(n).model_dump() for n in namespaces], params)
 
 
-@router.post("/list", response_model=NamespaceList, include_in_schema=False)
-async def list_namespaces_post(caller: CallerDep, platform: PlatformDep) -> NamespaceList:
-    return await list_namespaces(caller, platform)
+@router.post("/list", response_model=NamespaceList)
+async def list_namespaces_post(
+    caller: CallerDep,
+    platform: PlatformDep,
+    params: ListParamsDep,
+    body: ListBody = None,
+) -> dict[str, Any]:
+    """The namespaces, paged by the query or the body (the hosted list request)."""
+    return await list_namespaces(caller, platform, params.merged(body))
 
 
 @router.get("/{namespace_id}", response_model=NamespaceResponse)
@@ -68,14 +79,22 @@ async def get_namespace(
 async def update_namespace(
     namespace_id: str, body: NamespaceUpdate, caller: CallerDep, platform: PlatformDep
 ) -> NamespaceResponse:
-    """Change a namespace's description or its monthly LLM budget (only the fields sent)."""
+    """Rename a namespace or change its description or monthly LLM budget (only the fields
+    sent; ``PUT`` does the same)."""
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("description") is None:
-        changes.pop("description", None)
+    for field in ("namespace_name", "description"):
+        if changes.get(field) is None:
+            changes.pop(field, None)
+    before = await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id)
     namespace = await run_in_threadpool(
         platform.accounts.update_namespace, caller, namespace_id, changes
     )
+    for ref in (before.namespace_id, before.namespace_name):
+        platform.lookups.forget_namespace(ref)
     return _out(namespace)
+
+
+router.put("/{namespace_id}", response_model=NamespaceResponse)(update_namespace)
 
 
 @router.delete("/{namespace_id}", response_model=NamespaceResponse)

@@ -18,10 +18,11 @@ from mixpeek_orchestration.api.deps import (
     RealtimePlatformDep,
     cached,
 )
+from mixpeek_orchestration.api.hosted import HostedRequest
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
-from mixpeek_orchestration.serve.relay import Relay, with_fields
+from mixpeek_orchestration.serve.relay import Relay, wrapped
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
@@ -55,8 +56,8 @@ class RealtimeTestResponse(BaseModel):
     output: dict[str, Any]
 
 
-class InferenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InferenceRequest(HostedRequest):
+    hosted_fields = frozenset({"enable_semantic_cache", "cache_delta"})
 
     inference_name: str | None = Field(
         default=None, description="A plugin name (its serving version)"
@@ -64,6 +65,21 @@ class InferenceRequest(BaseModel):
     feature_uri: str | None = Field(default=None, description="mixpeek://name@version/feature")
     inputs: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    provider: str | None = Field(
+        default=None, description="hosted LLM-provider calls: not served here (422 if given)"
+    )
+    model: str | None = Field(default=None, description="with provider: not served here")
+
+
+class InferenceResponse(BaseModel):
+    """The hosted raw-inference answer: the plugin's output under ``data``."""
+
+    data: dict[str, Any]
+    provider: str = Field(description='"plugin": a realtime plugin deployment answered')
+    model: str = Field(description="the plugin version that answered (its plugin_id)")
+    plugin_id: str
+    latency_ms: float
+    cached: bool = False
 
 
 PLUGIN = "/v1/namespaces/{namespace_id}/plugins/{plugin_id}"
@@ -148,14 +164,22 @@ async def realtime_test(
     return RealtimeTestResponse(plugin_id=plugin_id, latency_ms=round(latency, 2), output=output)
 
 
-@router.post("/v1/inference", response_model=dict[str, Any])
+@router.post("/v1/inference", response_model=InferenceResponse)
 async def inference(
     body: InferenceRequest,
     request: Request,
     namespace: RealtimeHeaderNamespaceDep,
     platform: RealtimePlatformDep,
 ) -> Response:
-    """Realtime inference by plugin name (its serving version) or by feature URI."""
+    """Realtime inference by plugin name (its serving version) or by feature URI; the
+    plugin's output comes back under ``data``."""
+    if body.provider is not None or body.model is not None:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            "provider / model calls are not served by /v1/inference here: give inference_name "
+            "or feature_uri of a realtime plugin (plugins reach LLMs through context.llm)",
+            field="provider" if body.provider is not None else "model",
+        )
     if (body.inference_name is None) == (body.feature_uri is None):
         raise MixpeekError(
             ErrorCode.INVALID_REQUEST, "Give exactly one of inference_name or feature_uri"
@@ -170,5 +194,8 @@ async def inference(
     content, latency = await _relay(request).raw(
         platform.settings.serve_url, _route(namespace, doc), body.inputs, body.parameters
     )
-    fields = {"plugin_id": doc["plugin_id"], "latency_ms": round(latency, 2)}
-    return Response(with_fields(content, fields), media_type="application/json")
+    fields = {
+        "provider": "plugin", "model": doc["plugin_id"], "plugin_id": doc["plugin_id"],
+        "latency_ms": round(latency, 2), "cached": False,
+    }  # fmt: skip
+    return Response(wrapped(content, "data", fields), media_type="application/json")

@@ -1,4 +1,4 @@
-"""The API's fields added to a handler's answer without decoding it."""
+"""A handler's answer passed on under a key, beside the API's fields, without decoding it."""
 
 from __future__ import annotations
 
@@ -6,25 +6,19 @@ import json
 
 import pytest
 
-from mixpeek_orchestration.serve.relay import with_fields
+from mixpeek_orchestration.serve.relay import wrapped
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        (
-            b'{"embedding": [0.5, 1.0]}',
-            {"embedding": [0.5, 1.0], "plugin_id": "p", "latency_ms": 1.5},
-        ),
-        (b"{}", {"plugin_id": "p", "latency_ms": 1.5}),
-        (b'  { "a": {"b": "}"} }\n', {"a": {"b": "}"}, "plugin_id": "p", "latency_ms": 1.5}),
-        # the handler's own plugin_id loses, as in {**answer, **fields}
-        (b'{"plugin_id": "theirs"}', {"plugin_id": "p", "latency_ms": 1.5}),
-    ],
+    "answer",
+    [b'{"embedding": [0.5, 1.0]}', b"{}", b'  { "a": {"b": "}"} }\n', b'{"plugin_id": "theirs"}'],
 )
-def test_fields_are_added_at_the_end_of_the_object(answer: bytes, expected: dict) -> None:
-    combined = with_fields(answer, {"plugin_id": "p", "latency_ms": 1.5})
-    assert json.loads(combined) == expected
+def test_an_answer_is_wrapped_untouched_beside_the_fields(answer: bytes) -> None:
+    combined = wrapped(answer, "data", {"plugin_id": "p", "latency_ms": 1.5})
+    assert json.loads(combined) == {
+        "data": json.loads(answer), "plugin_id": "p", "latency_ms": 1.5,
+    }  # fmt: skip
+    assert json.loads(wrapped(answer, "data", {})) == {"data": json.loads(answer)}
 
 
 def test_a_handler_that_answers_not_found_is_not_taken_for_a_missing_deployment() -> None:
