@@ -78,7 +78,7 @@ def _resolve(
     next_cursor: Any = None,
     after: Any = None,
 ) -> ListParams:
-    size = limit or page_size or base.limit
+    size = next((v for v in (limit, page_size) if v is not None), base.limit)
     if not isinstance(size, int) or not 1 <= size <= MAX_PAGE:
         raise MixpeekError(
             ErrorCode.INVALID_REQUEST,
@@ -91,7 +91,7 @@ def _resolve(
         raise MixpeekError(
             ErrorCode.INVALID_REQUEST, "offset must be a non-negative integer", field="offset"
         )
-    token = cursor or next_cursor or after or base.cursor
+    token = next((v for v in (cursor, next_cursor, after) if v is not None), base.cursor)
     if token is not None and not isinstance(token, str):
         raise MixpeekError(ErrorCode.INVALID_REQUEST, "cursor must be a string", field="cursor")
     return ListParams(limit=size, cursor=token, offset=base.offset if offset is None else offset)

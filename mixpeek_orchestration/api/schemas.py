@@ -102,9 +102,7 @@ class Violation(BaseModel):
     rule: str = ""
 
 
-class UploadCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UploadCreate(HostedRequest):
     name: str = Field(..., description="Plugin name (slug)")
     version: str = Field(..., description="Semver; v1 and 1.0 normalise to 1.0.0")
     description: str = ""
@@ -120,10 +118,12 @@ class UploadResponse(BaseModel):
     max_size_bytes: int
     name: str
     version: str
+    namespace_id: str
+    s3_key: str = Field(description="the object-store key the archive is PUT to")
 
 
-class ConfirmRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConfirmRequest(HostedRequest):
+    hosted_fields = frozenset({"etag", "file_size_bytes"})
 
     message: str = ""
 
@@ -143,6 +143,10 @@ class ConfirmResponse(BaseModel):
     secrets: list[str] = []
     """The organisation secrets the plugin's manifest declares (names)."""
     already_registered: bool = False
+    upload_id: str | None = None
+    deployment_status: DeploymentStatus = "NOT_DEPLOYED"
+    s3_archive_url: str | None = Field(default=None, description="the archive's object-store key")
+    message: str = ""
 
 
 class FeatureResponse(BaseModel):
@@ -176,13 +180,56 @@ class PluginResponse(BaseModel):
     warnings: list[Violation] = []
 
 
+class PluginListItem(BaseModel):
+    """A plugin version as the hosted (client 1.3.1) list shows it."""
+
+    plugin_id: str
+    name: str
+    version: str
+    description: str = ""
+    deployed: bool
+    validation_status: str
+    feature_uri: str
+    created_at: datetime
+    updated_at: datetime
+
+
 class PluginList(BaseModel):
     results: list[PluginResponse]
     total: int
+    plugins: list[PluginListItem] = Field(description="the hosted list's items")
+    namespace_id: str
+    success: bool = True
+
+
+class PluginDocument(BaseModel):
+    """A plugin version as the hosted (client 1.3.1) detail shows it."""
+
+    plugin_id: str
+    name: str
+    version: str
+    namespace_id: str
+    description: str = ""
+    s3_archive_url: str
+    code_hash: str
+    validation_status: str
+    security_scan_passed: bool
+    deployed: bool
+    manifest: dict[str, Any]
+    created_at: datetime
+
+
+class PluginDetail(PluginResponse):
+    plugin: PluginDocument = Field(description="the hosted envelope around the version")
+    success: bool = True
 
 
 class PluginStatus(BaseModel):
     plugin_id: str
+    namespace_id: str
+    name: str
+    version: str
+    deployed: bool
     status: DeploymentStatus
     error: str | None = None
     route_prefix: str
@@ -199,6 +246,8 @@ class PluginDeleted(BaseModel):
     plugin_id: str
     deleted: bool
     deployment_removed: bool
+    message: str
+    success: bool = True
 
 
 class VersionList(BaseModel):

@@ -103,6 +103,7 @@ class UploadTicket:
     max_size_bytes: int
     name: str
     version: str
+    object_key: str
 
 
 class PluginRegistry:
@@ -191,7 +192,7 @@ class PluginRegistry:
         )
         return UploadTicket(
             upload_id, presigned.url, presigned.expires_at, presigned.headers,
-            self.limits.max_compressed_bytes, name, version,
+            self.limits.max_compressed_bytes, name, version, key,
         )  # fmt: skip
 
     def get_upload(self, namespace: Namespace, upload_id: str) -> dict[str, Any]:
@@ -415,6 +416,9 @@ class PluginRegistry:
             "route_prefix": route_prefix(namespace.namespace_id, doc["plugin_id"]),
             "secrets": list((doc.get("manifest") or {}).get("secrets") or []),
             "already_registered": already,
+            "deployment_status": DeploymentStatus.of(doc).value,
+            "s3_archive_url": doc["archive_key"],
+            "message": "already registered" if already else "registered",
         }
 
     @staticmethod

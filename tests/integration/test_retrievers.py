@@ -281,6 +281,234 @@ def test_the_official_mixpeek_client_works_end_to_end(deployed: Any) -> None:
     assert result.documents[0].metadata.topic == "sport"  # the client's attribute access
 
 
+def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
+    deployed: Any, stack: RunningStack
+) -> None:
+    """The newest client's generated, typed API (pydantic models on both sides) through
+    namespaces, buckets, objects, uploads, collections, documents, tasks, retrievers (stored and
+    ad hoc), inference and the feature-extractor catalogue: every request carries the client's
+    defaults, every answer parses in the client's models."""
+    import httpx
+    import mixpeek
+    from mixpeek import models as m
+    from mixpeek.exceptions import NotFoundException, UnprocessableEntityException
+
+    _, tenant, collection_before = deployed
+    client = mixpeek.ApiClient(
+        mixpeek.Configuration(host=stack.api_url, access_token=tenant.api_key)
+    )
+    namespaces = mixpeek.NamespacesApi(client)
+
+    # a namespace of its own: create (200), get, list, PATCH, PUT (a rename), delete at the end
+    ns = namespaces.create_namespace(
+        create_namespace_request=m.CreateNamespaceRequest(namespace_name="typed-extra")
+    )
+    assert ns.namespace_id and ns.namespace_name == "typed-extra"
+    listed = namespaces.list_namespaces_get(limit=100)
+    assert ns.namespace_id in [n.namespace_id for n in listed.results]
+    assert listed.total_count == len(listed.results) and listed.pagination.next_cursor is None
+    namespaces.patch_namespace(
+        ns.namespace_id, patch_namespace_request=m.PatchNamespaceRequest(description="patched")
+    )
+    renamed = namespaces.update_namespace(
+        ns.namespace_id, update_namespace_request=m.UpdateNamespaceRequest(namespace_name="typed-2")
+    )
+    assert renamed.namespace_name == "typed-2" and renamed.description == "patched"
+    assert namespaces.get_namespace("typed-2").namespace_id == ns.namespace_id
+
+    client.set_default_header("X-Namespace", tenant.namespace_id)
+    buckets = mixpeek.BucketsApi(client)
+    schema = m.BucketSchemaInput(
+        properties={
+            "content": m.BucketSchemaFieldInput(type="text"),
+            "title": m.BucketSchemaFieldInput(type="string"),  # a plain field, not a blob
+        }
+    )
+    bucket = buckets.create_bucket(
+        bucket_create_request=m.BucketCreateRequest(bucket_name="typed", bucket_schema=schema)
+    )
+    assert bucket.object_count == 0 and bucket.total_size_bytes == 0
+    buckets.patch_bucket(
+        bucket.bucket_id, bucket_patch_request=m.BucketPatchRequest(description="d")
+    )
+    assert buckets.get_bucket("typed").description == "d"
+    assert "typed" in [b.bucket_name for b in buckets.list_buckets_get(limit=100).results]
+
+    objects = mixpeek.BucketObjectsApi(client)
+    notes = {
+        "The ferry to the island leaves every hour from the harbour.": "travel",
+        "Knead the dough and let it rise for two hours before baking bread.": "baking",
+    }
+    made = [
+        objects.create_object_buckets(
+            bucket.bucket_id,
+            create_object_request=m.CreateObjectRequest.from_dict(
+                # hosted: the object's own fields sit at its root, beside the blobs
+                {
+                    "blobs": [{"property": "content", "type": "text", "data": text}],
+                    "topic": topic,
+                    "title": topic.title(),
+                }
+            ),
+        )
+        for text, topic in notes.items()
+    ]
+    first_page = objects.list_objects_get_buckets(bucket.bucket_id, limit=1)
+    assert len(first_page.results) == 1 and first_page.pagination.next_cursor
+    second_page = objects.list_objects_buckets(
+        bucket.bucket_id, cursor=first_page.pagination.next_cursor, limit=1
+    )
+    assert [o.object_id for o in first_page.results + second_page.results] == [
+        o.object_id for o in made
+    ]
+    patched = objects.patch_object_buckets(
+        bucket.bucket_id, made[0].object_id,
+        patch_object_request=m.PatchObjectRequest.from_dict({"reviewed": True}),
+    )  # fmt: skip
+    assert patched.to_dict()["metadata"] == {"topic": "travel", "title": "Travel", "reviewed": True}
+
+    uploads = mixpeek.BucketUploadsApi(client)
+    ticket = uploads.create_upload_buckets(
+        bucket.bucket_id,
+        create_upload_request=m.CreateUploadRequest(
+            filename="match.txt", content_type="text/plain", blob_property="content",
+            object_metadata={"topic": "sport"},
+        ),
+    )  # fmt: skip
+    text = b"The striker scored twice in the final minutes of the match."
+    put = httpx.put(ticket.presigned_url, content=text, headers={"Content-Type": "text/plain"})
+    assert put.status_code == 200, put.text
+    confirmed = uploads.confirm_upload_buckets(bucket.bucket_id, ticket.upload_id)
+    assert confirmed.status == "COMPLETED" and confirmed.object_id
+    assert uploads.list_uploads_buckets(bucket.bucket_id).stats.total_size_bytes == len(text)
+    assert buckets.get_bucket(bucket.bucket_id).object_count == 3
+
+    collections = mixpeek.CollectionsApi(client)
+    created = collections.create_collection(
+        create_collection_request=m.CreateCollectionRequest(
+            collection_name="typed",
+            source=m.SourceConfigInput(type="bucket", bucket_ids=[bucket.bucket_id]),
+            feature_extractor=m.SharedCollectionFeaturesExtractorsModelsFeatureExtractorConfigInput(
+                feature_extractor_name="my_extractor", version="1.0.0"
+            ),
+        )
+    )
+    assert created.feature_extractor.feature_extractor_id == "my_extractor_1_0_0"
+    assert (
+        collections.update_collection(
+            created.collection_id, request_body={"description": "typed notes"}
+        ).description
+        == "typed notes"
+    )
+    assert {c.collection_id for c in collections.list_collections_get().results} >= {
+        created.collection_id, collection_before["collection_id"],
+    }  # fmt: skip
+    features = collections.describe_collection_features(created.collection_id).features
+    assert [f.feature_uri for f in features] == [URI] and features[0].vector_index.dimensions
+
+    documents = mixpeek.CollectionDocumentsApi(client)
+    deadline = time.monotonic() + 240
+    while documents.count_documents(created.collection_id).to_dict().get("completed", 0) < 3:
+        assert time.monotonic() < deadline, "the typed client's objects were never processed"
+        time.sleep(2)
+    task = collections.trigger_collection(created.collection_id)
+    assert mixpeek.TasksApi(client).get_task(task.task_id).status.value in (
+        "PENDING", "IN_PROGRESS", "COMPLETED",
+    )  # fmt: skip
+    assert task.task_id in [t.task_id for t in mixpeek.TasksApi(client).list_tasks().results]
+
+    def listed_topics(filters: dict[str, Any]) -> list[str]:
+        page = documents.list_documents(
+            created.collection_id,
+            list_documents_request=m.ListDocumentsRequest.from_dict({"filters": filters}),
+        )
+        return sorted(d.to_dict()["metadata"]["topic"] for d in page.results or [])
+
+    travel = {"AND": [{"field": "metadata.topic", "operator": "eq", "value": "travel"}]}
+    assert listed_topics(travel) == ["travel"]
+    nothing = {"AND": [{"field": "metadata.topic", "operator": "eq", "value": "none"}]}
+    assert listed_topics(nothing) == []  # a filter matching nothing returns nothing
+    either = {"OR": [{"field": "metadata.topic", "operator": "in", "value": ["sport", "baking"]}]}
+    assert listed_topics(either) == ["baking", "sport"]
+    page = documents.list_documents_0(created.collection_id, limit=2)
+    assert len(page.results) == 2 and page.pagination.next_cursor
+    doc_id = page.results[0].document_id
+    assert documents.get_document(created.collection_id, doc_id).document_id == doc_id
+    everywhere = mixpeek.DocumentsApi(client)
+    assert everywhere.get_document_ns(doc_id).collection_id == created.collection_id
+    assert len(everywhere.list_documents_ns(
+        namespace_list_documents_request=m.NamespaceListDocumentsRequest(
+            collection_ids=[created.collection_id], limit=10
+        )
+    ).results) == 3  # fmt: skip
+
+    retrievers = mixpeek.RetrieversApi(client)
+    stage = m.StageConfigInput.from_dict(search_stage())
+    retriever = retrievers.create_retriever(
+        create_retriever_request=m.CreateRetrieverRequest(
+            retriever_name="typed", stages=[stage], collection_identifiers=[created.collection_id]
+        )
+    )
+    assert retriever.stages[0].parameters["searches"][0]["feature_uri"] == URI
+    assert retrievers.get_retriever("typed").retriever_id == retriever.retriever_id
+    assert "typed" in [r.retriever_name for r in retrievers.list_retrievers_get().results]
+    assert (
+        retrievers.patch_retriever(
+            retriever.retriever_id, patch_retriever_request=m.PatchRetrieverRequest(description="p")
+        ).retriever.description
+        == "p"
+    )
+    answer = retrievers.execute_retriever(
+        retriever.retriever_id,
+        execute_retriever_request=m.ExecuteRetrieverRequest(inputs={"q": "football goals"}),
+    )
+    assert answer.documents[0]["metadata"]["topic"] == "sport"
+    assert answer.stage_statistics.stages["search"].output_count >= 1
+    adhoc = mixpeek.AdhocRetrieversApi(client).execute_adhoc_retriever(
+        adhoc_execute_request=m.AdhocExecuteRequest(
+            stages=[stage], collection_identifiers=[created.collection_id],
+            inputs={"q": "baking bread"},
+        )
+    )  # fmt: skip
+    assert adhoc["documents"][0]["metadata"]["topic"] == "baking"
+    inference = mixpeek.InferenceApi(client).execute_raw_inference(
+        raw_inference_request=m.RawInferenceRequest(
+            inputs={"text": "hello"}, inference_name="my_extractor"
+        )
+    )
+    assert inference.model == "my_extractor_1_0_0" and len(inference.data["embedding"]) > 0
+
+    # the catalogue answers without a key (the built-ins), and with one (the namespace's too)
+    public = mixpeek.FeatureExtractorsApi(
+        mixpeek.ApiClient(mixpeek.Configuration(host=stack.api_url))
+    )
+    assert public.get_feature_extractor_by("text_extractor").version == "1.0.0"
+    scoped = mixpeek.FeatureExtractorsApi(client).get_feature_extractor_by("my_extractor")
+    assert scoped.feature_extractor_id == "my_extractor_1_0_0"
+
+    # errors: the hosted envelope, parsed by the client; an unknown key is refused, named
+    with pytest.raises(NotFoundException) as missing:
+        buckets.get_bucket("no-such-bucket")
+    assert missing.value.data.error.type == "NotFoundError"
+    with pytest.raises(UnprocessableEntityException) as refused:
+        buckets.create_bucket(
+            bucket_create_request=m.BucketCreateRequest.from_dict(
+                {"bucket_name": "x", "bucket_schema": schema.to_dict(), "colour": "red"}
+            )
+        )
+    assert "colour" in refused.value.data.error.message
+
+    retrievers.delete_retriever(retriever.retriever_id)
+    collections.delete_collection(created.collection_id)
+    for obj in made:
+        objects.delete_object_buckets(bucket.bucket_id, obj.object_id)
+    objects.delete_object_buckets(bucket.bucket_id, confirmed.object_id)
+    buckets.delete_bucket(bucket.bucket_id)
+    namespaces.delete_namespace(ns.namespace_id)
+    with pytest.raises(NotFoundException):
+        namespaces.get_namespace(ns.namespace_id)
+
+
 def test_query_vectors_are_shared_by_api_replicas_through_redis(
     deployed: Any, stack: RunningStack, redis_url: str
 ) -> None:

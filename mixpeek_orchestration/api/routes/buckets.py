@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -384,11 +384,17 @@ async def confirm_upload(
     )
 
 
-@router.delete("/{bucket_id}/uploads/{upload_id}", summary="Delete an upload and its file")
+@router.delete(
+    "/{bucket_id}/uploads/{upload_id}",
+    summary="Delete an upload and its file",
+    status_code=204,
+    response_class=Response,
+)
 async def delete_upload(
     bucket_id: str, upload_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
-) -> dict[str, Any]:
-    return await run_in_threadpool(platform.buckets.delete_upload, namespace, bucket_id, upload_id)
+) -> Response:
+    await run_in_threadpool(platform.buckets.delete_upload, namespace, bucket_id, upload_id)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -495,12 +501,20 @@ async def put_object(
     )  # fmt: skip
 
 
-@router.delete("/{bucket_id}/objects/{object_id}", summary="Delete an object and its documents")
+@router.delete(
+    "/{bucket_id}/objects/{object_id}",
+    summary="Delete an object and its documents (204; X-Documents-Deleted counts them)",
+    status_code=204,
+    response_class=Response,
+)
 async def delete_object(
     bucket_id: str, object_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
-) -> dict[str, Any]:
-    return await run_in_threadpool(
+) -> Response:
+    deleted = await run_in_threadpool(
         platform.operations.delete_object, namespace, bucket_id, object_id
+    )
+    return Response(
+        status_code=204, headers={"X-Documents-Deleted": str(deleted["documents_deleted"])}
     )
 
 

@@ -24,7 +24,10 @@ from mixpeek_orchestration.api.schemas import (
     LogResponse,
     NextVersion,
     PluginDeleted,
+    PluginDetail,
+    PluginDocument,
     PluginList,
+    PluginListItem,
     PluginResponse,
     PluginStatus,
     RollbackRequest,
@@ -113,6 +116,8 @@ async def create_upload(
         max_size_bytes=ticket.max_size_bytes,
         name=ticket.name,
         version=ticket.version,
+        namespace_id=namespace.namespace_id,
+        s3_key=ticket.object_key,
     )
 
 
@@ -136,7 +141,7 @@ async def confirm_upload(
         upload_id,
         message=(body.message if body else ""),
     )
-    return _confirm_answer(result)
+    return _confirm_answer(result | {"upload_id": upload_id})
 
 
 @router.post(
@@ -249,7 +254,19 @@ async def install_builtin(
 @router.get("", response_model=PluginList)
 async def list_plugins(namespace: PathNamespaceDep, platform: PlatformDep) -> PluginList:
     docs = await run_in_threadpool(platform.registry.list_plugins, namespace)
-    return PluginList(results=[_plugin(d, namespace) for d in docs], total=len(docs))
+    plugins = [_plugin(d, namespace) for d in docs]
+    items = [
+        PluginListItem(
+            plugin_id=p.plugin_id, name=p.name, version=p.version, description=p.description,
+            deployed=p.status == "DEPLOYED", validation_status="passed",
+            feature_uri=p.feature_uris[0] if p.feature_uris else "",
+            created_at=p.created_at, updated_at=d.get("updated_at") or p.created_at,
+        )
+        for p, d in zip(plugins, docs, strict=True)
+    ]  # fmt: skip
+    return PluginList(
+        results=plugins, total=len(docs), plugins=items, namespace_id=namespace.namespace_id
+    )
 
 
 @router.get("/by-name/{name}/versions", response_model=VersionList)
@@ -312,16 +329,27 @@ async def log(name: str, namespace: PathNamespaceDep, platform: PlatformDep) -> 
     return LogResponse(name=name, entries=entries)  # type: ignore[arg-type]
 
 
-@router.get("/{plugin_id}", response_model=PluginResponse)
+@router.get("/{plugin_id}", response_model=PluginDetail)
 async def get_plugin(
     plugin_id: str, namespace: PathNamespaceDep, platform: PlatformDep
-) -> PluginResponse:
+) -> PluginDetail:
+    """A version, with the hosted ``plugin`` envelope (client 1.3.1) beside its fields."""
+
     def load() -> PluginVersion:
         doc = platform.registry.get_version(namespace, plugin_id)
         doc["is_active"] = platform.registry.is_active(namespace, doc)
         return doc
 
-    return _plugin(await run_in_threadpool(load), namespace)
+    doc = await run_in_threadpool(load)
+    out = _plugin(doc, namespace)
+    hosted = PluginDocument(
+        plugin_id=out.plugin_id, name=out.name, version=out.version,
+        namespace_id=out.namespace_id, description=out.description,
+        s3_archive_url=doc["archive_key"], code_hash=out.sha256, validation_status="passed",
+        security_scan_passed=True, deployed=out.status == "DEPLOYED",
+        manifest=dict(doc.get("manifest") or {}), created_at=out.created_at,
+    )  # fmt: skip
+    return PluginDetail(**out.model_dump(), plugin=hosted)
 
 
 @router.get("/{plugin_id}/status", response_model=PluginStatus)
@@ -333,6 +361,10 @@ async def plugin_status(
     declared = list((doc.get("manifest") or {}).get("secrets") or [])
     stored = await run_in_threadpool(platform.secrets.present, namespace.org_id, declared)
     return PluginStatus(
+        namespace_id=namespace.namespace_id,
+        name=doc["name"],
+        version=doc["version"],
+        deployed=DeploymentStatus.of(doc) is DeploymentStatus.DEPLOYED,
         secrets=declared,
         missing_secrets=[name for name in declared if name not in stored],
         plugin_id=plugin_id,
@@ -380,4 +412,4 @@ async def delete_plugin(
         platform.registry.delete_version, caller, namespace, plugin_id
     )
     platform.lookups.forget_plugins(namespace.namespace_id)
-    return PluginDeleted(**deleted)
+    return PluginDeleted(**deleted, message=f"plugin {plugin_id} deleted")

@@ -91,3 +91,25 @@ def test_a_malformed_filter_is_refused_before_it_meets_any_candidate() -> None:
         with pytest.raises(MixpeekError, match=named) as caught:
             check_condition(bad)
         assert caught.value.http_status == 422
+
+
+def test_a_hosted_filter_becomes_an_exact_store_query() -> None:
+    from mixpeek_orchestration.retrieval.filters import mongo_query
+
+    assert mongo_query({"AND": [{"field": "metadata.topic", "operator": "eq", "value": "x"}]}) == {
+        "$and": [{"metadata.topic": "x"}]
+    }
+    assert mongo_query({"field": "n", "operator": "nin", "value": [1]}) == {"n": {"$nin": [1]}}
+    assert mongo_query({"field": "n", "operator": "ne", "value": 1}) == {"n": {"$ne": 1}}
+    assert mongo_query({"field": "n", "operator": "exists", "value": False}) == {"n": None}
+    assert mongo_query({"OR": []}) == {"_id": {"$exists": False}}  # OR of nothing: nothing
+    contains = mongo_query({"field": "t", "operator": "contains", "value": "a.b"})
+    assert contains == {"$or": [{"t": "a.b"}, {"t": {"$regex": r"a\.b"}}]}
+    for bad, named in (
+        ({"field": "n", "operator": "like", "value": 1}, "like"),
+        ({"field": "n", "operator": "in", "value": 1}, "takes a list"),
+        ({"field": "score", "operator": "gt", "value": 1}, "score"),
+        ({"AND": {"field": "n"}}, "AND"),
+    ):
+        with pytest.raises(MixpeekError, match=named):
+            mongo_query(bad)
