@@ -20,6 +20,7 @@ from mixpeek_orchestration.api.routes import (
     buckets,
     collections,
     documents,
+    extractors,
     health,
     metrics,
     models,
@@ -101,5 +102,6 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(collections.router)
     app.include_router(documents.router)
     app.include_router(tasks.router)
+    app.include_router(extractors.router)
     app.include_router(retrievers.router)
     return app

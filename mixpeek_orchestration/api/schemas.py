@@ -144,7 +144,8 @@ class ConfirmResponse(BaseModel):
     """The organisation secrets the plugin's manifest declares (names)."""
     already_registered: bool = False
     upload_id: str | None = None
-    deployment_status: DeploymentStatus = "NOT_DEPLOYED"
+    deployment_status: Literal["deployed", "pending", "failed", "not_deployed"] = "not_deployed"
+    """As the hosted confirm answer spells it (``status`` routes answer the upper-case one)."""
     s3_archive_url: str | None = Field(default=None, description="the archive's object-store key")
     message: str = ""
 

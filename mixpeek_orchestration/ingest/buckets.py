@@ -708,6 +708,9 @@ class Buckets:
                 {"object_id": {"$in": ids[start : start + 500]}}, {"_id": 0}
             )
 
+    def holds_objects(self, bucket_ids: list[str]) -> bool:
+        return self.objects.find_one({"bucket_id": {"$in": bucket_ids}}, {"_id": 1}) is not None
+
     def object_ids_in(self, bucket_ids: list[str]) -> Iterator[tuple[int, str]]:
         for doc in self.objects.find(
             {"bucket_id": {"$in": bucket_ids}}, {"_id": 0, "seq": 1, "object_id": 1}

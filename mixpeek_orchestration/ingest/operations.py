@@ -34,6 +34,15 @@ class IngestOperations:
         self.planner = planner
         self.registry = registry
 
+    def create_collection(self, namespace: Namespace, **spec: Any) -> dict[str, Any]:
+        """Create a collection and process the objects its buckets already hold (objects made
+        afterwards reach it through the planner, like every collection's)."""
+        collection = self.collections.create(namespace, **spec)
+        if self.buckets.holds_objects(collection["source"]["bucket_ids"]):
+            planned = self.planner.trigger(collection, task_type="api_collections_trigger")
+            return collection | {"backfill": planned}
+        return collection
+
     def reprocess_with(
         self,
         namespace: Namespace,

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mixpeek_orchestration.platform.planes import Planes
     from mixpeek_orchestration.plugins.models import ModelRegistry
     from mixpeek_orchestration.plugins.registry import PluginRegistry
+    from mixpeek_orchestration.plugins.submissions import Submissions
     from mixpeek_orchestration.retrieval.cache import QueryCache
     from mixpeek_orchestration.retrieval.execute import RetrieverExecutor
     from mixpeek_orchestration.retrieval.retrievers import Retrievers
@@ -200,6 +201,12 @@ class Platform:
         from mixpeek_orchestration.plugins.registry import PluginRegistry
 
         return PluginRegistry(self.metadata, self.objects, sandbox=self.sandbox)
+
+    @cached_property
+    def submissions(self) -> Submissions:
+        from mixpeek_orchestration.plugins.submissions import Submissions
+
+        return Submissions(self.metadata, self.objects, self.registry)
 
     @cached_property
     def removals(self) -> RemovalQueue:
@@ -373,6 +380,7 @@ class Platform:
             self.tenants.ensure_indexes()
         for repository in (
             self.registry,
+            self.submissions,
             self.removals,
             self.buckets,
             self.documents,

@@ -106,6 +106,14 @@ class UploadTicket:
     object_key: str
 
 
+HOSTED_DEPLOYMENT = {
+    DeploymentStatus.DEPLOYED: "deployed",
+    DeploymentStatus.FAILED: "failed",
+    DeploymentStatus.NOT_DEPLOYED: "not_deployed",
+}
+"""A deployment status as the hosted confirm answer spells it (the rest are ``pending``)."""
+
+
 class PluginRegistry:
     """Plugins of every organisation and namespace, always queried through a :class:`Caller`."""
 
@@ -416,7 +424,7 @@ class PluginRegistry:
             "route_prefix": route_prefix(namespace.namespace_id, doc["plugin_id"]),
             "secrets": list((doc.get("manifest") or {}).get("secrets") or []),
             "already_registered": already,
-            "deployment_status": DeploymentStatus.of(doc).value,
+            "deployment_status": HOSTED_DEPLOYMENT.get(DeploymentStatus.of(doc), "pending"),
             "s3_archive_url": doc["archive_key"],
             "message": "already registered" if already else "registered",
         }

@@ -306,7 +306,9 @@ def document_page(
 async def create_collection(
     body: CollectionCreate, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    created = await run_in_threadpool(platform.collections.create, namespace, **body.model_dump())
+    created = await run_in_threadpool(
+        lambda: platform.operations.create_collection(namespace, **body.model_dump())
+    )
     return collection_out(created)
 
 
