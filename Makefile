@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install -e '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-install: $(STAMP) system-deps
+# The official client of the seed documents' plugin API (1.3.1), kept apart from the newest
+# one the dev extras install: tests drive both plugin eras (tests/integration/test_plugins_api.py).
+CLIENT_131 := $(VENV)/mixpeek-client-1.3.1
+$(CLIENT_131)/.installed: $(STAMP)
+	$(PIP) install --no-deps --target $(CLIENT_131) mixpeek==1.3.1
+	@touch $@
+
+install: $(STAMP) $(CLIENT_131)/.installed system-deps
 
 # The plugin sandboxes (bubblewrap, and gVisor's runsc) and the media tools plugins may call
 # through `run_tool` (sox is enough for the tests). Debian packages, installed when missing.

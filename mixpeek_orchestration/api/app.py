@@ -7,12 +7,14 @@ Run with ``uvicorn mixpeek_orchestration.api.app:create_app --factory``; setting
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
 
 from mixpeek_orchestration import __version__
 from mixpeek_orchestration.api.errors import install_error_handlers
@@ -104,4 +106,81 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(extractors.router)
     app.include_router(retrievers.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+ERROR_STATUSES = {
+    "400": "Bad request",
+    "403": "Not allowed (a signed URL that does not verify)",
+    "401": "No or a wrong API key",
+    "404": "Not found",
+    "409": "Conflicts with the current state",
+    "413": "Too large",
+    "422": "Invalid request (the fields named in error.details)",
+    "503": "A component of the stack is unavailable",
+}
+"""The errors any route may answer, all in the one error envelope (``ErrorResponse``)."""
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every error answer described as what it is: the hosted error
+    envelope (FastAPI would describe a 422 as its own ``HTTPValidationError``)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ERROR_STATUSES.items():
+                responses[status] = {
+                    "description": responses.get(status, {}).get("description", description),
+                    "content": {"application/json": {"schema": envelope}},
+                }
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    _link_created_records(schema)
+    app.openapi_schema = schema
+    return schema
+
+
+PATH_PARAM = re.compile(r"\{([^}]+)\}")
+
+
+def _link_created_records(schema: dict[str, Any]) -> None:
+    """OpenAPI links from each create (``POST /v1/buckets``) to the operations on what it made
+    (``GET / PATCH / DELETE /v1/buckets/{bucket_id}``), each path parameter taken from the
+    created record, else from the create's own path: clients and stateful fuzzing follow
+    them to real records instead of guessing ids."""
+    components = schema["components"]["schemas"]
+    paths = schema["paths"]
+    for path, operations in paths.items():
+        create = operations.get("post")
+        answer = ((create or {}).get("responses", {}).get("200") or {}).get("content", {})
+        ref = answer.get("application/json", {}).get("schema", {}).get("$ref", "")
+        fields = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+        if not fields:
+            continue
+        own = set(PATH_PARAM.findall(path))
+        for target, target_operations in paths.items():
+            rest = target[len(path) :]
+            if not target.startswith(path + "/") or not PATH_PARAM.fullmatch(rest.strip("/")):
+                continue
+            params = PATH_PARAM.findall(target)
+            if any(p not in fields and p not in own for p in params):
+                continue
+            for method, operation in target_operations.items():
+                link = {
+                    "operationId": operation["operationId"],
+                    "parameters": {
+                        p: f"$response.body#/{p}" if p in fields else f"$request.path.{p}"
+                        for p in params
+                    },
+                }
+                create["responses"]["200"].setdefault("links", {})[
+                    f"{method}_{operation['operationId']}"
+                ] = link

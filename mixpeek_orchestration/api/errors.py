@@ -10,6 +10,7 @@ project's CLI and client read ``detail``, ``code`` and the structured fields bes
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -100,13 +101,36 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(
-            exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        documented = allowed_methods(app, request.url.path) if exc.status_code == 405 else []
+        if documented:  # every method of the path, not only those of the first route
+            headers["Allow"] = ", ".join(documented)
+        return error_response(exc.status_code, str(exc.detail), code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, f"Internal error: {type(exc).__name__}", "internal_error")
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the API documents for ``path``: those of the most specific documented path
+    matching it (``/v1/buckets/list`` rather than ``/v1/buckets/{bucket_id}``), where
+    Starlette's 405 names only those of the first route whose path matched."""
+    table: list[tuple[re.Pattern[str], int, list[str]]] | None = getattr(
+        app.state, "allow_table", None
+    )
+    if table is None:
+        table = []
+        for template, operations in app.openapi()["paths"].items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            literal = len(re.sub(r"\{[^}]+\}", "", template))
+            methods = sorted(m.upper() for m in operations)
+            table.append((re.compile(f"^{pattern}$"), literal, methods))
+        app.state.allow_table = table
+    matches = [(literal, methods) for pattern, literal, methods in table if pattern.match(path)]
+    if not matches:
+        return []
+    return max(matches)[1]

@@ -8,6 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.hosted import HostedRequest
+from mixpeek_orchestration.plugins.models import MODEL_NAME
+from mixpeek_orchestration.sdk._manifest import SLUG_PATTERN
+from mixpeek_orchestration.tenancy.accounts import NAMESPACE_NAME
+from mixpeek_orchestration.tenancy.secrets import SECRET_NAME
 
 DeploymentStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
 
@@ -66,7 +70,7 @@ NAMESPACE_HOSTED_FIELDS = frozenset(
 class NamespaceCreate(HostedRequest):
     hosted_fields = NAMESPACE_HOSTED_FIELDS
 
-    namespace_name: str = Field(..., min_length=1, max_length=63)
+    namespace_name: str = Field(..., pattern=NAMESPACE_NAME.pattern)
     description: str = ""
 
 
@@ -83,7 +87,7 @@ class NamespaceUpdate(HostedRequest):
 
     hosted_fields = NAMESPACE_HOSTED_FIELDS
 
-    namespace_name: str | None = Field(default=None, min_length=1, max_length=63)
+    namespace_name: str | None = Field(default=None, pattern=NAMESPACE_NAME.pattern)
     description: str | None = None
     llm_budget_usd: float | None = Field(default=None, ge=0)
     """The namespace's monthly limit on LLM calls, in USD (``null``: none)."""
@@ -103,7 +107,7 @@ class Violation(BaseModel):
 
 
 class UploadCreate(HostedRequest):
-    name: str = Field(..., description="Plugin name (slug)")
+    name: str = Field(..., description="Plugin name (slug)", pattern=SLUG_PATTERN)
     version: str = Field(..., description="Semver; v1 and 1.0 normalise to 1.0.0")
     description: str = ""
     file_size_bytes: int | None = Field(default=None, ge=1)
@@ -303,7 +307,7 @@ class NextVersion(BaseModel):
 
 
 class SecretCreate(BaseModel):
-    secret_name: str = Field(..., min_length=1, max_length=100)
+    secret_name: str = Field(..., pattern=SECRET_NAME.pattern)
     secret_value: str = Field(..., min_length=1, repr=False)
 
 
@@ -363,7 +367,7 @@ class UsageReport(BaseModel):
 
 
 class ModelUploadCreate(BaseModel):
-    name: str
+    name: str = Field(pattern=MODEL_NAME.pattern, description="3-64 letters, digits or '_'")
     version: str
     model_format: str
     description: str | None = Field(default=None, max_length=500)
@@ -390,3 +394,58 @@ class ModelItem(BaseModel):
     """Whether a deployed plugin (of the namespace, in the namespace view) loaded it."""
     created_at: datetime
     updated_at: datetime
+
+
+class ModelUploadTicket(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    upload_id: str
+    presigned_url: str
+    headers: dict[str, str]
+    required_content_type: str
+    s3_key: str
+    expires_at: datetime
+    organization_id: str
+    name: str
+    version: str
+
+
+class ModelConfirmed(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    success: bool
+    model: ModelItem
+
+
+class ModelList(BaseModel):
+    success: bool = True
+    models: list[ModelItem]
+    total: int
+    organization_id: str | None = None
+    namespace_id: str | None = None
+
+
+class ModelDetail(BaseModel):
+    success: bool = True
+    model: ModelItem
+
+
+class ModelDeleted(BaseModel):
+    success: bool = True
+    model_id: str
+    deleted: bool
+
+
+class Deleted(BaseModel):
+    """What a delete removed: the record's id (``bucket_id``, ``collection_id``, ...),
+    ``deleted``, and counts of what went with it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    deleted: bool
+
+
+class Lineage(BaseModel):
+    """An object or a document and what it came from / made (see the route's description)."""
+
+    model_config = ConfigDict(extra="allow")

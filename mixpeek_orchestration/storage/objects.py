@@ -301,13 +301,15 @@ class LocalObjectStore(ObjectStore):
         """Check a signed URL's parameters; raises ``signature_invalid`` / ``signature_expired``."""
         validate_key(key)
         expected = self._sign(method, key, expires, max_bytes, content_type)
-        if not hmac.compare_digest(expected, signature):
+        # bytes: compare_digest refuses a str holding anything but ASCII
+        if not hmac.compare_digest(expected.encode(), signature.encode(errors="replace")):
             raise MixpeekError(ErrorCode.SIGNATURE_INVALID, "Upload URL signature is invalid")
         if expires < time.time():
-            raise MixpeekError(
-                ErrorCode.SIGNATURE_EXPIRED,
-                f"Upload URL expired at {datetime.fromtimestamp(expires, UTC).isoformat()}",
-            )
+            try:
+                when = datetime.fromtimestamp(expires, UTC).isoformat()
+            except (OverflowError, OSError, ValueError):
+                when = f"{expires} (seconds since the epoch)"
+            raise MixpeekError(ErrorCode.SIGNATURE_EXPIRED, f"Upload URL expired at {when}")
 
     async def receive(
         self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None

@@ -319,7 +319,7 @@ def test_mixed_objects_flow_into_two_collections_without_a_manual_run(
 
     # trigger re-processes without duplicating anything
     before = {d["document_id"]: d["updated_at"] for d in docs}
-    queued = api.call("POST", f"/collections/{texts['collection_id']}/trigger")
+    queued = api.call("POST", f"/collections/{texts['collection_id']}/trigger", expect=202)
     assert queued["status"] == "queued" and queued["objects"] == 200
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -516,7 +516,7 @@ def slow_collection_in_one_batch(
         json={"collection_name": name, "source": {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]},
               "feature_extractor": {"feature_extractor_name": f"{name}_extractor"}},
     )  # fmt: skip
-    api.call("POST", f"/collections/{collection['collection_id']}/trigger")
+    api.call("POST", f"/collections/{collection['collection_id']}/trigger", expect=202)
     return collection
 
 

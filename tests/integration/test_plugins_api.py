@@ -359,3 +359,157 @@ def test_same_version_with_other_content_conflicts(tenant: Tenant, tmp_path: Pat
     )
     again = _confirm(tenant, zip_dir(root), "conflicted", "1.0.0")
     assert again.status_code == 409 and "already exists" in again.json()["detail"]
+
+
+def variant(tmp_path: Path, name: str) -> Path:
+    """The seed plugin renamed (its feature too), so it registers anywhere afresh."""
+    root = plugin_copy(tmp_path, name, my_extractor=name)
+    core = root / "processors" / "core.py"
+    core.write_text(core.read_text().replace('"my_extractor_embedding"', f'"{name}_embedding"'))
+    return root
+
+
+def typed_client(tenant: Tenant) -> object:
+    import mixpeek
+
+    client = mixpeek.ApiClient(
+        mixpeek.Configuration(host=tenant.base_url.removesuffix("/v1"), access_token=tenant.api_key)
+    )
+    client.set_default_header("X-Namespace", tenant.namespace_id)
+    return client
+
+
+def test_the_newest_clients_extractors_api_submits_publishes_and_installs(
+    tenant: Tenant, other_tenant: Tenant, tmp_path: Path
+) -> None:
+    """Submissions checked as uploads are, a passed one published, and installed by another
+    organisation into its namespace, where it is a plugin version like any other."""
+    import mixpeek
+    from mixpeek import models as m
+    from mixpeek.exceptions import ConflictException, NotFoundException
+
+    ours, theirs = typed_client(tenant), typed_client(other_tenant)
+    submissions = mixpeek.ExtractorsApi(ours)
+
+    def submit(root: Path, name: str) -> tuple[object, object]:
+        ticket = submissions.generate_upload_url_extractors_submissions(
+            m.CreateSubmissionUploadRequest(name=name, version="1.0.0")
+        )
+        put = httpx.put(
+            ticket.presigned_url, content=zip_dir(root),
+            headers={"Content-Type": ticket.required_content_type},
+        )  # fmt: skip
+        assert put.status_code == 200, put.text
+        checked = submissions.confirm_submission_extractors_uploads(
+            ticket.submission_id, m.ConfirmSubmissionRequest()
+        )
+        return ticket, checked
+
+    ticket, checked = submit(variant(tmp_path, "market_extractor"), "market_extractor")
+    assert checked.status == "approved" and checked.security_scan_passed is True
+    sneaky = variant(tmp_path / "bad", "market_sneaky")
+    (sneaky / "processors" / "core.py").write_text(
+        "import subprocess\n" + (sneaky / "processors" / "core.py").read_text()
+    )
+    bad_ticket, refused = submit(sneaky, "market_sneaky")
+    assert refused.status == "rejected" and refused.security_scan_passed is False
+    assert any("subprocess" in v["message"] for v in refused.security_violations)
+    listed = {
+        s.submission_id: s.status for s in submissions.list_submissions_extractors().submissions
+    }
+    assert listed[ticket.submission_id] == "approved"
+    assert listed[bad_ticket.submission_id] == "rejected"
+    assert (
+        submissions.get_submission_extractors(ticket.submission_id).submission["version"] == "1.0.0"
+    )
+    theirs_listed = mixpeek.ExtractorsApi(theirs).list_submissions_extractors().submissions
+    assert ticket.submission_id not in [s.submission_id for s in theirs_listed]
+
+    publishing = mixpeek.ExtractorPublishingApi(ours)
+    with pytest.raises(ConflictException):  # a rejected submission is never listed
+        publishing.publish_extractor(bad_ticket.submission_id, m.PublishExtractorRequest())
+    public = f"market-{os.urandom(3).hex()}"
+    published = publishing.publish_extractor(
+        ticket.submission_id, m.PublishExtractorRequest(public_name=public, description="text")
+    )
+    assert published.public_name == public and published.extractor_id == ticket.submission_id
+    tagged = publishing.update_published_extractor_id_publish(
+        ticket.submission_id, m.UpdatePublishedExtractorRequest(tags=["text"])
+    )
+    assert tagged.tags == ["text"]
+
+    installed = mixpeek.ExtractorPublishingApi(theirs).install_extractor(
+        m.InstallExtractorRequest(public_name=public)
+    )
+    assert installed.installed_extractor_id == "market_extractor_1_0_0"
+    assert installed.feature_uri == "mixpeek://market_extractor@1.0.0/market_extractor_embedding"
+    version = httpx.get(
+        f"{other_tenant.base_url}/namespaces/{other_tenant.namespace_id}/plugins/market_extractor_1_0_0",
+        headers=other_tenant.headers,
+    )
+    assert version.status_code == 200 and version.json()["is_active"] is True
+    catalogue = mixpeek.ExtractorsApi(theirs).list_org_extractors()
+    assert "market_extractor" in [e.feature_extractor_name for e in catalogue.extractors]
+    assert catalogue.builtin_count >= 2 and catalogue.namespace_id == other_tenant.namespace_id
+    builtin = mixpeek.NamespaceExtractorsApi(theirs).get_extractor_namespaces(
+        other_tenant.namespace_id, "text_extractor"
+    )
+    assert builtin.source.value == "builtin"
+    assert publishing.get_published_extractor_id_publish(ticket.submission_id).install_count == 1
+
+    publishing.unpublish_extractor_id_publish(ticket.submission_id)
+    with pytest.raises(NotFoundException):
+        mixpeek.ExtractorPublishingApi(theirs).install_extractor(
+            m.InstallExtractorRequest(public_name=public)
+        )
+
+
+CLIENT_131_SCRIPT = """
+import sys, httpx, mixpeek
+from mixpeek import models as m
+assert mixpeek.__file__.startswith(sys.argv[5]), mixpeek.__file__
+key, host, namespace, archive = sys.argv[1:5]
+auth = "Bearer " + key
+plugins = mixpeek.CustomPluginsNamespaceApi(mixpeek.ApiClient(mixpeek.Configuration(host=host)))
+data = open(archive, "rb").read()
+ticket = plugins.generate_upload_url_namespaces_id_plugins(
+    namespace, m.ApiNamespacesPluginsModelsCreatePluginUploadRequest(name="era_one", version="1.0.0"),
+    authorization=auth)
+httpx.put(ticket.presigned_url, content=data, headers={"Content-Type": "application/zip"}).raise_for_status()
+confirmed = plugins.confirm_upload_namespaces_id_plugins(
+    namespace, ticket.upload_id, authorization=auth,
+    confirm_plugin_upload_request=m.ConfirmPluginUploadRequest(file_size_bytes=len(data)))
+assert confirmed.success and confirmed.plugin_id == "era_one_1_0_0", confirmed
+assert confirmed.deployment_status == "not_deployed"
+listed = plugins.list_plugins_namespaces(namespace, authorization=auth)
+assert "era_one_1_0_0" in [p.plugin_id for p in listed.plugins], listed
+detail = plugins.get_plugin_namespaces(namespace, "era_one_1_0_0", authorization=auth)
+assert detail.plugin.code_hash and detail.plugin.validation_status == "passed"
+status = plugins.get_deployment_status_namespaces_id_plugins(namespace, "era_one_1_0_0", authorization=auth)
+assert status.status == "NOT_DEPLOYED" and status.namespace_id
+direct = plugins.upload_plugin_namespaces(namespace, file=data, name="era_one", version="2.0.0",
+                                          authorization=auth)
+assert direct.success and direct.plugin_id == "era_one_2_0_0", direct
+gone = plugins.delete_plugin_namespaces(namespace, "era_one_2_0_0", authorization=auth)
+assert gone.plugin_id == "era_one_2_0_0" and gone.message
+print("client 1.3.1: every plugin call parsed")
+"""
+
+
+def test_the_seed_documents_client_1_3_1_plugin_calls_work(tenant: Tenant, tmp_path: Path) -> None:
+    """The custom-plugin API as client 1.3.1 (the seed documents' era) calls it, through the
+    same registry: upload URL -> PUT -> confirm, one-shot upload, list, detail, status, delete."""
+    client_dir = Path(sys.prefix) / "mixpeek-client-1.3.1"
+    assert (client_dir / "mixpeek").is_dir(), f"{client_dir} is missing: run `make install`"
+    archive = tmp_path / "era_one.zip"
+    build_archive(variant(tmp_path, "era_one"), archive)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "PYTHONPATH": str(client_dir)
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", CLIENT_131_SCRIPT, tenant.api_key,
+         tenant.base_url.removesuffix("/v1"), tenant.namespace_id, str(archive), str(client_dir)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "every plugin call parsed" in run.stdout

@@ -21,7 +21,8 @@ from mixpeek_orchestration.api.hosted import (
     envelope,
     listing,
 )
-from mixpeek_orchestration.api.schemas import ErrorResponse, ListPage
+from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
+from mixpeek_orchestration.ingest.buckets import BUCKET_NAME
 from mixpeek_orchestration.platform import Platform
 
 router = APIRouter(
@@ -44,7 +45,7 @@ BUCKET_HOSTED_FIELDS = frozenset(
 class BucketCreate(HostedRequest):
     hosted_fields = BUCKET_HOSTED_FIELDS
 
-    bucket_name: str
+    bucket_name: str = Field(pattern=BUCKET_NAME.pattern)
     bucket_schema: dict[str, Any] = Field(
         description='{"properties": {"content": {"type": "text"}, "image": {"type": "image"}, '
         '"title": {"type": "string"}}}: blob properties (text, image, video, audio, pdf, json) '
@@ -60,7 +61,7 @@ class BucketUpdate(HostedRequest):
 
     hosted_fields = BUCKET_HOSTED_FIELDS
 
-    bucket_name: str | None = None
+    bucket_name: str | None = Field(default=None, pattern=BUCKET_NAME.pattern)
     description: str | None = None
     metadata: dict[str, Any] | None = None
     bucket_schema: dict[str, Any] | None = Field(
@@ -303,7 +304,7 @@ async def update_bucket(
 router.put("/{bucket_id}", summary="Change a bucket", response_model=BucketOut)(update_bucket)
 
 
-@router.delete("/{bucket_id}", summary="Delete a bucket and its objects")
+@router.delete("/{bucket_id}", summary="Delete a bucket and its objects", response_model=Deleted)
 async def delete_bucket(
     bucket_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -518,7 +519,11 @@ async def delete_object(
     )
 
 
-@router.get("/{bucket_id}/objects/{object_id}/lineage", summary="Documents made from an object")
+@router.get(
+    "/{bucket_id}/objects/{object_id}/lineage",
+    summary="Documents made from an object",
+    response_model=Lineage,
+)
 async def object_lineage(
     bucket_id: str, object_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:

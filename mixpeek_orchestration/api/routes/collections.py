@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -18,9 +18,10 @@ from mixpeek_orchestration.api.hosted import (
     envelope,
     listing,
 )
-from mixpeek_orchestration.api.schemas import ErrorResponse, ListPage
+from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.extractors.registry import BUILTIN_EXTRACTORS
+from mixpeek_orchestration.ingest.collections import COLLECTION_NAME
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.retrieval.filters import mongo_query
 from mixpeek_orchestration.sdk._manifest import plugin_id_for
@@ -49,7 +50,7 @@ COLLECTION_HOSTED_FIELDS = frozenset(
 class CollectionCreate(HostedRequest):
     hosted_fields = COLLECTION_HOSTED_FIELDS
 
-    collection_name: str
+    collection_name: str = Field(pattern=COLLECTION_NAME.pattern)
     source: dict[str, Any] = Field(description='{"type": "bucket", "bucket_ids": ["bkt_..."]}')
     feature_extractor: dict[str, Any] = Field(
         description='{"feature_extractor_name": "...", "version": "1.0.0", "parameters": {}}'
@@ -216,6 +217,65 @@ def _catalogue_entry(
     }
 
 
+class CatalogueEntry(BaseModel):
+    """A feature extractor as the hosted catalogue describes one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    feature_extractor_id: str = Field(description="the plugin version's id")
+    feature_extractor_name: str
+    version: str
+    description: str
+    icon: str
+    source: Literal["builtin", "custom", "community"]
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    parameter_schema: dict[str, Any] | None
+    supported_input_types: list[str]
+    max_inputs: dict[str, int]
+    default_parameters: dict[str, Any]
+    required_vector_indexes: list[dict[str, Any]] | None
+    required_payload_indexes: list[dict[str, Any]] | None
+    feature_uris: list[str]
+    is_active: bool
+    realtime_available: bool
+
+
+class VectorIndexOut(BaseModel):
+    name: str
+    description: str
+    type: Literal["dense"]
+    dimensions: int
+    distance: str
+
+
+class FeatureDescriptor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    feature_uri: str
+    feature_address: str
+    feature_name: str
+    feature_type: str
+    feature_extractor_name: str
+    version: str
+    plugin_id: str
+    vector_index: VectorIndexOut | None = None
+
+
+class CollectionFeatures(BaseModel):
+    collection_id: str
+    features: list[FeatureDescriptor] = Field(description="the features that store vectors")
+    other_features: list[FeatureDescriptor] = Field(description="the features that store none")
+
+
+class DocumentCount(BaseModel):
+    model_config = ConfigDict(extra="allow")  # one count per status besides
+
+    collection_id: str
+    count: int
+    total: int
+
+
 def feature_extractor_catalogue(platform: Platform, namespace: Namespace) -> list[dict[str, Any]]:
     """Every published plugin version of the namespace, as the hosted feature-extractor
     catalogue describes an extractor (the plugin version's id is the extractor's id), then the
@@ -338,6 +398,7 @@ async def list_collections_post(
     "/features/extractors",
     summary="The feature extractors: the built-ins, and the namespace's plugins when a key and "
     "X-Namespace are sent",
+    response_model=list[CatalogueEntry],
 )
 async def list_feature_extractors(scoped: OptionalNamespaceDep) -> list[dict[str, Any]]:
     if scoped is None:
@@ -348,6 +409,7 @@ async def list_feature_extractors(scoped: OptionalNamespaceDep) -> list[dict[str
 @router.get(
     "/features/extractors/{feature_extractor_id}",
     summary="One feature extractor (by id or name; a name answers its active version)",
+    response_model=CatalogueEntry,
 )
 async def get_feature_extractor(
     feature_extractor_id: str, scoped: OptionalNamespaceDep
@@ -404,7 +466,11 @@ async def update_collection(
     return await run_in_threadpool(update)
 
 
-@router.delete("/{collection_id}", summary="Delete a collection with its documents and vectors")
+@router.delete(
+    "/{collection_id}",
+    summary="Delete a collection with its documents and vectors",
+    response_model=Deleted,
+)
 async def delete_collection(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -415,6 +481,7 @@ async def delete_collection(
     "/{collection_id}/trigger",
     summary="Re-process every object of the collection (a task: GET /v1/tasks/{task_id})",
     response_model=TriggerOut,
+    status_code=202,
 )
 async def trigger_collection(
     collection_id: str,
@@ -438,7 +505,11 @@ async def trigger_collection(
     return await run_in_threadpool(trigger)
 
 
-@router.get("/{collection_id}/features", summary="The collection's features and their URIs")
+@router.get(
+    "/{collection_id}/features",
+    summary="The collection's features and their URIs",
+    response_model=CollectionFeatures,
+)
 async def collection_features(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -506,7 +577,9 @@ async def list_documents_get(
     return await list_documents(collection_id, namespace, platform, params, None)
 
 
-@router.get("/{collection_id}/documents/count", summary="Documents by status")
+@router.get(
+    "/{collection_id}/documents/count", summary="Documents by status", response_model=DocumentCount
+)
 async def count_documents(
     collection_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -531,7 +604,9 @@ async def get_document(
     return await run_in_threadpool(get)
 
 
-@router.delete("/{collection_id}/documents/{document_id}", summary="Delete a document")
+@router.delete(
+    "/{collection_id}/documents/{document_id}", summary="Delete a document", response_model=Deleted
+)
 async def delete_document(
     collection_id: str, document_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -545,6 +620,7 @@ async def delete_document(
 @router.get(
     "/{collection_id}/documents/{document_id}/lineage",
     summary="Object -> document -> feature URIs -> plugin version",
+    response_model=Lineage,
 )
 async def document_lineage(
     collection_id: str, document_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep

@@ -22,12 +22,14 @@ from mixpeek_orchestration.api.deps import (
 )
 from mixpeek_orchestration.api.hosted import HostedRequest
 from mixpeek_orchestration.api.routes.collections import (
+    CatalogueEntry,
     builtin_catalogue,
     feature_extractor_catalogue,
 )
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.sdk._manifest import SLUG_PATTERN
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
@@ -45,7 +47,7 @@ EXTRACTORS = "/v1/extractors"
 class SubmissionUploadCreate(HostedRequest):
     hosted_fields = frozenset({"file_name"})
 
-    name: str
+    name: str = Field(pattern=SLUG_PATTERN)
     version: str
     description: str = ""
     file_size_bytes: int | None = Field(default=None, ge=1)
@@ -152,8 +154,14 @@ class Installed(BaseModel):
     namespace_id: str
 
 
+class Unpublished(BaseModel):
+    success: bool
+    extractor_id: str
+    public_name: str
+
+
 class ExtractorList(BaseModel):
-    extractors: list[dict[str, Any]]
+    extractors: list[CatalogueEntry]
     total: int
     namespace_id: str
     builtin_count: int
@@ -283,7 +291,7 @@ async def update_published_extractor(
     return _published(record, request)
 
 
-@router.delete(f"{EXTRACTORS}/{{extractor_id}}/publish")
+@router.delete(f"{EXTRACTORS}/{{extractor_id}}/publish", response_model=Unpublished)
 async def unpublish_extractor(
     extractor_id: str, caller: CallerDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -320,7 +328,9 @@ async def list_namespace_extractors(
     return _extractor_list(entries, resolved)
 
 
-@router.get("/v1/namespaces/{namespace_id}/extractors/{extractor_id}")
+@router.get(
+    "/v1/namespaces/{namespace_id}/extractors/{extractor_id}", response_model=CatalogueEntry
+)
 async def get_namespace_extractor(
     namespace_id: str, extractor_id: str, request: Request
 ) -> dict[str, Any]:

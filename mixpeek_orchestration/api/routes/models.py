@@ -13,8 +13,13 @@ from mixpeek_orchestration.api.errors import error_response
 from mixpeek_orchestration.api.schemas import (
     ErrorResponse,
     ModelConfirm,
+    ModelConfirmed,
+    ModelDeleted,
+    ModelDetail,
     ModelItem,
+    ModelList,
     ModelUploadCreate,
+    ModelUploadTicket,
 )
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.plugins.records import DeploymentStatus
@@ -50,7 +55,11 @@ def _item(
     return ModelItem(**model, deployed=bool(users & deployed))
 
 
-@router.post("/uploads", responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+@router.post(
+    "/uploads",
+    response_model=ModelUploadTicket,
+    responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
 async def create_model_upload(
     body: ModelUploadCreate, caller: CallerDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -65,7 +74,11 @@ async def create_model_upload(
     )  # fmt: skip
 
 
-@router.post("/uploads/{upload_id}/confirm", responses={422: {"model": ErrorResponse}})
+@router.post(
+    "/uploads/{upload_id}/confirm",
+    response_model=ModelConfirmed,
+    responses={422: {"model": ErrorResponse}},
+)
 async def confirm_model_upload(
     upload_id: str, caller: CallerDep, platform: PlatformDep, body: ModelConfirm | None = None
 ) -> Any:
@@ -80,7 +93,7 @@ async def confirm_model_upload(
     return {**answer, "model": _item(model, deployed).model_dump(mode="json")}
 
 
-@router.get("")
+@router.get("", response_model=ModelList)
 async def list_models(caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
     models = await run_in_threadpool(platform.models.list, caller.org_id)
     deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
@@ -88,14 +101,16 @@ async def list_models(caller: CallerDep, platform: PlatformDep) -> dict[str, Any
     return {"success": True, "models": items, "total": len(items), "organization_id": caller.org_id}
 
 
-@router.get("/{model_id}")
+@router.get("/{model_id}", response_model=ModelDetail)
 async def get_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
     model = await run_in_threadpool(platform.models.get, caller.org_id, model_id)
     deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
     return {"success": True, "model": _item(model, deployed).model_dump(mode="json")}
 
 
-@router.delete("/{model_id}", responses={409: {"model": ErrorResponse}})
+@router.delete(
+    "/{model_id}", response_model=ModelDeleted, responses={409: {"model": ErrorResponse}}
+)
 async def delete_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
     """Remove a model and its file; 409 while a deployed plugin uses it."""
 
@@ -110,7 +125,7 @@ async def delete_model(model_id: str, caller: CallerDep, platform: PlatformDep) 
     return {"success": True, "model_id": deleted, "deleted": True}
 
 
-@namespace_router.get("")
+@namespace_router.get("", response_model=ModelList)
 async def list_namespace_models(
     namespace: PathNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
@@ -123,7 +138,7 @@ async def list_namespace_models(
             "namespace_id": namespace.namespace_id}  # fmt: skip
 
 
-@namespace_router.get("/{model_id}")
+@namespace_router.get("/{model_id}", response_model=ModelDetail)
 async def get_namespace_model(
     model_id: str, namespace: PathNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:

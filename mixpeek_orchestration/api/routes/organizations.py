@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
@@ -25,6 +25,12 @@ from mixpeek_orchestration.api.schemas import (
 )
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.llm.usage import GROUPS
+from mixpeek_orchestration.tenancy.secrets import SECRET_NAME
+
+SecretName = Annotated[
+    str,
+    Path(pattern=SECRET_NAME.pattern, description="letters, digits, '_', '.', '-' (max 100)"),
+]
 
 router = APIRouter(
     prefix="/v1/organizations",
@@ -57,7 +63,7 @@ async def list_secrets(caller: CallerDep, platform: PlatformDep) -> SecretList:
 
 @router.put("/secrets/{secret_name}", response_model=SecretResponse)
 async def update_secret(
-    secret_name: str, body: SecretUpdate, caller: CallerDep, platform: PlatformDep
+    secret_name: SecretName, body: SecretUpdate, caller: CallerDep, platform: PlatformDep
 ) -> SecretResponse:
     """Replace a secret's value; plugins read the new one within seconds."""
     stored = await run_in_threadpool(
@@ -68,7 +74,7 @@ async def update_secret(
 
 @router.delete("/secrets/{secret_name}", response_model=SecretResponse)
 async def delete_secret(
-    secret_name: str, caller: CallerDep, platform: PlatformDep
+    secret_name: SecretName, caller: CallerDep, platform: PlatformDep
 ) -> SecretResponse:
     """Remove a secret; a plugin declaring it then fails the rows / requests that read it."""
     await run_in_threadpool(platform.secrets.delete, caller.org_id, secret_name)
@@ -80,7 +86,11 @@ async def usage(
     caller: CallerDep,
     platform: PlatformDep,
     since: Annotated[
-        datetime | None, Query(description="Only calls from then on (ISO 8601)")
+        str | None,
+        Query(
+            description="Only calls from then on (ISO 8601)",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     group_by: Annotated[
         str, Query(description=f"Comma-separated, among {', '.join(GROUPS)}")
@@ -89,6 +99,14 @@ async def usage(
     """What the organisation's plugins spent on LLM calls (``sdk.llm``): calls, errors, input
     and output tokens, USD and mean latency, by namespace, plugin, collection, provider and
     model (or the groups asked for)."""
+    try:  # ISO 8601 only (pydantic would take a bare number for seconds since the epoch)
+        after = datetime.fromisoformat(since) if since is not None else None
+    except ValueError:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"since {since!r} is not an ISO 8601 date-time",
+            field="since",
+        ) from None
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
@@ -98,7 +116,7 @@ async def usage(
             field="group_by",
         )
     rows = await run_in_threadpool(
-        platform.llm_usage.report, caller.org_id, since=since, group_by=groups
+        platform.llm_usage.report, caller.org_id, since=after, group_by=groups
     )
     totals = {
         key: round(sum(float(r[key]) for r in rows), 8)
@@ -106,7 +124,7 @@ async def usage(
     }
     return UsageReport(
         org_id=caller.org_id,
-        since=since,
+        since=after,
         group_by=list(groups),
         totals=totals,
         results=[UsageRow(**r) for r in rows],

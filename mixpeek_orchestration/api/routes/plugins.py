@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -38,7 +38,12 @@ from mixpeek_orchestration.api.schemas import (
 )
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.plugins.records import DeploymentStatus, PluginVersion, route_prefix
+from mixpeek_orchestration.sdk._manifest import SLUG_PATTERN
 from mixpeek_orchestration.tenancy.accounts import Namespace
+
+PluginName = Annotated[
+    str, Path(pattern=SLUG_PATTERN, description="a plugin's name (lowercase letters, digits, _)")
+]
 
 router = APIRouter(
     prefix="/v1/namespaces/{namespace_id}/plugins",
@@ -231,7 +236,7 @@ async def publish(
 
 @router.post("/builtins/{name}", response_model=ConfirmResponse)
 async def install_builtin(
-    name: str, namespace: PathNamespaceDep, caller: CallerDep, platform: PlatformDep
+    name: PluginName, namespace: PathNamespaceDep, caller: CallerDep, platform: PlatformDep
 ) -> JSONResponse:
     """Install a built-in extractor (``text_extractor``, ``image_extractor``) as a plugin of
     this namespace; deploy it like any plugin. Idempotent."""
@@ -271,7 +276,7 @@ async def list_plugins(namespace: PathNamespaceDep, platform: PlatformDep) -> Pl
 
 @router.get("/by-name/{name}/versions", response_model=VersionList)
 async def list_versions(
-    name: str, namespace: PathNamespaceDep, platform: PlatformDep
+    name: PluginName, namespace: PathNamespaceDep, platform: PlatformDep
 ) -> VersionList:
     docs = await run_in_threadpool(platform.registry.versions_of, namespace, name)
     active = next((d["version"] for d in docs if d.get("is_active")), None)
@@ -282,7 +287,7 @@ async def list_versions(
 
 @router.get("/by-name/{name}/next-version", response_model=NextVersion)
 async def next_version(
-    name: str,
+    name: PluginName,
     namespace: PathNamespaceDep,
     platform: PlatformDep,
     manifest_version: Annotated[str | None, Query()] = None,
@@ -296,7 +301,7 @@ async def next_version(
 
 @router.post("/by-name/{name}/rollback", response_model=RollbackResponse)
 async def rollback(
-    name: str,
+    name: PluginName,
     body: RollbackRequest,
     namespace: PathNamespaceDep,
     caller: CallerDep,
@@ -312,7 +317,7 @@ async def rollback(
 
 @router.get("/by-name/{name}/diff", response_model=DiffResponse)
 async def diff(
-    name: str,
+    name: PluginName,
     namespace: PathNamespaceDep,
     platform: PlatformDep,
     v1: Annotated[str, Query()],
@@ -323,7 +328,7 @@ async def diff(
 
 
 @router.get("/by-name/{name}/log", response_model=LogResponse)
-async def log(name: str, namespace: PathNamespaceDep, platform: PlatformDep) -> LogResponse:
+async def log(name: PluginName, namespace: PathNamespaceDep, platform: PlatformDep) -> LogResponse:
     """History: publishes, rollbacks and deletions with timestamps, messages and who."""
     entries = await run_in_threadpool(platform.registry.log, namespace, name)
     return LogResponse(name=name, entries=entries)  # type: ignore[arg-type]
@@ -381,7 +386,12 @@ async def plugin_status(
 @router.get(
     "/{plugin_id}/source",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the version's archive",
+        }
+    },
 )
 async def plugin_source(
     plugin_id: str, namespace: PathNamespaceDep, platform: PlatformDep

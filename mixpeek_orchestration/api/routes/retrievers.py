@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import HostedRequest, ListBody, ListParamsDep, listing
-from mixpeek_orchestration.api.schemas import ErrorResponse, ListPage
+from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, ListPage
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.retrieval.retrievers import RETRIEVER_NAME
 
 router = APIRouter(
     prefix="/v1/retrievers",
@@ -36,7 +37,7 @@ RETRIEVER_HOSTED_FIELDS = frozenset(
 class RetrieverCreate(HostedRequest):
     hosted_fields = RETRIEVER_HOSTED_FIELDS
 
-    retriever_name: str
+    retriever_name: str = Field(pattern=RETRIEVER_NAME.pattern)
     collection_identifiers: list[str] = Field(description="collection ids or names")
     stages: list[dict[str, Any]] = Field(
         description='[{"stage_name": "search", "config": {"stage_id": "feature_search", '
@@ -50,7 +51,7 @@ class RetrieverCreate(HostedRequest):
 class RetrieverUpdate(HostedRequest):
     hosted_fields = RETRIEVER_HOSTED_FIELDS
 
-    retriever_name: str | None = None
+    retriever_name: str | None = Field(default=None, pattern=RETRIEVER_NAME.pattern)
     collection_identifiers: list[str] | None = None
     stages: list[dict[str, Any]] | None = None
     description: str | None = None
@@ -226,7 +227,7 @@ async def update_retriever(
     return updated | {"retriever": updated}
 
 
-@router.delete("/{retriever_id}", summary="Delete a retriever")
+@router.delete("/{retriever_id}", summary="Delete a retriever", response_model=Deleted)
 async def delete_retriever(
     retriever_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:

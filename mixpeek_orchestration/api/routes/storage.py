@@ -79,7 +79,18 @@ async def upload(
     return StoredObject(key=info.key, size=info.size, etag=info.etag)
 
 
-@router.get("/{key:path}")
+@router.get(
+    "/{key:path}",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "the object's bytes",
+        }
+    },
+)
 async def download(
     key: str,
     control: ControlDep,

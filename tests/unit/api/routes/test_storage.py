@@ -88,3 +88,22 @@ def test_healthz_reports_unconfigured_components_as_errors(client: TestClient) -
     assert body["components"]["metadata"]["status"] == "error"
     assert "MIXPEEK_MONGO_URI" in body["components"]["metadata"]["detail"]
     assert body["status"] == "degraded"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"signature": "é" * 64},  # compare_digest refuses a non-ASCII str: was a 500
+        {"expires": str(-(10**20))},  # no date that far back: was a 500
+    ],
+)
+def test_a_mangled_signed_url_is_refused_not_an_error(
+    client: TestClient, method: str, params: dict[str, str]
+) -> None:
+    store = _store(client)
+    signed = store.presign_get("org/ns/file.bin", expires_in=60)
+    query = {"expires": signed.url.split("expires=")[1].split("&")[0], "signature": "0" * 64}
+    response = client.request(method, "/v1/storage/org/ns/file.bin", params=query | params)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["message"]
