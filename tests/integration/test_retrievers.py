@@ -77,7 +77,10 @@ def setup(
     for topic, text in CORPUS:
         api.call("POST", f"/buckets/{bucket['bucket_id']}/objects",
                  json={"blobs": [{"property": "content", "data": text}], "metadata": {"topic": topic, "length": len(text)}})  # fmt: skip
-    wait_documents(api, collection["collection_id"], len(CORPUS))
+    counts = wait_documents(api, collection["collection_id"], len(CORPUS))
+    failed = api.call("POST", f"/collections/{collection['collection_id']}/documents/list",
+                      json={"filters": {"status": "failed"}})["results"]  # fmt: skip
+    assert counts["failed"] == 0, [d.get("error") for d in failed]  # every test below needs all
     yield api, tenant, collection
     # the session's Ray is small: later modules need the replica's CPU
     api.http.post(f"/namespaces/{tenant.namespace_id}/plugins/my_extractor_1_0_0/undeploy")
