@@ -39,7 +39,7 @@ system-deps:
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 define run_pytest
-	@$(PY) -m pytest $(1) -ra; rc=$$?; \
+	@$(PY) -m pytest $(1) -ra --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(1)"; exit 1; fi; exit $$rc
 endef
 

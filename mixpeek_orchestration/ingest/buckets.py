@@ -245,6 +245,13 @@ class Buckets:
         )
         return {g["_id"]: (int(g["n"]), int(g["bytes"] or 0)) for g in groups}
 
+    def count_in(self, namespace: Namespace) -> tuple[int, int]:
+        """The namespace's buckets and objects."""
+        return (
+            self.buckets.count_documents(scope(namespace)),
+            self.objects.count_documents(scope(namespace)),
+        )
+
     def all_buckets(self) -> list[dict[str, Any]]:
         """Every bucket of every namespace (the ingestion sensor's view)."""
         return list(self.buckets.find({}, {"_id": 0}))

@@ -242,6 +242,9 @@ class Collections:
             self.collections.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)  # type: ignore[arg-type]
         )
 
+    def count_in(self, namespace: Namespace) -> int:
+        return self.collections.count_documents(scope(namespace))
+
     def every(self) -> builtins.list[Collection]:
         """Every collection of every namespace, with what the Dagster code location draws of
         it (names, sources, plugin version, feature URIs)."""

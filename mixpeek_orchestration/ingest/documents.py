@@ -298,6 +298,23 @@ class Documents:
         items = list(found.limit(limit + 1))
         return page(items, limit, KEYS) | {"total": self.documents.count_documents(query)}
 
+    def find_many(
+        self, namespace: Namespace, doc_ids: builtins.list[str]
+    ) -> builtins.list[dict[str, Any]]:
+        """The namespace's documents of these ids (any collection), in the order given."""
+        found = {
+            d["document_id"]: d
+            for start in range(0, len(doc_ids), 500)
+            for d in self.documents.find(
+                {**scope(namespace), "document_id": {"$in": doc_ids[start : start + 500]}},
+                {"_id": 0},
+            )
+        }
+        return [found[i] for i in doc_ids if i in found]
+
+    def count_in(self, namespace: Namespace) -> int:
+        return self.documents.count_documents(scope(namespace))
+
     def find(self, namespace: Namespace, doc_id: str) -> dict[str, Any]:
         """A document of any collection of the namespace, by its id alone."""
         doc = self.documents.find_one({**scope(namespace), "document_id": doc_id}, {"_id": 0})

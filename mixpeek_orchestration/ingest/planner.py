@@ -268,6 +268,20 @@ class IngestPlanner:
             raise MixpeekError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found", field="task_id")
         return self._task_out(doc)
 
+    def cancel_task(self, namespace: Namespace, task_id: str) -> dict[str, Any]:
+        """Cancel the task's batches still waiting for a run (those running finish); their
+        objects are not processed for the task's collection."""
+        task = self.task(namespace, task_id)
+        canceled = self.batches.update_many(
+            {"batch_id": {"$in": list(task["outputs"]["batches"])}, "status": "planned"},
+            {"$set": {"status": "canceled", "finished_at": now()}},
+        ).modified_count
+        return {
+            "task_id": task_id,
+            "batches_canceled": canceled,
+            "status": self.task(namespace, task_id)["status"],
+        }
+
     def list_tasks(self, namespace: Namespace) -> list[dict[str, Any]]:
         found = self.tasks.find(scope(namespace), {"_id": 0}).sort("created_at", ASCENDING)
         return [self._task_out(doc) for doc in found]
@@ -280,7 +294,9 @@ class IngestPlanner:
             )
         )
         states = [b["status"] for b in batches]
-        if any(s in ("planned", "running") for s in states):
+        if "canceled" in states and not any(s in ("planned", "running") for s in states):
+            status = "CANCELED"
+        elif any(s in ("planned", "running") for s in states):
             status = "IN_PROGRESS" if "running" in states or "completed" in states else "PENDING"
         elif all(s == "completed" for s in states):
             status = "COMPLETED"

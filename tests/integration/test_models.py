@@ -5,6 +5,7 @@ organisation, and 409 for deleting a model a deployed plugin uses."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -135,6 +136,11 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
     )
     one = httpx.get(f"{models_url(tenant)}/{model['model_id']}", headers=tenant.headers)
     assert one.status_code == 200 and one.json()["model"]["model_id"] == model["model_id"]
+    link = httpx.get(f"{models_url(tenant)}/{model['model_id']}/download", headers=tenant.headers)
+    assert link.status_code == 200 and link.json()["sha256"] == model["sha256"]
+    stored = httpx.get(link.json()["download_url"])  # the exact bytes that were checked
+    assert stored.status_code == 200
+    assert hashlib.sha256(stored.content).hexdigest() == model["sha256"]
     view = httpx.get(
         f"{tenant.base_url}/namespaces/{tenant.namespace_id}/models", headers=tenant.headers
     )

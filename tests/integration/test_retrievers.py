@@ -513,6 +513,45 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     assert refused.status_code == 422
     assert "colour" in m.ErrorResponse.from_dict(refused.json()).error.message
 
+    # a batch of objects: each stands alone, a refused one is listed with its index
+    spare = buckets.create_bucket(
+        bucket_create_request=m.BucketCreateRequest(bucket_name="typed-batch", bucket_schema=schema)
+    )
+    batch = objects.create_objects_batch_buckets(
+        spare.bucket_id,
+        create_objects_batch_request=m.CreateObjectsBatchRequest.from_dict({"objects": [
+            {"blobs": [{"property": "content", "type": "text", "data": "kept"}]},
+            {"blobs": [{"property": "title", "type": "text", "data": "a plain field"}]},
+        ]}),
+    )  # fmt: skip
+    assert (batch.succeeded_count, [f.object_index for f in batch.failed]) == (1, [1])
+    stats = namespaces.get_namespace_stats(tenant.namespace_id)
+    assert stats.bucket_count >= 2 and stats.document_count >= 3 and stats.collection_count >= 2
+    found = everywhere.batch_get(
+        batch_get_documents_request=m.BatchGetDocumentsRequest(document_ids=[doc_id, "doc_none"])
+    )
+    assert [d.document_id for d in found.documents] == [doc_id] and found.not_found == ["doc_none"]
+    buckets.delete_bucket(spare.bucket_id)
+
+    # clones: a retriever's stages, a collection's source and plugin pin; a task canceled
+    twin = retrievers.clone_retriever(
+        retriever.retriever_id, m.CloneRetrieverRequest(retriever_name="typed-copy")
+    )
+    assert twin.source_retriever_id == retriever.retriever_id
+    assert twin.retriever.stages[0].parameters == retriever.stages[0].parameters
+    retrievers.delete_retriever(twin.retriever.retriever_id)
+    copy = collections.clone_collection(
+        created.collection_id, m.CloneCollectionRequest(collection_name="typed-copy")
+    )
+    assert copy.source_collection_id == created.collection_id
+    assert copy.collection.feature_extractor.feature_extractor_id == "my_extractor_1_0_0"
+    again = collections.trigger_collection(copy.collection.collection_id)
+    assert mixpeek.TasksApi(client).kill_task(again.task_id).success
+    assert mixpeek.TasksApi(client).get_task(again.task_id).status.value in (
+        "CANCELED", "IN_PROGRESS", "COMPLETED",
+    )  # fmt: skip
+    collections.delete_collection(copy.collection.collection_id)
+
     retrievers.delete_retriever(retriever.retriever_id)
     collections.delete_collection(created.collection_id)
     for obj in made:

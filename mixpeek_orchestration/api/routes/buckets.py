@@ -22,6 +22,7 @@ from mixpeek_orchestration.api.hosted import (
     listing,
 )
 from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
+from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.ingest.buckets import BUCKET_NAME
 from mixpeek_orchestration.platform import Platform
 
@@ -417,6 +418,58 @@ async def create_object(
             idempotency_key=body.idempotency_key,
         )
     )
+
+
+class ObjectsBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    objects: list[ObjectCreate] = Field(min_length=1, max_length=1000)
+
+
+class ObjectFailed(BaseModel):
+    object_index: int
+    error: str
+    error_type: str
+
+
+class ObjectsBatchDone(BaseModel):
+    succeeded: list[ObjectOut]
+    failed: list[ObjectFailed]
+    total_requested: int
+    succeeded_count: int
+    failed_count: int
+
+
+@router.post(
+    "/{bucket_id}/objects/batch",
+    summary="Create many objects: each stands alone (a refused one is listed, the rest made)",
+    response_model=ObjectsBatchDone,
+)
+async def create_objects_batch(
+    bucket_id: str, body: ObjectsBatch, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def create_all() -> dict[str, Any]:
+        bucket = platform.buckets.get_bucket(namespace, bucket_id)
+        succeeded, failed = [], []
+        for index, item in enumerate(body.objects):
+            try:
+                made = platform.buckets.create_object(
+                    namespace, bucket["bucket_id"],
+                    blobs=[b.model_dump(exclude_none=True) for b in item.blobs],
+                    metadata=item.all_metadata(), key_prefix=item.key_prefix,
+                    idempotency_key=item.idempotency_key,
+                )  # fmt: skip
+                succeeded.append(made | {"object_index": index})
+            except MixpeekError as exc:
+                failed.append(
+                    {"object_index": index, "error": exc.detail, "error_type": str(exc.code.value)}
+                )
+        return {
+            "succeeded": succeeded, "failed": failed, "total_requested": len(body.objects),
+            "succeeded_count": len(succeeded), "failed_count": len(failed),
+        }  # fmt: skip
+
+    return await run_in_threadpool(create_all)
 
 
 @router.get("/{bucket_id}/objects", summary="List objects", response_model=ObjectList)

@@ -477,6 +477,59 @@ async def delete_collection(
     return await run_in_threadpool(platform.operations.delete_collection, namespace, collection_id)
 
 
+class CollectionClone(HostedRequest):
+    hosted_fields = frozenset({"enabled", "taxonomy_applications"})
+
+    collection_name: str = Field(pattern=COLLECTION_NAME.pattern)
+    description: str | None = None
+    source: dict[str, Any] | None = Field(default=None, description="default: the original's")
+    feature_extractor: dict[str, Any] | None = Field(
+        default=None, description="default: the original's plugin version and parameters"
+    )
+    metadata: dict[str, Any] | None = None
+
+
+class CollectionCloned(BaseModel):
+    collection: CollectionOut
+    source_collection_id: str
+
+
+@router.post(
+    "/{collection_id}/clone",
+    summary="A new collection with this one's source and extractor (or the ones given); it "
+    "processes the source's objects",
+    response_model=CollectionCloned,
+)
+async def clone_collection(
+    collection_id: str, body: CollectionClone, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def clone() -> dict[str, Any]:
+        original = platform.collections.get(namespace, collection_id)
+        extractor = original["feature_extractor"]
+        made = platform.operations.create_collection(
+            namespace,
+            collection_name=body.collection_name,
+            source=body.source or original["source"],
+            feature_extractor=body.feature_extractor
+            or {
+                "feature_extractor_name": extractor["feature_extractor_name"],
+                "version": extractor["version"],
+                "parameters": extractor.get("parameters") or {},
+                "input_mappings": extractor.get("input_mappings") or {},
+            },
+            description=original.get("description", "")
+            if body.description is None
+            else body.description,
+            metadata=original.get("metadata") or {} if body.metadata is None else body.metadata,
+        )
+        return {
+            "collection": collection_out(made),
+            "source_collection_id": original["collection_id"],
+        }
+
+    return await run_in_threadpool(clone)
+
+
 @router.post(
     "/{collection_id}/trigger",
     summary="Re-process every object of the collection (a task: GET /v1/tasks/{task_id})",

@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
-from mixpeek_orchestration.api.hosted import ListParamsDep
+from mixpeek_orchestration.api.hosted import HostedRequest, ListParamsDep
 from mixpeek_orchestration.api.routes.collections import (
     DocumentList,
     DocumentOut,
@@ -48,6 +49,26 @@ async def list_documents(
         return document_page(platform, namespace, ids, params, body)
 
     return await run_in_threadpool(listed)
+
+
+class BatchGet(HostedRequest):
+    hosted_fields = frozenset({"return_presigned_urls"})
+
+    document_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class BatchGot(BaseModel):
+    documents: list[DocumentOut]
+    not_found: list[str]
+
+
+@router.post("/batch-get", summary="Documents by id, from any collection", response_model=BatchGot)
+async def batch_get(
+    body: BatchGet, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    found = await run_in_threadpool(platform.documents.find_many, namespace, body.document_ids)
+    have = {d["document_id"] for d in found}
+    return {"documents": found, "not_found": [i for i in body.document_ids if i not in have]}
 
 
 @router.get("/{document_id}", summary="Get a document by id alone", response_model=DocumentOut)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
 from mixpeek_orchestration.api.deps import CallerDep, PathNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.errors import error_response
@@ -106,6 +108,29 @@ async def get_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> 
     model = await run_in_threadpool(platform.models.get, caller.org_id, model_id)
     deployed = await run_in_threadpool(_deployed, platform, caller.org_id)
     return {"success": True, "model": _item(model, deployed).model_dump(mode="json")}
+
+
+class ModelDownload(BaseModel):
+    model_id: str
+    download_url: str
+    expires_at: datetime
+    sha256: str
+    size_bytes: int
+
+
+@router.get("/{model_id}/download", response_model=ModelDownload)
+async def download_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> ModelDownload:
+    """A presigned URL to GET the model's file from (valid for an hour)."""
+
+    def presign() -> ModelDownload:
+        model = platform.models.get(caller.org_id, model_id)
+        url = platform.objects.presign_get(model["key"], expires_in=3600)
+        return ModelDownload(
+            model_id=model["model_id"], download_url=url.url, expires_at=url.expires_at,
+            sha256=model["sha256"], size_bytes=model["size_bytes"],
+        )  # fmt: skip
+
+    return await run_in_threadpool(presign)
 
 
 @router.delete(

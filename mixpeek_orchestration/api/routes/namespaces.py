@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
 from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
 from mixpeek_orchestration.api.hosted import ListBody, ListParamsDep, listing
@@ -73,6 +74,33 @@ async def get_namespace(
     namespace_id: str, caller: CallerDep, platform: PlatformDep
 ) -> NamespaceResponse:
     return _out(await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id))
+
+
+class NamespaceStats(BaseModel):
+    namespace_id: str
+    bucket_count: int
+    object_count: int
+    collection_count: int
+    document_count: int
+    document_count_complete: bool = True
+
+
+@router.get("/{namespace_id}/stats", response_model=NamespaceStats)
+async def namespace_stats(
+    namespace_id: str, caller: CallerDep, platform: PlatformDep
+) -> NamespaceStats:
+    """How many buckets, objects, collections and documents the namespace holds (counted now)."""
+
+    def count() -> NamespaceStats:
+        namespace = platform.accounts.resolve_namespace(caller, namespace_id)
+        buckets, objects = platform.buckets.count_in(namespace)
+        return NamespaceStats(
+            namespace_id=namespace.namespace_id, bucket_count=buckets, object_count=objects,
+            collection_count=platform.collections.count_in(namespace),
+            document_count=platform.documents.count_in(namespace),
+        )  # fmt: skip
+
+    return await run_in_threadpool(count)
 
 
 @router.patch("/{namespace_id}", response_model=NamespaceResponse)

@@ -234,6 +234,45 @@ async def delete_retriever(
     return await run_in_threadpool(platform.retrievers.delete, namespace, retriever_id)
 
 
+class RetrieverClone(HostedRequest):
+    hosted_fields = frozenset({"input_schema", "budget_limits", "tags", "display_config"})
+
+    retriever_name: str = Field(pattern=RETRIEVER_NAME.pattern)
+    description: str | None = None
+    collection_identifiers: list[str] | None = None
+    stages: list[dict[str, Any]] | None = None
+
+
+class RetrieverCloned(BaseModel):
+    retriever: RetrieverOut
+    source_retriever_id: str
+
+
+@router.post(
+    "/{retriever_id}/clone",
+    summary="A new retriever with this one's stages and collections (or the ones given)",
+    response_model=RetrieverCloned,
+)
+async def clone_retriever(
+    retriever_id: str, body: RetrieverClone, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def clone() -> dict[str, Any]:
+        original = platform.retrievers.get(namespace, retriever_id)
+        made = platform.retrievers.create(
+            namespace,
+            retriever_name=body.retriever_name,
+            collection_identifiers=body.collection_identifiers or original["collection_ids"],
+            stages=body.stages or original["stages"],
+            description=original.get("description", "")
+            if body.description is None
+            else body.description,
+            metadata=original.get("metadata") or {},
+        )
+        return {"retriever": retriever_out(made), "source_retriever_id": original["retriever_id"]}
+
+    return await run_in_threadpool(clone)
+
+
 @router.post(
     "/{retriever_id}/execute",
     summary="Run a retriever's stages for some inputs",

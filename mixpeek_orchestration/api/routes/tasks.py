@@ -24,7 +24,9 @@ router = APIRouter(
 class TaskOut(BaseModel):
     task_id: str
     task_type: str
-    status: Literal["PENDING", "IN_PROGRESS", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED"]
+    status: Literal[
+        "PENDING", "IN_PROGRESS", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"
+    ]
     namespace_id: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
@@ -52,3 +54,21 @@ async def get_task(
     task_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(platform.planner.task, namespace, task_id)
+
+
+class TaskCanceled(BaseModel):
+    success: bool = True
+    message: str
+    task_id: str
+    batches_canceled: int
+    status: str
+
+
+@router.delete(
+    "/{task_id}", summary="Cancel a task (its batches not yet running)", response_model=TaskCanceled
+)
+async def cancel_task(
+    task_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    done = await run_in_threadpool(platform.planner.cancel_task, namespace, task_id)
+    return done | {"message": f"{done['batches_canceled']} waiting batch(es) canceled"}
