@@ -96,9 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return error_response(
-            422, f"Invalid request: {detail}", "invalid_request", {"errors": errors}
-        )
+        fields: dict[str, Any] = {"errors": errors}
+        if errors:  # the first offending field, as a domain refusal names its one
+            fields["field"] = errors[0]["field"]
+        return error_response(422, f"Invalid request: {detail}", "invalid_request", fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

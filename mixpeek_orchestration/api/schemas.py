@@ -11,7 +11,6 @@ from mixpeek_orchestration.api.hosted import HostedRequest
 from mixpeek_orchestration.plugins.models import MODEL_NAME
 from mixpeek_orchestration.sdk._manifest import SLUG_PATTERN
 from mixpeek_orchestration.tenancy.accounts import NAMESPACE_NAME
-from mixpeek_orchestration.tenancy.secrets import SECRET_NAME
 
 DeploymentStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
 
@@ -307,7 +306,7 @@ class NextVersion(BaseModel):
 
 
 class SecretCreate(BaseModel):
-    secret_name: str = Field(..., pattern=SECRET_NAME.pattern)
+    secret_name: str = Field(..., min_length=1, max_length=100)  # checked by the store, named
     secret_value: str = Field(..., min_length=1, repr=False)
 
 

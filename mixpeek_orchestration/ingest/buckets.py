@@ -316,7 +316,7 @@ class Buckets:
         if not safe:
             raise MixpeekError(ErrorCode.INVALID_REQUEST, "filename is required", field="filename")
         if blob_property is not None:
-            self._blob_property(doc, blob_property, field="blob_property")
+            self.blob_property(doc, blob_property, field="blob_property")
         content_type = content_type or mimetypes.guess_type(safe)[0] or "application/octet-stream"
         upload_id = new_id("upl")
         key = f"{namespace.org_id}/{namespace.namespace_id}/buckets/{doc['bucket_id']}/uploads/{upload_id}/{safe}"
@@ -350,7 +350,7 @@ class Buckets:
             "headers": request.headers,
         }
 
-    def _blob_property(self, bucket: dict[str, Any], name: str, *, field: str) -> str:
+    def blob_property(self, bucket: dict[str, Any], name: str, *, field: str) -> str:
         """``name`` if it is one of the bucket's blob properties; 422 naming ``field`` else."""
         spec = bucket["bucket_schema"]["properties"].get(name)
         if spec is None or spec["type"] in SCALAR_TYPES:

@@ -344,6 +344,34 @@ class Documents:
         }
         return {"total": sum(by_status.values())} | {s: by_status.get(s, 0) for s in STATUSES}
 
+    def update_metadata(
+        self, namespace: Namespace, doc: dict[str, Any], changes: dict[str, Any], *, replace: bool
+    ) -> dict[str, Any]:
+        """Set a document's own fields (hosted: fields at its root): ``metadata`` and any key
+        the document does not hold are its metadata, merged (``replace``: replacing it); a
+        field the platform wrote (``status``, ``feature_refs`` ...) is refused, named. Its
+        vectors do not change (they hold no metadata)."""
+        changes = dict(changes)
+        given = changes.pop("metadata", None)
+        if given is not None and not isinstance(given, dict):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, "metadata must be an object", field="metadata"
+            )
+        system = sorted(k for k in changes if k in doc)
+        if system:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"fields {system} are written by the platform; change the document's metadata",
+                field=system[0],
+            )
+        fields = {**changes, **(given or {})}
+        metadata = fields if replace else {**(doc.get("metadata") or {}), **fields}
+        self.documents.update_one(
+            {**scope(namespace), "document_id": doc["document_id"]},
+            {"$set": {"metadata": metadata, "updated_at": now()}},
+        )
+        return self.find(namespace, doc["document_id"])
+
     def delete(
         self, namespace: Namespace, collection: Mapping[str, Any], doc_id: str
     ) -> dict[str, Any]:

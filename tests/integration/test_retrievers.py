@@ -295,7 +295,7 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     import httpx
     import mixpeek
     from mixpeek import models as m
-    from mixpeek.exceptions import NotFoundException
+    from mixpeek.exceptions import NotFoundException, UnprocessableEntityException
 
     _, tenant, collection_before = deployed
     client = mixpeek.ApiClient(
@@ -447,6 +447,11 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     doc_id = page.results[0].document_id
     assert documents.get_document(created.collection_id, doc_id).document_id == doc_id
     everywhere = mixpeek.DocumentsApi(client)
+    reviewed = documents.patch_document(created.collection_id, doc_id, request_body={"reviewed": 1})
+    assert reviewed.to_dict()["metadata"]["reviewed"] == 1  # merged beside topic and title
+    assert "topic" in reviewed.to_dict()["metadata"]
+    with pytest.raises(UnprocessableEntityException):  # a field the platform wrote
+        everywhere.patch_document_ns(doc_id, request_body={"status": "failed"})
     assert everywhere.get_document_ns(doc_id).collection_id == created.collection_id
     assert len(everywhere.list_documents_ns(
         namespace_list_documents_request=m.NamespaceListDocumentsRequest(
@@ -525,6 +530,14 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
         ]}),
     )  # fmt: skip
     assert (batch.succeeded_count, [f.object_index for f in batch.failed]) == (1, [1])
+    tickets = uploads.create_uploads_batch_buckets(
+        spare.bucket_id,
+        batch_upload_request=m.BatchUploadRequest(uploads=[
+            m.CreateUploadRequest(filename=f"{n}.txt", content_type="text/plain") for n in "ab"
+        ]),
+    )  # fmt: skip
+    assert tickets.total == 2 and len({t.upload_id for t in tickets.uploads}) == 2
+    assert namespaces.ensure_namespace_indexes(tenant.namespace_id)["success"] is True
     stats = namespaces.get_namespace_stats(tenant.namespace_id)
     assert stats.bucket_count >= 2 and stats.document_count >= 3 and stats.collection_count >= 2
     found = everywhere.batch_get(

@@ -336,6 +336,52 @@ async def create_upload(
     )
 
 
+class UploadsBatch(HostedRequest):
+    uploads: list[UploadCreate] = Field(min_length=1, max_length=500)
+    shared_metadata: dict[str, Any] = Field(default_factory=dict)
+    shared_object_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UploadTickets(BaseModel):
+    uploads: list[UploadTicket]
+    total: int
+
+
+@router.post(
+    "/{bucket_id}/uploads/batch",
+    summary="Presigned URLs for many files at once (all or none: a bad one refuses the batch)",
+    response_model=UploadTickets,
+)
+async def create_uploads_batch(
+    bucket_id: str, body: UploadsBatch, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def create_all() -> dict[str, Any]:
+        bucket = platform.buckets.get_bucket(namespace, bucket_id)
+        for index, item in enumerate(body.uploads):  # checked first: nothing made if one is bad
+            if item.blob_property is not None:
+                platform.buckets.blob_property(
+                    bucket, item.blob_property, field=f"uploads[{index}].blob_property"
+                )
+        tickets = [
+            platform.buckets.create_upload(
+                namespace,
+                bucket["bucket_id"],
+                filename=item.filename,
+                content_type=item.content_type,
+                size_bytes=item.size_bytes,
+                expires_in=item.presigned_url_expiration,
+                create_object_on_confirm=item.create_object_on_confirm,
+                blob_property=item.blob_property,
+                object_metadata=body.shared_object_metadata | item.object_metadata,
+                metadata=body.shared_metadata | item.metadata,
+            )
+            for item in body.uploads
+        ]
+        return {"uploads": tickets, "total": len(tickets)}
+
+    return await run_in_threadpool(create_all)
+
+
 @router.post("/{bucket_id}/uploads/list", summary="List uploads", response_model=UploadList)
 async def list_uploads(
     bucket_id: str,

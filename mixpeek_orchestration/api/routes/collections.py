@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -655,6 +655,66 @@ async def get_document(
         return platform.documents.get(namespace, collection["collection_id"], document_id)
 
     return await run_in_threadpool(get)
+
+
+async def update_document(
+    platform: Platform,
+    namespace: Namespace,
+    collection_id: str | None,
+    document_id: str,
+    changes: dict[str, Any],
+    *,
+    replace: bool,
+) -> dict[str, Any]:
+    def update() -> dict[str, Any]:
+        if collection_id is None:
+            doc = platform.documents.find(namespace, document_id)
+        else:
+            collection = platform.collections.get(namespace, collection_id)
+            doc = platform.documents.get(namespace, collection["collection_id"], document_id)
+        return platform.documents.update_metadata(namespace, doc, changes, replace=replace)
+
+    return await run_in_threadpool(update)
+
+
+DocumentChanges = Annotated[
+    dict[str, Any],
+    Body(description='the document\'s own fields: {"metadata": {...}} or fields at the root'),
+]
+
+
+@router.patch(
+    "/{collection_id}/documents/{document_id}",
+    summary="Merge fields into a document's metadata",
+    response_model=DocumentOut,
+)
+async def patch_document(
+    collection_id: str,
+    document_id: str,
+    changes: DocumentChanges,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+) -> dict[str, Any]:
+    return await update_document(
+        platform, namespace, collection_id, document_id, changes, replace=False
+    )
+
+
+@router.put(
+    "/{collection_id}/documents/{document_id}",
+    summary="Replace a document's metadata",
+    response_model=DocumentOut,
+)
+async def put_document(
+    collection_id: str,
+    document_id: str,
+    changes: DocumentChanges,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+) -> dict[str, Any]:
+    return await update_document(
+        platform, namespace, collection_id, document_id, changes, replace=True
+    )
 
 
 @router.delete(

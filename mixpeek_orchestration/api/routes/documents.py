@@ -12,10 +12,12 @@ from pydantic import BaseModel, Field
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import HostedRequest, ListParamsDep
 from mixpeek_orchestration.api.routes.collections import (
+    DocumentChanges,
     DocumentList,
     DocumentOut,
     DocumentPage,
     document_page,
+    update_document,
 )
 from mixpeek_orchestration.api.schemas import ErrorResponse
 
@@ -69,6 +71,22 @@ async def batch_get(
     found = await run_in_threadpool(platform.documents.find_many, namespace, body.document_ids)
     have = {d["document_id"] for d in found}
     return {"documents": found, "not_found": [i for i in body.document_ids if i not in have]}
+
+
+@router.patch(
+    "/{document_id}", summary="Merge fields into a document's metadata", response_model=DocumentOut
+)
+async def patch_document(
+    document_id: str, changes: DocumentChanges, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    return await update_document(platform, namespace, None, document_id, changes, replace=False)
+
+
+@router.put("/{document_id}", summary="Replace a document's metadata", response_model=DocumentOut)
+async def put_document(
+    document_id: str, changes: DocumentChanges, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    return await update_document(platform, namespace, None, document_id, changes, replace=True)
 
 
 @router.get("/{document_id}", summary="Get a document by id alone", response_model=DocumentOut)

@@ -103,6 +103,23 @@ async def namespace_stats(
     return await run_in_threadpool(count)
 
 
+class IndexesEnsured(BaseModel):
+    namespace_id: str
+    success: bool = True
+    message: str
+
+
+@router.post("/{namespace_id}/ensure-indexes", response_model=IndexesEnsured)
+async def ensure_indexes(
+    namespace_id: str, caller: CallerDep, platform: PlatformDep
+) -> IndexesEnsured:
+    """Create the metadata indexes the namespace's records rely on, if missing (idempotent;
+    they are shared by the data plane's namespaces, and vector tables index themselves)."""
+    namespace = await run_in_threadpool(platform.accounts.resolve_namespace, caller, namespace_id)
+    await run_in_threadpool(platform.ensure_indexes)
+    return IndexesEnsured(namespace_id=namespace.namespace_id, message="metadata indexes ensured")
+
+
 @router.patch("/{namespace_id}", response_model=NamespaceResponse)
 async def update_namespace(
     namespace_id: str, body: NamespaceUpdate, caller: CallerDep, platform: PlatformDep
