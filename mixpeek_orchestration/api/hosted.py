@@ -17,16 +17,17 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Body, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.storage.pages import decode_position, encode_position
 
 MAX_PAGE = 1000
+OFFSET = ("offset",)
+"""What a cursor of a list held whole holds (``storage.pages`` encodes it)."""
 
 
 class HostedRequest(BaseModel):
@@ -126,32 +127,20 @@ ListBody = Annotated[dict[str, Any] | None, Body(description="the hosted list re
 routes that have them)."""
 
 
-def _offset_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _cursor_offset(cursor: str) -> int:
-    try:
-        return int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["offset"])
-    except (ValueError, KeyError, TypeError):
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST, "cursor is not one this API returned", field="cursor"
-        ) from None
-
-
 def listing(items: list[dict[str, Any]], params: ListParams | None = None) -> dict[str, Any]:
     """A page of a list held whole (namespaces, buckets, collections, retrievers), in the
     hosted envelope: ``results``, ``total_count``, ``pagination``; ``total`` is this project's
     name for ``total_count``."""
     params = params or ListParams(limit=MAX_PAGE)
-    start = _cursor_offset(params.cursor) if params.cursor else params.offset
+    position = decode_position(params.cursor, OFFSET)
+    start = int(position["offset"]) if position is not None else params.offset
     end = start + params.limit
     more = end < len(items)
     return envelope(
         items[start:end],
         total=len(items),
         limit=params.limit,
-        next_cursor=_offset_cursor(end) if more else None,
+        next_cursor=encode_position({"offset": end}) if more else None,
         offset=start,
     )
 

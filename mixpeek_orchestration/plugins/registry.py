@@ -164,12 +164,7 @@ class PluginRegistry:
     ) -> UploadTicket:
         """Issue a signed / presigned URL the archive can be PUT to."""
         name, version = check_name(name), check_version(version)
-        if file_size_bytes is not None and file_size_bytes > self.limits.max_compressed_bytes:
-            raise MixpeekError(
-                ErrorCode.PAYLOAD_TOO_LARGE,
-                f"file_size_bytes ({file_size_bytes}) exceeds the limit of {self.limits.max_compressed_bytes} bytes",
-                field="file_size_bytes",
-            )
+        self.check_declared_size(file_size_bytes)
         if not 1 <= expires_in <= 7 * 24 * 3600:
             raise MixpeekError(
                 ErrorCode.INVALID_REQUEST,
@@ -202,6 +197,15 @@ class PluginRegistry:
             upload_id, presigned.url, presigned.expires_at, presigned.headers,
             self.limits.max_compressed_bytes, name, version, key,
         )  # fmt: skip
+
+    def check_declared_size(self, file_size_bytes: int | None) -> None:
+        """413 for an archive declared larger than the limit, before any URL is issued."""
+        if file_size_bytes is not None and file_size_bytes > self.limits.max_compressed_bytes:
+            raise MixpeekError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"file_size_bytes ({file_size_bytes}) exceeds the limit of {self.limits.max_compressed_bytes} bytes",
+                field="file_size_bytes",
+            )
 
     def get_upload(self, namespace: Namespace, upload_id: str) -> dict[str, Any]:
         doc = self.uploads.find_one({**self._scope(namespace), "upload_id": upload_id}, {"_id": 0})

@@ -72,13 +72,8 @@ class Submissions:
     ) -> dict[str, Any]:
         """A presigned URL to PUT the extractor's zip to; confirm it next."""
         name, version = check_name(name), check_version(version)
+        self.registry.check_declared_size(file_size_bytes)
         limit = self.registry.limits.max_compressed_bytes
-        if file_size_bytes is not None and file_size_bytes > limit:
-            raise MixpeekError(
-                ErrorCode.PAYLOAD_TOO_LARGE,
-                f"file_size_bytes ({file_size_bytes}) exceeds the limit of {limit} bytes",
-                field="file_size_bytes",
-            )
         submission_id = new_id("sub")
         key = f"{caller.org_id}/_submissions/{submission_id}.zip"
         presigned = self.objects.presign_put(
