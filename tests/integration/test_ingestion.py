@@ -124,6 +124,15 @@ def wait_documents(
     )
 
 
+def wait_batch_finished(platform: Any, batch_id: str, timeout: float = 120) -> dict[str, Any]:
+    """The batch once it has left the queue (its run records it after its last write)."""
+    deadline = time.monotonic() + timeout
+    while (batch := platform.planner.get(batch_id))["status"] in ("planned", "running"):
+        assert time.monotonic() < deadline, f"batch {batch_id} still {batch['status']}"
+        time.sleep(1)
+    return batch  # type: ignore[no-any-return]
+
+
 def all_documents(api: Api, collection_id: str) -> list[dict[str, Any]]:
     out, cursor = [], None
     while True:
@@ -539,7 +548,7 @@ def test_an_interrupted_run_is_retried_and_processes_every_object_exactly_once(
 
     counts = wait_documents(api, collection_id, 640)
     assert counts["total"] == counts["completed"] == 640
-    retried = platform.planner.get(batch["batch_id"])
+    retried = wait_batch_finished(platform, batch["batch_id"])  # its run records it last
     assert retried["status"] == "completed" and retried["attempts"] == 2
     assert vector_count(stack, collection) == 640
 
