@@ -21,6 +21,7 @@ from mixpeek_orchestration.api.errors import install_error_handlers
 from mixpeek_orchestration.api.routes import (
     buckets,
     collections,
+    document_operations,
     documents,
     extractors,
     health,
@@ -101,6 +102,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(plugins.router)
     app.include_router(realtime.router)
     app.include_router(buckets.router)
+    app.include_router(document_operations.router)  # before /documents/{document_id}
     app.include_router(collections.router)
     app.include_router(documents.router)
     app.include_router(tasks.router)

@@ -17,6 +17,11 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.aggregations import (
+    aggregation_pipeline,
+    aggregation_rows,
+    distinct_pipeline,
+)
 from mixpeek_orchestration.sdk._manifest import FeatureUri
 from mixpeek_orchestration.storage.ids import now
 from mixpeek_orchestration.storage.metadata import MetadataStore
@@ -77,6 +82,35 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+# fields the platform writes on every document: a metadata change may not name them
+PLATFORM_FIELDS = frozenset(
+    {"document_id", "org_id", "namespace_id", "collection_id", "bucket_id", "source_object_id",
+     "seq", "source_blobs", "feature_refs", "plugin_id", "feature_extractor", "outputs",
+     "status", "errors", "batch_id", "run_id", "created_at", "updated_at"}
+)  # fmt: skip
+
+
+def metadata_changes(changes: Mapping[str, Any], *, held: Iterable[str]) -> dict[str, Any]:
+    """The metadata fields a change sets: ``{"metadata": {...}}`` and any other key (the
+    hosted form puts them at the document's root); a key in ``held`` (the platform's
+    fields, or those a document holds) is refused, named."""
+    changes = dict(changes)
+    given = changes.pop("metadata", None)
+    if given is not None and not isinstance(given, dict):
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, "metadata must be an object", field="metadata"
+        )
+    held = set(held)
+    system = sorted(k for k in changes if k in held)
+    if system:
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST,
+            f"fields {system} are written by the platform; change the document's metadata",
+            field=system[0],
+        )
+    return {**changes, **(given or {})}
 
 
 class Documents:
@@ -351,20 +385,7 @@ class Documents:
         the document does not hold are its metadata, merged (``replace``: replacing it); a
         field the platform wrote (``status``, ``feature_refs`` ...) is refused, named. Its
         vectors do not change (they hold no metadata)."""
-        changes = dict(changes)
-        given = changes.pop("metadata", None)
-        if given is not None and not isinstance(given, dict):
-            raise MixpeekError(
-                ErrorCode.INVALID_REQUEST, "metadata must be an object", field="metadata"
-            )
-        system = sorted(k for k in changes if k in doc)
-        if system:
-            raise MixpeekError(
-                ErrorCode.INVALID_REQUEST,
-                f"fields {system} are written by the platform; change the document's metadata",
-                field=system[0],
-            )
-        fields = {**changes, **(given or {})}
+        fields = metadata_changes(changes, held=doc)
         metadata = fields if replace else {**(doc.get("metadata") or {}), **fields}
         self.documents.update_one(
             {**scope(namespace), "document_id": doc["document_id"]},
@@ -376,10 +397,208 @@ class Documents:
         self, namespace: Namespace, collection: Mapping[str, Any], doc_id: str
     ) -> dict[str, Any]:
         self.get(namespace, collection["collection_id"], doc_id)
-        for uri in collection["feature_uris"]:
-            self.vectors.delete(vector_table(namespace.namespace_id, uri), {"id": [doc_id]})
-        self.documents.delete_one({"document_id": doc_id})
+        self._delete_ids(namespace, collection, [doc_id])
         return {"document_id": doc_id, "deleted": True}
+
+    def _delete_ids(
+        self, namespace: Namespace, collection: Mapping[str, Any], ids: builtins.list[str]
+    ) -> None:
+        """Remove documents of one collection with their vectors, vectors first (so a search
+        never finds a vector whose document is gone)."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for uri in collection["feature_uris"]:
+                self.vectors.delete(vector_table(namespace.namespace_id, uri), {"id": chunk})
+            self.documents.delete_many(
+                {**scope(namespace), "collection_id": collection["collection_id"],
+                 "document_id": {"$in": chunk}}
+            )  # fmt: skip
+
+    # -- batch changes (hosted /documents/batch, /documents/bulk) -------------------------------
+
+    def delete_many(
+        self,
+        namespace: Namespace,
+        collection: Mapping[str, Any],
+        *,
+        doc_ids: builtins.list[str] | None = None,
+        match: dict[str, Any] | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Delete the given documents (each one that is not in the collection fails alone,
+        named) or every document matching a store query; one result per document."""
+        base = {**scope(namespace), "collection_id": collection["collection_id"]}
+        if doc_ids is not None:
+            query = {**base, "document_id": {"$in": list(dict.fromkeys(doc_ids))}}
+        else:
+            query = {"$and": [base, match or {}]}
+        found = [d["document_id"] for d in self.documents.find(query, {"_id": 0, "document_id": 1})]
+        self._delete_ids(namespace, collection, found)
+        results = [{"document_id": i, "success": True} for i in found]
+        missing = [i for i in dict.fromkeys(doc_ids or []) if i not in set(found)]
+        return results + [
+            {"document_id": i, "success": False, "error": f"document {i!r} not found"}
+            for i in missing
+        ]
+
+    def update_each(
+        self,
+        namespace: Namespace,
+        collection_id: str,
+        updates: builtins.list[tuple[str, dict[str, Any]]],
+    ) -> builtins.list[dict[str, Any]]:
+        """Merge each ``(document_id, fields)`` into that document's metadata; a document that
+        is missing, or fields the platform writes, fail that update alone, named."""
+        held = {
+            d["document_id"]: d
+            for d in self.documents.find(
+                {**scope(namespace), "collection_id": collection_id,
+                 "document_id": {"$in": [i for i, _ in updates]}},
+                {"_id": 0},
+            )
+        }  # fmt: skip
+        results, writes, stamp = [], [], now()
+        for doc_id, changes in updates:
+            doc = held.get(doc_id)
+            if doc is None:
+                results.append(
+                    {"document_id": doc_id, "success": False,
+                     "error": f"document {doc_id!r} not found"}
+                )  # fmt: skip
+                continue
+            try:
+                fields = metadata_changes(changes, held=doc)
+            except MixpeekError as exc:
+                results.append({"document_id": doc_id, "success": False, "error": exc.detail})
+                continue
+            doc["metadata"] = {**(doc.get("metadata") or {}), **fields}
+            writes.append(
+                UpdateOne(
+                    {"document_id": doc_id},
+                    {"$set": {"metadata": doc["metadata"], "updated_at": stamp}},
+                )
+            )
+            results.append({"document_id": doc_id, "success": True})
+        if writes:
+            self.documents.bulk_write(writes, ordered=True)
+        return results
+
+    def update_matching(
+        self,
+        namespace: Namespace,
+        collection_id: str,
+        match: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> int:
+        """Merge the same fields into the metadata of every document matching a store query;
+        the number changed."""
+        fields = metadata_changes(changes, held=PLATFORM_FIELDS)
+        if not fields:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST, "update_data names no field to set", field="update_data"
+            )
+        for key in fields:
+            if key.startswith("$") or "." in key:
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"metadata field {key!r} may not start with $ or hold a dot",
+                    field="update_data",
+                )
+        result = self.documents.update_many(
+            {"$and": [{**scope(namespace), "collection_id": collection_id}, match]},
+            {"$set": {**{f"metadata.{k}": v for k, v in fields.items()}, "updated_at": now()}},
+        )
+        return int(result.modified_count)
+
+    # -- analytics ------------------------------------------------------------------------------
+
+    def distinct(
+        self,
+        namespace: Namespace,
+        collection_id: str,
+        field: str,
+        *,
+        match: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """The values of one field over a collection's documents (those matching the store
+        query ``match``) with how many hold each, most frequent first; ``total_distinct``
+        counts them all, ``limit`` or not."""
+        base = {**scope(namespace), "collection_id": collection_id}
+        pipeline = distinct_pipeline(base, field, match or {}, None)
+        counted = list(self.documents.aggregate([*pipeline, {"$count": "n"}]))
+        rows = self.documents.aggregate(distinct_pipeline(base, field, match or {}, limit))
+        return {
+            "field": field,
+            "values": [{"value": row["_id"], "count": row["count"]} for row in rows],
+            "total_distinct": counted[0]["n"] if counted else 0,
+        }
+
+    def aggregate(
+        self,
+        namespace: Namespace,
+        collection_id: str,
+        body: dict[str, Any],
+        match: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A hosted aggregation (group_by, aggregations, having, range buckets, sort, limit)
+        over a collection's documents (those matching the store query ``match``)."""
+        pipeline = aggregation_pipeline(
+            {**scope(namespace), "collection_id": collection_id}, match or {}, body
+        )
+        results = aggregation_rows(list(self.documents.aggregate(pipeline)))
+        return {"results": results, "total_groups": len(results)}
+
+    def diagnostics(
+        self, namespace: Namespace, collection: Mapping[str, Any], doc_id: str
+    ) -> dict[str, Any]:
+        """Why a document is (or is not) found by search: its status and errors, and whether
+        each feature index of its collection really holds its vector."""
+        doc = self.get(namespace, collection["collection_id"], doc_id)
+        missing = [
+            uri
+            for feature, uri in zip(collection["features"], collection["feature_uris"], strict=True)
+            if feature.get("feature_type", "embedding") == "embedding"
+            and uri in (doc.get("feature_refs") or [])
+            and not self.vectors.count(
+                vector_table(namespace.namespace_id, uri), filters={"id": [doc_id]}
+            )
+        ]
+        status = doc.get("status")
+        if status != "completed":
+            errors = "; ".join(e.get("message", "") for e in doc.get("errors") or [])
+            reason = f"its status is {status}" + (f": {errors}" if errors else "")
+        elif missing:
+            reason = f"its vector is missing from {missing}; reprocess its object"
+        else:
+            reason = f"completed, with its vectors in {len(doc.get('feature_refs') or [])} indexes"
+        failures = [
+            {"source": "ingestion", "object_id": doc.get("source_object_id"), "status": status,
+             "error": e.get("message")}
+            for e in doc.get("errors") or []
+        ]  # fmt: skip
+        history = [
+            {"source": "ingestion", "timestamp": str(doc.get("created_at")),
+             "detail": {"batch_id": doc.get("batch_id"), "run_id": doc.get("run_id")}},
+        ]  # fmt: skip
+        if doc.get("updated_at") and doc.get("updated_at") != doc.get("created_at"):
+            history.append({"source": "update", "timestamp": str(doc["updated_at"]), "detail": {}})
+        return {
+            "document_id": doc_id,
+            "collection_id": collection["collection_id"],
+            "source_object_id": doc.get("source_object_id"),
+            "visibility_reason": {
+                "searchable": status == "completed" and not missing,
+                "reason": reason,
+                "source_object_id": doc.get("source_object_id"),
+            },
+            "recent_failures": {
+                "failures": failures,
+                "reason": None if failures else "no failure recorded",
+            },
+            "diagnostic_history": {"entries": history},
+            "status": status,
+            "missing_vectors": missing,
+        }
 
     def of_object(self, namespace: Namespace, object_id: str) -> builtins.list[dict[str, Any]]:
         return list(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.aggregations import checked_field
 
 TEMPLATE = re.compile(r"\{\{\s*INPUT\.([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -185,3 +186,25 @@ def _exact(condition: dict[str, Any]) -> dict[str, Any]:
     if operator == "exists":
         return {field: {"$ne": None}} if value else {field: None}
     return {field: {f"${operator}": value}}  # ne, gt, gte, lt, lte, in, nin
+
+
+def store_query(filters: dict[str, Any] | None) -> dict[str, Any]:
+    """A store query for a body's ``filters``: the hosted filter form
+    (``{"AND": [{"field", "operator", "value"}]}``) or plain ``{field: value}`` equalities
+    (a list value matches any of its elements)."""
+    if not filters:
+        return {}
+    if any(key in filters for key in ("AND", "OR", "field")):
+        return mongo_query(filters)
+    query: dict[str, Any] = {}
+    for path, value in filters.items():
+        checked_field(path, "filters")
+        if isinstance(value, dict):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"filter {path!r} takes a value or a list of values; for operators use "
+                '{"AND": [{"field": ..., "operator": ..., "value": ...}]}',
+                field="filters",
+            )
+        query[path] = {"$in": value} if isinstance(value, list) else value
+    return query

@@ -565,6 +565,49 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     )  # fmt: skip
     collections.delete_collection(copy.collection.collection_id)
 
+    # many documents at once: analytics, batch and bulk updates, diagnostics, a batch delete
+    cid = created.collection_id
+    topics = documents.distinct_document_values(
+        cid, m.DistinctValuesRequest.from_dict({"field": "metadata.topic", "limit": 2})
+    )
+    assert topics.total_distinct == 3 and len(topics.values) == 2
+    grouped = documents.aggregate_documents(
+        cid,
+        m.DocumentAggregationRequest.from_dict({
+            "group_by": [{"field": "metadata.topic", "alias": "topic"}],
+            "aggregations": [{"function": "count", "alias": "n"}],
+            "filters": {"AND": [{"field": "metadata.topic", "operator": "ne", "value": "sport"}]},
+            "sort_by": "topic", "sort_direction": "asc",
+        }),
+    )  # fmt: skip
+    assert [(r.group["topic"], r.metrics["n"]) for r in grouped.results] == [
+        ("baking", 1), ("travel", 1),
+    ]  # fmt: skip
+    bulk = documents.bulk_update(
+        cid, m.BulkUpdateDocumentsRequest.from_dict({"update_data": {"shelf": "notes"}})
+    )
+    assert bulk.updated_count == 3
+    each = documents.batch_update(
+        cid,
+        m.BatchUpdateDocumentsRequest.from_dict({"updates": [
+            {"document_id": doc_id, "update_data": {"pinned": True}},
+            {"document_id": "doc_none", "update_data": {"pinned": True}},
+        ]}),
+    )  # fmt: skip
+    assert (each.updated_count, each.failed_count) == (1, 1)
+    assert documents.get_document(cid, doc_id).to_dict()["metadata"]["pinned"] is True
+    diagnosed = documents.get_document_diagnostics(cid, doc_id)
+    assert diagnosed.visibility_reason.searchable is True
+    gone = documents.batch_delete(
+        cid, m.BatchDeleteDocumentsRequest.from_dict({"document_ids": [doc_id, "doc_none"]})
+    )
+    assert (gone.deleted_count, gone.failed_count) == (1, 1)
+    assert documents.count_documents(cid).count == 2
+    many = namespaces.get_namespace_stats_batch(
+        m.NamespaceStatsBatchRequest(namespace_ids=[tenant.namespace_id, "ns_none"])
+    )
+    assert many.stats[tenant.namespace_id].collection_count >= 1 and "ns_none" not in many.stats
+
     retrievers.delete_retriever(retriever.retriever_id)
     collections.delete_collection(created.collection_id)
     for obj in made:

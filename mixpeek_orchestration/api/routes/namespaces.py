@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mixpeek_orchestration.api.deps import CallerDep, PlatformDep
-from mixpeek_orchestration.api.hosted import ListBody, ListParamsDep, listing
+from mixpeek_orchestration.api.hosted import HostedRequest, ListBody, ListParamsDep, listing
 from mixpeek_orchestration.api.schemas import (
     ErrorResponse,
     NamespaceCreate,
@@ -17,6 +17,7 @@ from mixpeek_orchestration.api.schemas import (
     NamespaceResponse,
     NamespaceUpdate,
 )
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
@@ -101,6 +102,32 @@ async def namespace_stats(
         )  # fmt: skip
 
     return await run_in_threadpool(count)
+
+
+class StatsBatch(HostedRequest):
+    namespace_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class StatsOfNamespaces(BaseModel):
+    stats: dict[str, NamespaceStats]
+    not_found: list[str] = Field(description="requested namespaces the caller cannot see")
+
+
+@router.post("/stats/batch", response_model=StatsOfNamespaces)
+async def namespace_stats_batch(
+    body: StatsBatch, caller: CallerDep, platform: PlatformDep
+) -> StatsOfNamespaces:
+    """The stats of several namespaces at once, keyed by the id or name asked for; one the
+    caller cannot see is listed in ``not_found``, not answered."""
+    stats, missing = {}, []
+    for wanted in dict.fromkeys(body.namespace_ids):
+        try:
+            stats[wanted] = await namespace_stats(wanted, caller, platform)
+        except MixpeekError as exc:
+            if exc.code is not ErrorCode.NOT_FOUND:
+                raise
+            missing.append(wanted)
+    return StatsOfNamespaces(stats=stats, not_found=missing)
 
 
 class IndexesEnsured(BaseModel):
