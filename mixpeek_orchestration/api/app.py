@@ -31,6 +31,7 @@ from mixpeek_orchestration.api.routes import (
     organizations,
     plugins,
     realtime,
+    retriever_executions,
     retrievers,
     storage,
     tasks,
@@ -107,6 +108,7 @@ def create_app(settings: MixpeekSettings | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(tasks.router)
     app.include_router(extractors.router)
+    app.include_router(retriever_executions.router)  # before /{retriever_id}
     app.include_router(retrievers.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

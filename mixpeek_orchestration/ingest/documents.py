@@ -10,11 +10,12 @@ from __future__ import annotations
 import builtins
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.aggregations import (
@@ -103,6 +104,13 @@ def metadata_changes(changes: Mapping[str, Any], *, held: Iterable[str]) -> dict
             ErrorCode.INVALID_REQUEST, "metadata must be an object", field="metadata"
         )
     held = set(held)
+    for key in {**changes, **(given or {})}:
+        if not isinstance(key, str) or not key or key.startswith("$"):
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"metadata field {key!r} may not be empty or start with $",
+                field="metadata",
+            )
     system = sorted(k for k in changes if k in held)
     if system:
         raise MixpeekError(
@@ -111,6 +119,19 @@ def metadata_changes(changes: Mapping[str, Any], *, held: Iterable[str]) -> dict
             field=system[0],
         )
     return {**changes, **(given or {})}
+
+
+@contextmanager
+def refused_by_store() -> Iterator[None]:
+    """A pipeline the store cannot run on these documents (``date_part`` of a string, a sum
+    of lists...) as a 422 with the store's reason, not a server error."""
+    try:
+        yield
+    except OperationFailure as exc:
+        reason = (exc.details or {}).get("errmsg") or str(exc)
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"the documents cannot be aggregated so: {reason}"
+        ) from None
 
 
 class Documents:
@@ -497,10 +518,10 @@ class Documents:
                 ErrorCode.INVALID_REQUEST, "update_data names no field to set", field="update_data"
             )
         for key in fields:
-            if key.startswith("$") or "." in key:
+            if "." in key:
                 raise MixpeekError(
                     ErrorCode.INVALID_REQUEST,
-                    f"metadata field {key!r} may not start with $ or hold a dot",
+                    f"metadata field {key!r} may not hold a dot here (it would be a path)",
                     field="update_data",
                 )
         result = self.documents.update_many(
@@ -525,8 +546,11 @@ class Documents:
         counts them all, ``limit`` or not."""
         base = {**scope(namespace), "collection_id": collection_id}
         pipeline = distinct_pipeline(base, field, match or {}, None)
-        counted = list(self.documents.aggregate([*pipeline, {"$count": "n"}]))
-        rows = self.documents.aggregate(distinct_pipeline(base, field, match or {}, limit))
+        with refused_by_store():
+            counted = list(self.documents.aggregate([*pipeline, {"$count": "n"}]))
+            rows = list(
+                self.documents.aggregate(distinct_pipeline(base, field, match or {}, limit))
+            )
         return {
             "field": field,
             "values": [{"value": row["_id"], "count": row["count"]} for row in rows],
@@ -545,7 +569,8 @@ class Documents:
         pipeline = aggregation_pipeline(
             {**scope(namespace), "collection_id": collection_id}, match or {}, body
         )
-        results = aggregation_rows(list(self.documents.aggregate(pipeline)))
+        with refused_by_store():
+            results = aggregation_rows(list(self.documents.aggregate(pipeline)))
         return {"results": results, "total_groups": len(results)}
 
     def diagnostics(

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.collections import Collections
+from mixpeek_orchestration.retrieval.executions import Executions
 from mixpeek_orchestration.retrieval.stages import validate_stage
 from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
@@ -52,12 +53,14 @@ class Retrievers:
     def __init__(self, metadata: MetadataStore, collections: Collections) -> None:
         self.retrievers = metadata.collection("retrievers")
         self.collections = collections
+        self.history = Executions(metadata)
 
     def ensure_indexes(self) -> None:
         self.retrievers.create_index("retriever_id", unique=True)
         self.retrievers.create_index(
             [("org_id", 1), ("namespace_id", 1), ("retriever_name", 1)], unique=True
         )
+        self.history.ensure_indexes()
 
     def _resolve(self, namespace: Namespace, identifiers: Any) -> list[dict[str, Any]]:
         if not isinstance(identifiers, list) or not identifiers:
@@ -183,7 +186,10 @@ class Retrievers:
     def delete(self, namespace: Namespace, retriever: str) -> dict[str, Any]:
         doc = self.get(namespace, retriever)
         self.retrievers.delete_one({"retriever_id": doc["retriever_id"]})
+        self.history.delete_of(namespace, doc["retriever_id"])
         return {"retriever_id": doc["retriever_id"], "deleted": True}
 
     def delete_namespace(self, namespace: Namespace) -> int:
+        """The namespace's retrievers (counted) and their execution history."""
+        self.history.delete_namespace(namespace)
         return self.retrievers.delete_many(scope(namespace)).deleted_count

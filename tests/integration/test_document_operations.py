@@ -173,6 +173,12 @@ def test_aggregations_group_filter_sort_and_bucket(documents: Documents) -> None
         with pytest.raises(MixpeekError) as refused:
             documents.aggregate(NS, "col_ops", bad)
         assert refused.value.fields["field"] == named, bad
+    with pytest.raises(MixpeekError, match="cannot be aggregated"):  # the store's own refusal
+        documents.aggregate(
+            NS, "col_ops",
+            {"group_by": [{"field": "metadata.topic", "alias": "m", "date_part": "month"}],
+             "aggregations": [{"function": "count", "alias": "n"}]},
+        )  # fmt: skip
 
 
 def test_batch_delete_takes_the_vectors_and_names_what_it_could_not_find(
@@ -220,6 +226,8 @@ def test_batch_updates_fail_one_document_at_a_time_and_bulk_updates_merge(
     shelves = documents.distinct(NS, "col_ops", "metadata.shelf")
     assert shelves["values"] == [{"value": "kitchen", "count": 2}]
     assert documents.find(OTHER, "doc_else")["metadata"].get("shelf") is None
+    dollar = documents.update_each(NS, "col_ops", [("doc_3", {"$set": {"status": "failed"}})])
+    assert dollar[0]["success"] is False and "start with $" in dollar[0]["error"]
     for bad in ({"status": "x"}, {"a.b": 1}, {"$set": 1}, {}):
         with pytest.raises(MixpeekError):
             documents.update_matching(NS, "col_ops", {}, bad)

@@ -488,6 +488,51 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
         )
     )  # fmt: skip
     assert adhoc["documents"][0]["metadata"]["topic"] == "baking"
+
+    # the history: every execution is recorded once its answer is sent, ad-hoc ones apart
+    def recorded(read: Any) -> Any:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return read()
+            except NotFoundException:
+                assert time.monotonic() < deadline, "an execution was never recorded"
+                time.sleep(0.2)
+
+    rid, eid = retriever.retriever_id, answer.execution_id
+    detail = recorded(lambda: retrievers.get_execution_retrievers(rid, eid))
+    assert (
+        detail.total_returned == len(answer.documents) and detail.query_summary == "football goals"
+    )
+    assert detail.stage_statistics.stages["search"].output_count >= 1
+    assert retrievers.get_execution_status_retrievers(rid, eid)["status"] == "completed"
+    assert retrievers.get_execution_profile_retrievers(rid, eid)["bottleneck_stage"] == "search"
+    history = retrievers.list_executions_retrievers(rid, limit=10)
+    assert eid in [e.execution_id for e in history.results] and history.pagination.total >= 1
+    adhoc_api = mixpeek.AdhocRetrieversApi(client)
+    recorded(lambda: adhoc_api.get_adhoc_execution_retrievers(adhoc["execution_id"]))
+    assert adhoc["execution_id"] in [
+        e.execution_id for e in adhoc_api.list_adhoc_executions_retrievers().results
+    ]
+    with pytest.raises(NotFoundException):  # a stored retriever's history holds no ad-hoc run
+        retrievers.get_execution_retrievers(rid, adhoc["execution_id"])
+    batch = retrievers.execute_batch_retrievers(
+        rid,
+        m.ExecuteBatchRequest(queries=[
+            m.BatchQueryItem(inputs={"q": "football goals"}),
+            m.BatchQueryItem(inputs={"q": "baking bread"}),
+        ]),
+    )  # fmt: skip
+    assert [r["documents"][0]["metadata"]["topic"] for r in batch["results"]] == ["sport", "baking"]
+    plan = retrievers.explain_retriever_execution_id_execute(
+        rid, m.ExplainRetrieverRequest(inputs={"q": "football goals"})
+    )
+    assert plan.execution_plan[0].stage_type == "feature_search"
+    assert plan.execution_plan[0].cache_likely and plan.execution_plan[0].estimated_output >= 1
+    hints = retrievers.typeahead_retrievers(q="tra", fields="topic")
+    assert "travel" in hints.suggestions and hints.values[0].field == "topic"
+    assert "football goals" in retrievers.typeahead_retrievers(q="foot").recent_searches
+
     inference = mixpeek.InferenceApi(client).execute_raw_inference(
         raw_inference_request=m.RawInferenceRequest(
             inputs={"text": "hello"}, inference_name="my_extractor"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,9 @@ from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import HostedRequest, ListBody, ListParamsDep, listing
 from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, ListPage
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.retrieval.retrievers import RETRIEVER_NAME
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
     prefix="/v1/retrievers",
@@ -139,6 +141,14 @@ class ExecuteOut(BaseModel):
     total_duration_ms: float
 
 
+def record(
+    background: BackgroundTasks, platform: Platform, namespace: Namespace,
+    answer: dict[str, Any], inputs: dict[str, Any],
+) -> None:  # fmt: skip
+    """Keep an execution in the history once its answer is sent (never on its path)."""
+    background.add_task(platform.retrievers.history.record, namespace, answer, inputs)
+
+
 def retriever_out(doc: dict[str, Any]) -> dict[str, Any]:
     """A retriever as both worlds read it (hosted: ``collection_identifiers``, ``fusion`` and
     each stage's ``parameters``)."""
@@ -190,6 +200,7 @@ async def list_retrievers_post(
 async def execute_adhoc(
     body: AdhocExecuteRequest,
     request: Request,
+    background: BackgroundTasks,
     namespace: HeaderNamespaceDep,
     platform: PlatformDep,
 ) -> dict[str, Any]:
@@ -200,7 +211,9 @@ async def execute_adhoc(
         )
     )
     executor = request.app.state.retrieval(platform)
-    return await executor.execute(namespace, retriever, body.inputs, settings)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = await executor.execute(namespace, retriever, body.inputs, settings)
+    record(background, platform, namespace, answer, body.inputs)
+    return answer
 
 
 @router.get(
@@ -281,6 +294,7 @@ async def clone_retriever(
 async def execute_retriever(
     retriever_id: str,
     request: Request,
+    background: BackgroundTasks,
     namespace: HeaderNamespaceDep,
     platform: PlatformDep,
     body: ExecuteRequest | None = None,
@@ -289,4 +303,6 @@ async def execute_retriever(
     settings = body.checked_settings()
     retriever = await run_in_threadpool(platform.retrievers.get, namespace, retriever_id)
     executor = request.app.state.retrieval(platform)
-    return await executor.execute(namespace, retriever, body.inputs, settings)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = await executor.execute(namespace, retriever, body.inputs, settings)
+    record(background, platform, namespace, answer, body.inputs)
+    return answer
