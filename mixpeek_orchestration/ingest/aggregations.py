@@ -1,18 +1,23 @@
-"""Document analytics as metadata-store pipelines: distinct values and grouped aggregations.
+"""Analytics as metadata-store pipelines: distinct values and grouped aggregations of
+documents or objects.
 
-The hosted ``/documents/distinct`` and ``/documents/aggregate`` bodies name fields by dotted
-path (``metadata.topic``), group them (optionally by a date unit or into numeric ranges),
+The hosted ``/documents/distinct``, ``/documents/aggregate`` and ``/objects/aggregate`` bodies
+name fields by dotted path (``metadata.topic``), group them (optionally by a date unit or into numeric ranges),
 compute ``count`` / ``sum`` / ``avg`` ... per group and filter the groups (``having``). Each
 becomes one aggregation pipeline that starts with the caller's scope, so nothing here can read
-another collection; every field name is checked before it reaches the pipeline, so a body
+another collection or bucket; every field name is checked before it reaches the pipeline, so a body
 cannot smuggle an operator (``$where``) in.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from typing import Any
+
+from pymongo.errors import OperationFailure
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
@@ -42,6 +47,19 @@ DATE_PARTS = {
     "second": "$second",
 }
 DATE_TRUNC_UNITS = frozenset({"year", "month", "week", "day", "hour", "minute", "second"})
+
+
+@contextmanager
+def refused_by_store() -> Iterator[None]:
+    """A pipeline the store cannot run on these records (``date_part`` of a string, a sum
+    of lists...) as a 422 with the store's reason, not a server error."""
+    try:
+        yield
+    except OperationFailure as exc:
+        reason = (exc.details or {}).get("errmsg") or str(exc)
+        raise MixpeekError(
+            ErrorCode.INVALID_REQUEST, f"cannot be aggregated so: {reason}"
+        ) from None
 
 
 def checked_field(path: Any, where: str) -> str:

@@ -23,6 +23,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mixpeek_orchestration.batch.rows import BLOB_MIME_DEFAULTS, blob_type_for_mime
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.aggregations import (
+    aggregation_pipeline,
+    aggregation_rows,
+    refused_by_store,
+)
 from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.objects import ObjectStore, validate_key
@@ -674,6 +679,23 @@ class Buckets:
         result = page(items, limit)
         result["total"] = self.objects.count_documents({"bucket_id": doc["bucket_id"]})
         return result
+
+    def aggregate_objects(
+        self,
+        namespace: Namespace,
+        bucket: str,
+        body: dict[str, Any],
+        match: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A hosted aggregation (group_by, aggregations, having, range buckets, sort, limit)
+        over a bucket's objects (those matching the store query ``match``)."""
+        doc = self.get_bucket(namespace, bucket)
+        pipeline = aggregation_pipeline(
+            {**scope(namespace), "bucket_id": doc["bucket_id"]}, match or {}, body
+        )
+        with refused_by_store():
+            results = aggregation_rows(list(self.objects.aggregate(pipeline)))
+        return {"results": results, "total_groups": len(results)}
 
     def delete_object(self, namespace: Namespace, bucket_id: str, object_id: str) -> dict[str, Any]:
         doc = self.get_object(namespace, bucket_id, object_id)

@@ -10,18 +10,18 @@ from __future__ import annotations
 import builtins
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.aggregations import (
     aggregation_pipeline,
     aggregation_rows,
     distinct_pipeline,
+    refused_by_store,
 )
 from mixpeek_orchestration.sdk._manifest import FeatureUri
 from mixpeek_orchestration.storage.ids import now
@@ -119,19 +119,6 @@ def metadata_changes(changes: Mapping[str, Any], *, held: Iterable[str]) -> dict
             field=system[0],
         )
     return {**changes, **(given or {})}
-
-
-@contextmanager
-def refused_by_store() -> Iterator[None]:
-    """A pipeline the store cannot run on these documents (``date_part`` of a string, a sum
-    of lists...) as a 422 with the store's reason, not a server error."""
-    try:
-        yield
-    except OperationFailure as exc:
-        reason = (exc.details or {}).get("errmsg") or str(exc)
-        raise MixpeekError(
-            ErrorCode.INVALID_REQUEST, f"the documents cannot be aggregated so: {reason}"
-        ) from None
 
 
 class Documents:

@@ -589,6 +589,28 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
         batch_get_documents_request=m.BatchGetDocumentsRequest(document_ids=[doc_id, "doc_none"])
     )
     assert [d.document_id for d in found.documents] == [doc_id] and found.not_found == ["doc_none"]
+    lists = everywhere.list_documents_batch(
+        m.BatchListDocumentsRequest(queries=[
+            m.BatchListQuery(key="typed", request=m.NamespaceListDocumentsRequest(
+                collection_ids=[created.collection_id], limit=2)),
+            m.BatchListQuery(key="nowhere", request=m.NamespaceListDocumentsRequest(
+                collection_ids=["col_none"])),
+        ])
+    )  # fmt: skip
+    typed_page, nowhere = lists.results
+    assert len(typed_page.response.results) == 2 and typed_page.response.total_documents == 3
+    assert nowhere.response is None and "col_none" in nowhere.error
+    kinds = objects.aggregate_objects_buckets(
+        bucket.bucket_id,
+        m.ObjectAggregationRequest.from_dict({
+            "group_by": [{"field": "bucket_id", "alias": "bucket"}],
+            "aggregations": [{"function": "count", "alias": "n"}],
+        }),
+    )  # fmt: skip
+    assert (
+        kinds.results[0].group == {"bucket": bucket.bucket_id}
+        and kinds.results[0].metrics["n"] >= 3
+    )
     buckets.delete_bucket(spare.bucket_id)
 
     # clones: a retriever's stages, a collection's source and plugin pin; a task canceled

@@ -21,10 +21,15 @@ from mixpeek_orchestration.api.hosted import (
     envelope,
     listing,
 )
+from mixpeek_orchestration.api.routes.document_operations import (
+    AggregationAnswer,
+    AggregationRequest,
+)
 from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.ingest.buckets import BUCKET_NAME
 from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.retrieval.filters import store_query
 
 router = APIRouter(
     prefix="/v1/buckets",
@@ -549,6 +554,23 @@ async def list_objects_post(
     body: ListBody = None,
 ) -> dict[str, Any]:
     return await list_objects(bucket_id, namespace, platform, params.merged(body))
+
+
+@router.post(
+    "/{bucket_id}/objects/aggregate",
+    summary="Group a bucket's objects and compute count / sum / avg ... per group",
+    response_model=AggregationAnswer,
+)
+async def aggregate_objects(
+    bucket_id: str, body: AggregationRequest, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def aggregate() -> dict[str, Any]:
+        answer = platform.buckets.aggregate_objects(
+            namespace, bucket_id, body.model_dump(exclude_none=True), store_query(body.filters)
+        )
+        return answer | {"query_info": {"bucket": bucket_id}}
+
+    return await run_in_threadpool(aggregate)
 
 
 @router.get("/{bucket_id}/objects/{object_id}", summary="Get an object", response_model=ObjectOut)

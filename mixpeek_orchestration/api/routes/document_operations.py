@@ -251,7 +251,7 @@ class RangeBuckets(HostedRequest):
     default_bucket: str | None = None
 
 
-class DocumentAggregation(HostedRequest):
+class AggregationRequest(HostedRequest):
     group_by: list[GroupBy] | None = None
     aggregations: list[Aggregation] = Field(min_length=1)
     filters: Filters | None = FILTERS
@@ -281,7 +281,7 @@ class AggregationAnswer(BaseModel):
 )
 async def aggregate_documents(
     collection_id: str,
-    body: DocumentAggregation,
+    body: AggregationRequest,
     namespace: HeaderNamespaceDep,
     platform: PlatformDep,
 ) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
-from mixpeek_orchestration.api.hosted import HostedRequest, ListParamsDep
+from mixpeek_orchestration.api.hosted import HostedRequest, ListParams, ListParamsDep
 from mixpeek_orchestration.api.routes.collections import (
     DocumentChanges,
     DocumentList,
@@ -20,6 +20,7 @@ from mixpeek_orchestration.api.routes.collections import (
     update_document,
 )
 from mixpeek_orchestration.api.schemas import ErrorResponse
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 
 router = APIRouter(
     prefix="/v1/documents",
@@ -51,6 +52,53 @@ async def list_documents(
         return document_page(platform, namespace, ids, params, body)
 
     return await run_in_threadpool(listed)
+
+
+class ListQuery(HostedRequest):
+    key: str = Field(description="names this query's answer")
+    request: dict[str, Any] = Field(description="a namespace-wide list request (as /list takes)")
+
+
+class ListBatch(HostedRequest):
+    queries: list[ListQuery] = Field(min_length=1, max_length=20)
+
+
+class ListAnswer(BaseModel):
+    key: str
+    response: DocumentPage | None = None
+    error: str | None = None
+
+
+class ListBatchAnswer(BaseModel):
+    results: list[ListAnswer]
+
+
+@router.post(
+    "/list/batch",
+    summary="Several namespace-wide document lists at once, each answered or refused alone",
+    response_model=ListBatchAnswer,
+)
+async def list_documents_batch(
+    body: ListBatch, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    if len({q.key for q in body.queries}) < len(body.queries):
+        raise MixpeekError(ErrorCode.INVALID_REQUEST, "each query needs its own key", field="key")
+    results: list[dict[str, Any]] = []
+    for query in body.queries:
+        try:
+            request = DocumentList.model_validate(query.request)
+            page = await list_documents(namespace, platform, ListParams(), request)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            results.append({"key": query.key, "error": f"request.{where}: {first['msg']}"})
+        except MixpeekError as exc:
+            if exc.code.http_status >= 500:
+                raise
+            results.append({"key": query.key, "error": exc.detail})
+        else:
+            results.append({"key": query.key, "response": page})
+    return {"results": results}
 
 
 class BatchGet(HostedRequest):
