@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import math
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from mixpeek_orchestration.ingest.aggregations import (
     refused_by_store,
 )
 from mixpeek_orchestration.sdk._manifest import FeatureUri
-from mixpeek_orchestration.storage.ids import now
+from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.pages import decode_position, page
 from mixpeek_orchestration.storage.scope import scope
@@ -89,7 +90,7 @@ def _plain(value: Any) -> Any:
 PLATFORM_FIELDS = frozenset(
     {"document_id", "org_id", "namespace_id", "collection_id", "bucket_id", "source_object_id",
      "seq", "source_blobs", "feature_refs", "plugin_id", "feature_extractor", "outputs",
-     "status", "errors", "batch_id", "run_id", "created_at", "updated_at"}
+     "status", "errors", "batch_id", "run_id", "created_at", "updated_at", "source_type"}
 )  # fmt: skip
 
 
@@ -421,6 +422,91 @@ class Documents:
                 {**scope(namespace), "collection_id": collection["collection_id"],
                  "document_id": {"$in": chunk}}
             )  # fmt: skip
+
+    def create(
+        self,
+        namespace: Namespace,
+        collection: Mapping[str, Any],
+        *,
+        metadata: dict[str, Any],
+        vectors: dict[str, builtins.list[float]],
+        source_object_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A document brought in whole (the hosted create): its metadata, and a vector per
+        embedding feature named by feature name or URI, of the feature's dimension. A feature
+        given no vector leaves the document out of that feature's searches; nothing is
+        written when any vector is refused."""
+        import numpy as np
+        import pyarrow as pa
+
+        metadata = metadata_changes({"metadata": metadata}, held=())
+        embeddings = {
+            f["feature_name"]: (f, uri)
+            for f, uri in zip(collection["features"], collection["feature_uris"], strict=True)
+            if f.get("feature_type", "embedding") == "embedding" and f.get("embedding_dim")
+        }
+        by_uri = {uri: name for name, (_, uri) in embeddings.items()}
+        checked: dict[str, tuple[str, Any]] = {}
+        for given, values in vectors.items():
+            name = by_uri.get(given, given)
+            if name not in embeddings:
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"vectors {given!r} is not an embedding feature of the collection "
+                    f"(one of {sorted(embeddings)} or their URIs)",
+                    field="vectors",
+                )
+            feature, uri = embeddings[name]
+            array = np.asarray(values, dtype=np.float32) if isinstance(values, list) else None
+            dim = int(feature["embedding_dim"])
+            if array is None or array.shape != (dim,) or not np.isfinite(array).all():
+                raise MixpeekError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"vectors {given!r} must be {dim} finite numbers",
+                    field="vectors",
+                )
+            checked[name] = (uri, array)
+        doc_id, stamp = new_id("doc", 12), now()
+        for uri, array in checked.values():  # vectors first, as ingestion writes them
+            self.vectors.upsert(
+                vector_table(namespace.namespace_id, uri),
+                pa.table(
+                    {
+                        "id": [doc_id],
+                        "vector": pa.FixedSizeListArray.from_arrays(pa.array(array), len(array)),
+                        "collection_id": [collection["collection_id"]],
+                        "object_id": [source_object_id or ""],
+                    }
+                ),
+            )
+        extractor = collection["feature_extractor"]
+        self.documents.insert_one(
+            {
+                **scope(namespace),
+                "document_id": doc_id,
+                "collection_id": collection["collection_id"],
+                "bucket_id": None,
+                "source_object_id": source_object_id,
+                "seq": time.time_ns(),  # after every object's documents, in creation order
+                "source_blobs": [],
+                "metadata": metadata,
+                "feature_refs": [uri for uri, _ in checked.values()],
+                "plugin_id": extractor["plugin_id"],
+                "feature_extractor": {
+                    "feature_extractor_name": extractor["feature_extractor_name"],
+                    "version": extractor["version"],
+                },
+                "outputs": {},
+                "status": "completed",
+                "errors": [],
+                "source_type": "api",
+                "batch_id": None,
+                "run_id": None,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+        return self.find(namespace, doc_id)
 
     # -- batch changes (hosted /documents/batch, /documents/bulk) -------------------------------
 

@@ -249,3 +249,34 @@ def test_diagnostics_say_why_a_document_is_or_is_not_searchable(documents: Docum
     assert failed["recent_failures"]["failures"][0]["error"] == "boom"
     with pytest.raises(MixpeekError, match="not found"):
         documents.diagnostics(NS, COLLECTION, "doc_else")
+
+
+def test_a_document_brought_in_whole_is_written_with_its_vectors_or_not_at_all(
+    documents: Documents,
+) -> None:
+    collection = COLLECTION | {
+        "feature_extractor": {"plugin_id": "ops_1_0_0", "feature_extractor_name": "ops",
+                              "version": "1.0.0"},
+    }  # fmt: skip
+    made = documents.create(
+        NS, collection, metadata={"topic": "geology"}, vectors={URI: [0.5, 0.5]}
+    )
+    assert made["status"] == "completed" and made["feature_refs"] == [URI]
+    assert made["document_id"] in vector_ids(documents)
+    assert documents.list(NS, "col_ops")["results"][-1]["document_id"] == made["document_id"]
+    by_name = documents.create(NS, collection, metadata={}, vectors={"ops_embedding": [1, 0]})
+    assert by_name["document_id"] in vector_ids(documents)
+    bare = documents.create(NS, collection, metadata={"note": "no vector"}, vectors={})
+    assert bare["feature_refs"] == [] and bare["document_id"] not in vector_ids(documents)
+    before = documents.documents.count_documents({})
+    for vectors, why in [
+        ({URI: [1.0]}, "must be 2 finite numbers"),
+        ({URI: [1.0, float("nan")]}, "must be 2 finite numbers"),
+        ({"other": [1.0, 2.0]}, "not an embedding feature"),
+    ]:
+        with pytest.raises(MixpeekError, match=why):
+            documents.create(NS, collection, metadata={}, vectors=vectors)
+    with pytest.raises(MixpeekError, match="start with"):
+        documents.create(NS, collection, metadata={"$where": 1}, vectors={})
+    assert documents.documents.count_documents({}) == before
+    assert len(vector_ids(documents)) == len(TOPICS) + 2

@@ -540,6 +540,34 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     )
     assert inference.model == "my_extractor_1_0_0" and len(inference.data["embedding"]) > 0
 
+    # a document brought in whole, its vector made elsewhere: searchable like an ingested one
+    volcano = (
+        mixpeek.InferenceApi(client)
+        .execute_raw_inference(
+            raw_inference_request=m.RawInferenceRequest(
+                inputs={"text": "lava pours from the erupting volcano"},
+                inference_name="my_extractor",
+            )
+        )
+        .data["embedding"]
+    )
+    brought = documents.create_document(
+        created.collection_id,
+        m.DocumentCreateRequest(metadata={"topic": "geology"}, vectors={URI: volcano}),
+    )
+    assert brought.collection_id == created.collection_id
+    found_it = retrievers.execute_retriever(
+        retriever.retriever_id,
+        execute_retriever_request=m.ExecuteRetrieverRequest(inputs={"q": "volcanic eruption"}),
+    )
+    assert found_it.documents[0]["document_id"] == brought.document_id
+    with pytest.raises(UnprocessableEntityException):  # a vector of the wrong size
+        documents.create_document(
+            created.collection_id,
+            m.DocumentCreateRequest(vectors={"my_extractor_embedding": [0.1, 0.2]}),
+        )
+    documents.delete_document(created.collection_id, brought.document_id)
+
     # the catalogue answers without a key (the built-ins), and with one (the namespace's too)
     public = mixpeek.FeatureExtractorsApi(
         mixpeek.ApiClient(mixpeek.Configuration(host=stack.api_url))

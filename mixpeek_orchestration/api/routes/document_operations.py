@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import HostedRequest
+from mixpeek_orchestration.api.routes.collections import DocumentOut
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.retrieval.filters import store_query
 
@@ -38,6 +39,54 @@ class DocumentResult(BaseModel):
     document_id: str
     success: bool
     error: str | None = None
+
+
+# -- one document brought in whole ---------------------------------------------------------------
+
+
+class DocumentCreate(HostedRequest):
+    """A document with its metadata and vectors, made without an object (hosted: bring your
+    own documents)."""
+
+    hosted_fields = frozenset(
+        {"collection_id", "root_object_id", "root_bucket_id", "source_type",
+         "source_collection_id", "source_document_id", "lineage_path", "lineage_chain",
+         "content_hash", "document_schema_version"}
+    )  # fmt: skip
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    vectors: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="a vector per embedding feature, by feature name or URI",
+    )
+    source_object_id: str | None = None
+    features: list[dict[str, Any]] | None = Field(
+        default=None, description="not taken here: give each feature's vector in vectors"
+    )
+
+    @model_validator(mode="after")
+    def _no_features(self) -> DocumentCreate:
+        if self.features:
+            raise ValueError("features is not taken here: give {feature_name: [...]} in vectors")
+        return self
+
+
+@router.post(
+    "/{collection_id}/documents",
+    summary="Create a document from its metadata and vectors (no object)",
+    response_model=DocumentOut,
+)
+async def create_document(
+    collection_id: str, body: DocumentCreate, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    def create() -> dict[str, Any]:
+        collection = platform.collections.get(namespace, collection_id)
+        return platform.documents.create(
+            namespace, collection, metadata=body.metadata, vectors=body.vectors,
+            source_object_id=body.source_object_id,
+        )  # fmt: skip
+
+    return await run_in_threadpool(create)
 
 
 # -- batch delete ---------------------------------------------------------------------------------
