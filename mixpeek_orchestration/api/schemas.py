@@ -433,6 +433,7 @@ class ModelDeleted(BaseModel):
     success: bool = True
     model_id: str
     deleted: bool
+    message: str
 
 
 class Deleted(BaseModel):

@@ -224,6 +224,43 @@ class ModelRegistry:
             {"org_id": org_id, "name": name}, {"_id": 0}, sort=[("created_at", DESCENDING)]
         )
 
+    @staticmethod
+    def enabled_in(model: dict[str, Any], namespace_id: str) -> bool:
+        """Whether the namespace's plugins may load the model (every namespace of its
+        organisation may, until the namespace disables it)."""
+        return namespace_id not in model.get("disabled_namespaces", [])
+
+    def set_enabled(
+        self,
+        org_id: str,
+        model_id: str,
+        namespace_id: str,
+        enabled: bool,
+        *,
+        deployed: set[tuple[str, str]],
+    ) -> dict[str, Any]:
+        """Let the namespace's plugins load the model again, or stop them (409 while one of
+        its deployed plugins (``(namespace_id, plugin_id)`` in ``deployed``) has loaded it:
+        undeploy it first)."""
+        model = self.get(org_id, model_id)
+        if not enabled:
+            users = sorted(
+                u["plugin_id"] for u in model.get("used_by", [])
+                if u["namespace_id"] == namespace_id and (namespace_id, u["plugin_id"]) in deployed
+            )  # fmt: skip
+            if users:
+                raise MixpeekError(
+                    ErrorCode.CONFLICT,
+                    f"model {model['name']} {model['version']} is used by deployed plugin(s) "
+                    f"{users} of this namespace: undeploy them first",
+                )
+        change = "$pull" if enabled else "$addToSet"
+        self.models.update_one(
+            {"model_id": model["model_id"]},
+            {change: {"disabled_namespaces": namespace_id}, "$set": {"updated_at": now()}},
+        )
+        return self.get(org_id, model["model_id"])
+
     def mark_used(self, model_id: str, plugin_id: str, namespace_id: str) -> None:
         self.models.update_one(
             {"model_id": model_id},
@@ -355,6 +392,12 @@ class StoredModels:
                 ErrorCode.NOT_FOUND,
                 f"model {name!r} not found in this organization: upload it with POST "
                 "/v1/models/uploads",
+            )
+        if not self.registry.enabled_in(model, self.namespace_id):
+            raise MixpeekError(
+                ErrorCode.PERMISSION_DENIED,
+                f"model {name!r} is disabled in this namespace: enable it with POST "
+                f"/v1/namespaces/{{namespace_id}}/models/org/{model['model_id']}/enable",
             )
         self.registry.mark_used(model["model_id"], self.plugin_id, self.namespace_id)
         fmt = model["model_format"]

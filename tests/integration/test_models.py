@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mixpeek_orchestration.plugins.archive import build_archive
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import RunningStack, Tenant
 from tests.integration.test_ingestion import Api, all_documents, wait_documents
 from tests.integration.test_realtime import deploy, plugins_url, undeploy, wait_status
 from tests.integration.test_secrets import publish_files
@@ -179,12 +179,71 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
     }
     assert not names & {f"{name}_dir", f"{name}_fake", "pickled"}
 
-    gone = httpx.delete(f"{models_url(tenant)}/{model['model_id']}", headers=tenant.headers)
-    assert gone.status_code == 200 and gone.json()["deleted"] is True
+    # a namespace may stop its plugins loading a model (the official client's typed calls)
+    import mixpeek
+
+    typed = mixpeek.CustomModelsApi(
+        mixpeek.ApiClient(mixpeek.Configuration(host=tenant.base_url.removesuffix("/v1"),
+                                                access_token=tenant.api_key))
+    )  # fmt: skip
+
+    def enabled() -> bool:
+        available = typed.list_available_org_models_namespaces(tenant.namespace_id)
+        return {m.name: m.enabled_in_namespace for m in available.models}[name]
+
+    assert enabled() is True
+    off = typed.disable_org_model_namespaces(tenant.namespace_id, model["model_id"])
+    assert off.deployment_status == "disabled" and enabled() is False
+    on = typed.enable_org_model_namespaces(tenant.namespace_id, model["model_id"])
+    assert on.deployment_status == "enabled" and enabled() is True
+
+    gone = typed.delete_model_namespaces(tenant.namespace_id, model["model_id"])
+    assert gone.model_id == model["model_id"] and name in gone.message
     assert (
         httpx.get(f"{models_url(tenant)}/{model['model_id']}", headers=tenant.headers).status_code
         == 404
     )
+
+
+def test_a_namespace_that_disabled_a_model_cannot_load_it(
+    stack: RunningStack, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Checked where every host fetches a model (batch and realtime alike); a model a
+    deployed plugin of the namespace loaded cannot be disabled under it."""
+    from mixpeek_orchestration.errors import MixpeekError
+    from mixpeek_orchestration.plugins.models import ModelRegistry, StoredModels
+    from mixpeek_orchestration.storage.ids import now
+    from mixpeek_orchestration.storage.metadata import MetadataStore
+
+    metadata = MetadataStore(stack.settings.mongo_uri or "", f"models_{request.node.name[:40]}")
+    metadata.client.drop_database(metadata.db.name)
+    registry = ModelRegistry(metadata, stack.platform().objects)
+    registry.ensure_indexes()
+    registry.models.insert_one(
+        {"org_id": "org_m", "model_id": "mdl_1", "name": "w", "version": "1", "key": "k",
+         "model_format": "safetensors", "sha256": "0" * 64, "size_bytes": 1,
+         "created_at": now(), "used_by": [{"plugin_id": "p_1", "namespace_id": "ns_a"}]}
+    )  # fmt: skip
+    try:
+        with pytest.raises(MixpeekError) as busy:
+            registry.set_enabled("org_m", "w", "ns_a", False, deployed={("ns_a", "p_1")})
+        assert busy.value.code.http_status == 409 and "p_1" in busy.value.detail
+        registry.set_enabled("org_m", "w", "ns_a", False, deployed=set())
+        registry.set_enabled("org_m", "w", "ns_a", False, deployed=set())  # twice: no change
+        assert registry.get("org_m", "mdl_1")["disabled_namespaces"] == ["ns_a"]
+        host = StoredModels(registry, "org_m", tmp_path, plugin_id="p_2", namespace_id="ns_a")
+        with pytest.raises(MixpeekError, match="disabled in this namespace") as refused:
+            host.resolve("w")
+        assert refused.value.code.http_status == 403
+        # another namespace still may (it gets as far as fetching the file)
+        elsewhere = StoredModels(registry, "org_m", tmp_path, plugin_id="p_2", namespace_id="ns_b")
+        with pytest.raises(Exception) as fetching:
+            elsewhere.resolve("w")
+        assert "disabled" not in str(fetching.value)
+        registry.set_enabled("org_m", "w", "ns_a", True, deployed=set())
+        assert registry.enabled_in(registry.get("org_m", "w"), "ns_a")
+    finally:
+        metadata.client.drop_database(metadata.db.name)
 
 
 def test_a_plugin_loads_uploaded_models_in_batch_and_realtime(

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mixpeek_orchestration.api.deps import CallerDep, PathNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.errors import error_response
+from mixpeek_orchestration.api.hosted import HostedRequest
 from mixpeek_orchestration.api.schemas import (
     ErrorResponse,
     ModelConfirm,
@@ -25,6 +26,7 @@ from mixpeek_orchestration.api.schemas import (
 )
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.plugins.records import DeploymentStatus
+from mixpeek_orchestration.tenancy.accounts import Namespace
 
 router = APIRouter(
     prefix="/v1/models",
@@ -139,15 +141,17 @@ async def download_model(model_id: str, caller: CallerDep, platform: PlatformDep
 async def delete_model(model_id: str, caller: CallerDep, platform: PlatformDep) -> dict[str, Any]:
     """Remove a model and its file; 409 while a deployed plugin uses it."""
 
-    def delete() -> str:
-        model = platform.models.get(caller.org_id, model_id)
-        platform.models.delete(
-            caller.org_id, model["model_id"], deployed=_deployed(platform, caller.org_id)
-        )
-        return str(model["model_id"])
+    return await run_in_threadpool(_delete, platform, caller.org_id, model_id)
 
-    deleted = await run_in_threadpool(delete)
-    return {"success": True, "model_id": deleted, "deleted": True}
+
+def _delete(platform: Platform, org_id: str, model_id: str) -> dict[str, Any]:
+    model = platform.models.get(org_id, model_id)
+    platform.models.delete(org_id, model["model_id"], deployed=_deployed(platform, org_id))
+    return {
+        "model_id": model["model_id"],
+        "deleted": True,
+        "message": f"model {model['name']} {model['version']} and its file deleted",
+    }
 
 
 @namespace_router.get("", response_model=ModelList)
@@ -161,6 +165,106 @@ async def list_namespace_models(
     items = [_item(m, deployed, namespace.namespace_id).model_dump(mode="json") for m in models]
     return {"success": True, "models": items, "total": len(items),
             "namespace_id": namespace.namespace_id}  # fmt: skip
+
+
+class AvailableModel(BaseModel):
+    model_id: str
+    name: str
+    version: str
+    model_format: str
+    description: str | None = None
+    enabled_in_namespace: bool
+
+
+class AvailableModels(BaseModel):
+    success: bool = True
+    models: list[AvailableModel]
+    total: int
+    namespace_id: str
+
+
+@namespace_router.get("/available", response_model=AvailableModels)
+async def available_models(namespace: PathNamespaceDep, platform: PlatformDep) -> dict[str, Any]:
+    """The organisation's models, and whether this namespace's plugins may load each."""
+    models = await run_in_threadpool(platform.models.list, namespace.org_id)
+    items = [
+        m | {"enabled_in_namespace": platform.models.enabled_in(m, namespace.namespace_id)}
+        for m in models
+    ]
+    return {"models": items, "total": len(items), "namespace_id": namespace.namespace_id}
+
+
+class EnableModel(HostedRequest):
+    hosted_fields = frozenset({"resource_overrides"})
+
+    deploy: bool = Field(
+        default=False,
+        description="accepted; a model has no deployment of its own here: the plugins that "
+        "name it load it",
+    )
+
+
+class ModelEnabled(BaseModel):
+    success: bool = True
+    model_id: str
+    namespace_id: str
+    deployment_status: str
+    message: str
+
+
+async def _set_enabled(
+    platform: Platform, namespace: Namespace, model_id: str, enabled: bool
+) -> dict[str, Any]:
+    def change() -> dict[str, Any]:
+        deployed = _deployed(platform, namespace.org_id)
+        return platform.models.set_enabled(
+            namespace.org_id, model_id, namespace.namespace_id, enabled, deployed=deployed
+        )
+
+    model = await run_in_threadpool(change)
+    state = "enabled" if enabled else "disabled"
+    return {
+        "model_id": model["model_id"],
+        "namespace_id": namespace.namespace_id,
+        "deployment_status": state,
+        "message": f"model {model['name']} {model['version']} {state} in this namespace: its "
+        f"plugins {'may' if enabled else 'may no longer'} load it",
+    }
+
+
+@namespace_router.post("/org/{model_id}/enable", response_model=ModelEnabled)
+async def enable_model(
+    model_id: str,
+    namespace: PathNamespaceDep,
+    platform: PlatformDep,
+    body: EnableModel | None = None,
+) -> dict[str, Any]:
+    """Let this namespace's plugins load the model again."""
+    return await _set_enabled(platform, namespace, model_id, True)
+
+
+@namespace_router.post(
+    "/org/{model_id}/disable",
+    response_model=ModelEnabled,
+    responses={409: {"model": ErrorResponse}},
+)
+async def disable_model(
+    model_id: str, namespace: PathNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """Stop this namespace's plugins loading the model (409 while a deployed plugin of the
+    namespace uses it); other namespaces are not affected."""
+    return await _set_enabled(platform, namespace, model_id, False)
+
+
+@namespace_router.delete(
+    "/{model_id}", response_model=ModelDeleted, responses={409: {"model": ErrorResponse}}
+)
+async def delete_namespace_model(
+    model_id: str, namespace: PathNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """Remove the (organisation's) model and its file; 409 while a deployed plugin uses it."""
+
+    return await run_in_threadpool(_delete, platform, namespace.org_id, model_id)
 
 
 @namespace_router.get("/{model_id}", response_model=ModelDetail)
