@@ -698,6 +698,24 @@ class Documents:
             "missing_vectors": missing,
         }
 
+    def statuses_by_object(self, collection_id: str) -> dict[str, tuple[str, str | None]]:
+        """Each source object of a collection's documents: its document's status and first
+        error (an object with several blobs: its least finished document)."""
+        rank = {
+            s: i for i, s in enumerate(("failed", "pending", "processing", "partial", "completed"))
+        }
+        out: dict[str, tuple[str, str | None]] = {}
+        for doc in self.documents.find(
+            {"collection_id": collection_id, "source_object_id": {"$ne": None}},
+            {"_id": 0, "source_object_id": 1, "status": 1, "errors": 1},
+        ):
+            errors = doc.get("errors") or []
+            mine = (doc["status"], errors[0].get("message") if errors else None)
+            held = out.get(doc["source_object_id"])
+            if held is None or rank.get(mine[0], 0) < rank.get(held[0], 0):
+                out[doc["source_object_id"]] = mine
+        return out
+
     def of_object(self, namespace: Namespace, object_id: str) -> builtins.list[dict[str, Any]]:
         return list(
             self.documents.find({**scope(namespace), "source_object_id": object_id}, {"_id": 0})

@@ -110,18 +110,26 @@ def accepts(collection: Mapping[str, Any], blob_type: str) -> bool:
     return blob_type in supported
 
 
+def processed_blobs(collection: Mapping[str, Any], obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The blobs of an object the collection processes (its plugin takes their type, and its
+    input mappings, when it has them, name their property); an object with none is skipped."""
+    mapped = set((collection["feature_extractor"].get("input_mappings") or {}).values())
+    return [
+        blob
+        for blob in obj["blobs"]
+        if accepts(collection, blob["type"]) and (not mapped or blob["property"] in mapped)
+    ]
+
+
 def blob_rows(
     collection: Collection, objects: Iterable[dict[str, Any]], store: ObjectStore
 ) -> list[BlobRow]:
     """The blobs of ``objects`` this collection processes, with their ``data``: inline text,
     a stored text / JSON file's text, or a presigned URL of a stored binary file."""
     extractor = collection["feature_extractor"]
-    mapped = set((extractor.get("input_mappings") or {}).values())
     rows = []
     for obj in objects:
-        for blob in obj["blobs"]:
-            if not accepts(collection, blob["type"]) or (mapped and blob["property"] not in mapped):
-                continue
+        for blob in processed_blobs(collection, obj):
             if "text" in blob:
                 data = blob["text"]
             elif blob.get("key") and blob["type"] in TEXT_BLOB_TYPES:

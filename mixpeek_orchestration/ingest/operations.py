@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.engine import processed_blobs
+from mixpeek_orchestration.storage.ids import aware, now
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
 if TYPE_CHECKING:
@@ -107,6 +109,51 @@ class IngestOperations:
             {k: d.get(k) for k in keep} for d in self.documents.of_object(namespace, object_id)
         ]
         return {"object": obj, "documents": documents}
+
+    def reconcile(self, namespace: Namespace, collection: str, *, limit: int) -> dict[str, Any]:
+        """Which of the collection's source objects have no completed document, and why: no
+        document yet (``no_document``), none of its blobs for this plugin (``skipped``), or a
+        document that ``failed`` or is still ``processing``; at most ``limit`` of them, oldest
+        first."""
+        col = self.collections.get(namespace, collection)
+        bucket_ids = col["source"]["bucket_ids"]
+        source = [object_id for _, object_id in self.buckets.object_ids_in(bucket_ids)]
+        made = self.documents.statuses_by_object(col["collection_id"])
+        documents = self.documents.count(namespace, col["collection_id"])["total"]
+        undone = [o for o in source if made.get(o, ("",))[0] not in ("completed", "partial")]
+        objects = {o["object_id"]: o for o in self.buckets.objects_by_id(undone)}
+        unfinished = []
+        for object_id in undone:  # in sequence order: the oldest first
+            status, error = made.get(object_id, (None, None))
+            if status is None:
+                obj = objects.get(object_id)
+                reason = "no_document" if obj and processed_blobs(col, obj) else "skipped"
+            else:
+                reason = "failed" if status == "failed" else "processing"
+            unfinished.append((object_id, reason, status, error))
+        shown = unfinished[:limit]
+        stamp = now()
+        discrepancies = []
+        for object_id, reason, status, error in shown:
+            obj = objects.get(object_id, {})
+            created = obj.get("created_at")
+            discrepancies.append({
+                "object_id": object_id, "bucket_id": obj.get("bucket_id"), "reason": reason,
+                "status": status, "error": error,
+                "age_seconds": round((stamp - aware(created)).total_seconds(), 1) if created else None,
+            })  # fmt: skip
+        produced = sum(1 for o in source if o in made)
+        return {
+            "collection_id": col["collection_id"],
+            "source_object_count": len(source),
+            "produced_object_count": produced,
+            "document_count": documents,
+            "delta": len(source) - produced,
+            "discrepancies": discrepancies,
+            "discrepancies_truncated": len(unfinished) > limit,
+            "unfinished_count": len(unfinished),
+            "limit": limit,
+        }
 
     def document_lineage(
         self, namespace: Namespace, collection: str, document_id: str

@@ -490,6 +490,17 @@ def test_rows_that_raise_fail_alone(api: Api, tenant: Tenant, tmp_path: Path) ->
     assert all("cannot embed boom" in d["errors"][0]["message"] for d in failed)
     assert all(d["feature_refs"] == [] for d in failed)
 
+    # reconciliation names the objects without a completed document, oldest first
+    report = api.call("GET", f"/collections/{collection['collection_id']}/reconciliation?limit=2")
+    assert (report["source_object_count"], report["produced_object_count"], report["delta"]) == (
+        12, 12, 0,
+    )  # fmt: skip
+    assert report["unfinished_count"] == 3 and report["discrepancies_truncated"] is True
+    assert [d["reason"] for d in report["discrepancies"]] == ["failed", "failed"]
+    assert "cannot embed boom" in report["discrepancies"][0]["error"]
+    first = {d["source_object_id"] for d in failed} & {report["discrepancies"][0]["object_id"]}
+    assert first and report["discrepancies"][0]["age_seconds"] >= 0
+
 
 def slow_collection_in_one_batch(
     api: Api,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -597,6 +597,43 @@ async def collection_features(
         "features": vectors,
         "other_features": others,
     }
+
+
+class Discrepancy(BaseModel):
+    object_id: str
+    bucket_id: str | None = None
+    reason: Literal["no_document", "failed", "processing", "skipped", "unknown"]
+    status: str | None = None
+    age_seconds: float | None = None
+    error: str | None = None
+
+
+class Reconciliation(BaseModel):
+    collection_id: str
+    source_object_count: int
+    produced_object_count: int = Field(description="source objects with a document")
+    document_count: int
+    delta: int = Field(description="source objects without any document")
+    discrepancies: list[Discrepancy]
+    discrepancies_truncated: bool
+    unfinished_count: int = Field(description="source objects without a completed document")
+    limit: int
+
+
+@router.get(
+    "/{collection_id}/reconciliation",
+    summary="Source objects without a completed document, and why",
+    response_model=Reconciliation,
+)
+async def reconcile(
+    collection_id: str,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        lambda: platform.operations.reconcile(namespace, collection_id, limit=limit)
+    )
 
 
 @router.post(
