@@ -28,6 +28,7 @@ from mixpeek_orchestration.ingest.aggregations import (
     aggregation_rows,
     refused_by_store,
 )
+from mixpeek_orchestration.ingest.exports import exports_prefix
 from mixpeek_orchestration.storage.ids import new_id, now
 from mixpeek_orchestration.storage.metadata import MetadataStore
 from mixpeek_orchestration.storage.objects import ObjectStore, validate_key
@@ -289,12 +290,13 @@ class Buckets:
         return {"bucket_id": doc["bucket_id"], "deleted": True, "objects_deleted": removed}
 
     def delete_namespace(self, namespace: Namespace) -> int:
-        """Every bucket, object, upload and stored file of a namespace; returns the objects
-        removed."""
+        """Every bucket, object, upload and stored file of a namespace (collection exports
+        too); returns the objects removed."""
         removed = self.objects.delete_many(scope(namespace)).deleted_count
         self.uploads.delete_many(scope(namespace))
         self.buckets.delete_many(scope(namespace))
         self.store.delete_prefix(f"{namespace.org_id}/{namespace.namespace_id}/buckets/")
+        self.store.delete_prefix(exports_prefix(namespace))
         return removed
 
     # -- uploads --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.engine import processed_blobs
+from mixpeek_orchestration.ingest.exports import export_collection
 from mixpeek_orchestration.storage.ids import aware, now
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -154,6 +155,12 @@ class IngestOperations:
             "unfinished_count": len(unfinished),
             "limit": limit,
         }
+
+    def export(self, namespace: Namespace, collection: str, **options: Any) -> dict[str, Any]:
+        """The collection's documents (and vectors) as a file in the object store
+        (``ingest/exports.py``)."""
+        col = self.collections.get(namespace, collection)
+        return export_collection(self.documents, self.buckets.store, namespace, col, **options)
 
     def document_lineage(
         self, namespace: Namespace, collection: str, document_id: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -660,8 +662,30 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     )  # fmt: skip
     collections.delete_collection(copy.collection.collection_id)
 
-    # many documents at once: analytics, batch and bulk updates, diagnostics, a batch delete
+    # exports: the documents as JSON lines with their vectors, or chosen fields as Parquet
     cid = created.collection_id
+    exported = collections.export_collection(
+        cid, m.CollectionExportRequest(format="json", include_vectors=True)
+    )
+    lines = httpx.get(exported.download_url).text.splitlines()
+    assert exported.document_count == len(lines) == 3
+    assert {json.loads(line)["metadata"]["topic"] for line in lines} == {
+        "travel",
+        "sport",
+        "baking",
+    }
+    import pyarrow.parquet as pq
+
+    vectors = pq.read_table(io.BytesIO(httpx.get(exported.vectors_download_url).content))
+    assert vectors.num_rows == 3 and set(vectors.column("feature_uri").to_pylist()) == {URI}
+    table = pq.read_table(io.BytesIO(httpx.get(collections.export_collection(
+        cid, m.CollectionExportRequest(format="parquet", select_fields=["metadata.topic"])
+    ).download_url).content))  # fmt: skip
+    assert table.column_names == ["document_id", "metadata.topic"] and table.num_rows == 3
+    with pytest.raises(UnprocessableEntityException):
+        collections.export_collection(cid, m.CollectionExportRequest(format="webdataset"))
+
+    # many documents at once: analytics, batch and bulk updates, diagnostics, a batch delete
     topics = documents.distinct_document_values(
         cid, m.DistinctValuesRequest.from_dict({"field": "metadata.topic", "limit": 2})
     )

@@ -599,6 +599,67 @@ async def collection_features(
     }
 
 
+class CollectionExport(HostedRequest):
+    hosted_fields = frozenset({"samples_per_shard"})
+
+    format: Literal["json", "csv", "parquet", "webdataset"] = "json"
+    include_vectors: bool = False
+    include_lineage: bool = False
+    select_fields: list[str] | None = None
+    sample_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    include_media: bool = False
+    destination: dict[str, Any] | None = None
+
+    def refused(self) -> MixpeekError | None:
+        """What this install cannot export (each named), instead of a file without it."""
+        for name, why in (
+            ("format", self.format == "webdataset" and "webdataset shards (json, csv, parquet)"),
+            ("include_media", self.include_media and "the objects' media (fetch them by object)"),
+            ("destination", self.destination and "to a connection (download the file instead)"),
+        ):
+            if why:
+                return MixpeekError(
+                    ErrorCode.INVALID_REQUEST, f"exports here do not include {why}", field=name
+                )
+        return None
+
+
+class CollectionExported(BaseModel):
+    export_id: str
+    download_url: str
+    s3_path: str
+    format: str
+    document_count: int
+    file_size_bytes: int
+    exported_at: datetime
+    vectors_download_url: str | None = None
+    vectors_s3_path: str | None = None
+    vector_count: int | None = None
+
+
+@router.post(
+    "/{collection_id}/export",
+    summary="The collection's documents (and vectors) as a file to download",
+    response_model=CollectionExported,
+)
+async def export_collection(
+    collection_id: str,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+    body: CollectionExport | None = None,
+) -> dict[str, Any]:
+    body = body or CollectionExport()
+    if refused := body.refused():
+        raise refused
+    return await run_in_threadpool(
+        lambda: platform.operations.export(
+            namespace, collection_id, fmt=body.format, include_vectors=body.include_vectors,
+            include_lineage=body.include_lineage, select_fields=body.select_fields,
+            sample_size=body.sample_size,
+        )
+    )  # fmt: skip
+
+
 class Discrepancy(BaseModel):
     object_id: str
     bucket_id: str | None = None
