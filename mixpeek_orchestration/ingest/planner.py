@@ -261,6 +261,29 @@ class IngestPlanner:
             "task_id": task_id,
         }  # fmt: skip
 
+    def record_task(
+        self,
+        namespace: Namespace,
+        task_type: str,
+        *,
+        status: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any],
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """A task for an operation that finished before its answer (a batch of upload
+        confirmations): the hosted handle on it, with its outcome fixed."""
+        doc = {
+            **scope(namespace),
+            "task_id": new_id("task"),
+            "task_type": task_type,
+            "batch_ids": [],
+            "done": {"status": status, "inputs": inputs, "outputs": outputs, "error": error},
+            "created_at": now(),
+        }
+        self.tasks.insert_one(doc)
+        return self._task_out(doc)
+
     def task(self, namespace: Namespace, task_id: str) -> dict[str, Any]:
         """A task of the namespace with its status, read from its batches now."""
         doc = self.tasks.find_one({**scope(namespace), "task_id": task_id}, {"_id": 0})
@@ -273,7 +296,7 @@ class IngestPlanner:
         objects are not processed for the task's collection."""
         task = self.task(namespace, task_id)
         canceled = self.batches.update_many(
-            {"batch_id": {"$in": list(task["outputs"]["batches"])}, "status": "planned"},
+            {"batch_id": {"$in": list(task["outputs"].get("batches", {}))}, "status": "planned"},
             {"$set": {"status": "canceled", "finished_at": now()}},
         ).modified_count
         return {
@@ -287,6 +310,12 @@ class IngestPlanner:
         return [self._task_out(doc) for doc in found]
 
     def _task_out(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if "done" in doc:  # finished when it was recorded
+            return {
+                "task_id": doc["task_id"], "task_type": doc["task_type"],
+                "namespace_id": doc["namespace_id"], "created_at": doc["created_at"],
+                **doc["done"],
+            }  # fmt: skip
         batches = list(
             self.batches.find(
                 {"batch_id": {"$in": doc["batch_ids"]}},

@@ -612,6 +612,19 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
         ]),
     )  # fmt: skip
     assert tickets.total == 2 and len({t.upload_id for t in tickets.uploads}) == 2
+    arrived, missing = tickets.uploads
+    put = httpx.put(arrived.presigned_url, content=b"a", headers={"Content-Type": "text/plain"})
+    assert put.status_code == 200, put.text
+    both = uploads.confirm_uploads_batch_buckets(
+        spare.bucket_id,
+        m.BatchConfirmRequest(confirmations=[
+            {"upload_id": arrived.upload_id}, {"upload_id": missing.upload_id},
+        ]),
+    )  # fmt: skip
+    assert both.status.value == "COMPLETED_WITH_ERRORS" and both.confirmations_count == 2
+    recorded_task = mixpeek.TasksApi(client).get_task(both.task_id)
+    assert recorded_task.task_type.value == "api_buckets_uploads_batch_confirm"
+    assert "has no file yet" in recorded_task.error
     assert namespaces.ensure_namespace_indexes(tenant.namespace_id)["success"] is True
     stats = namespaces.get_namespace_stats(tenant.namespace_id)
     assert stats.bucket_count >= 2 and stats.document_count >= 3 and stats.collection_count >= 2

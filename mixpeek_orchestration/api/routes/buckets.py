@@ -7,9 +7,9 @@ runs every collection sourced from the bucket over it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -25,6 +25,7 @@ from mixpeek_orchestration.api.routes.document_operations import (
     AggregationAnswer,
     AggregationRequest,
 )
+from mixpeek_orchestration.api.routes.tasks import TaskOut
 from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.ingest.buckets import BUCKET_NAME
@@ -435,6 +436,68 @@ async def confirm_upload(
             namespace, bucket_id, upload_id, file_size_bytes=size
         )
     )
+
+
+class Confirmation(ConfirmUpload):
+    upload_id: str
+
+
+class ConfirmBatch(HostedRequest):
+    confirmations: list[Confirmation] = Field(min_length=1, max_length=1000)
+
+
+class BatchConfirmed(BaseModel):
+    task_id: str
+    status: str
+    confirmations_count: int
+    task: TaskOut
+    message: str
+
+
+@router.post(
+    "/{bucket_id}/uploads/confirm/batch",
+    summary="Confirm many uploads at once; each one stands alone, the task holds the outcome",
+    response_model=BatchConfirmed,
+)
+async def confirm_uploads(
+    bucket_id: str,
+    body: ConfirmBatch,
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+    policy: Annotated[
+        str | None, Query(description="accepted; objects are always inserted")
+    ] = None,
+) -> dict[str, Any]:
+    def confirm() -> dict[str, Any]:
+        bucket = platform.buckets.get_bucket(namespace, bucket_id)
+        confirmed, failed = [], []
+        for item in body.confirmations:
+            try:
+                done = platform.buckets.confirm_upload(
+                    namespace, bucket["bucket_id"], item.upload_id,
+                    file_size_bytes=item.file_size_bytes,
+                )  # fmt: skip
+                confirmed.append({"upload_id": item.upload_id, "object_id": done.get("object_id")})
+            except MixpeekError as exc:
+                if exc.code.http_status >= 500:
+                    raise
+                failed.append({"upload_id": item.upload_id, "error": exc.detail})
+        status = "FAILED" if not confirmed else "COMPLETED_WITH_ERRORS" if failed else "COMPLETED"
+        task = platform.planner.record_task(
+            namespace, "api_buckets_uploads_batch_confirm", status=status,
+            inputs={"bucket_id": bucket["bucket_id"], "upload_ids": [c.upload_id for c in body.confirmations]},
+            outputs={"confirmed": confirmed, "failed": failed},
+            error="; ".join(f"{f['upload_id']}: {f['error']}" for f in failed) or None,
+        )  # fmt: skip
+        return {
+            "task_id": task["task_id"],
+            "status": status,
+            "confirmations_count": len(body.confirmations),
+            "task": task,
+            "message": f"{len(confirmed)} of {len(body.confirmations)} uploads confirmed",
+        }
+
+    return await run_in_threadpool(confirm)
 
 
 @router.delete(
