@@ -53,20 +53,30 @@ class Executions:
         )
         self.executions.create_index("created_at", expireAfterSeconds=RETENTION_S)
 
-    def record(self, namespace: Namespace, answer: dict[str, Any], inputs: dict[str, Any]) -> None:
+    def record(
+        self,
+        namespace: Namespace,
+        answer: dict[str, Any],
+        inputs: dict[str, Any],
+        collection_ids: builtins.list[str],
+    ) -> None:
         """Keep one execution's answer (see the module docstring for what is kept)."""
         stages = answer["stage_statistics"]["stages"]
         hits = sum(s.get("cache_hits", 0) for s in stages.values())
         lookups = hits + sum(s.get("cache_misses", 0) for s in stages.values())
         finished = now()
         duration_ms = float(answer["total_duration_ms"])
+        started = finished - timedelta(milliseconds=duration_ms)
         self.executions.insert_one(
             {
                 **scope(namespace),
                 "execution_id": answer["execution_id"],
                 "retriever_id": answer.get("retriever_id") or ADHOC,
+                "execution_mode": "retriever" if answer.get("retriever_id") else ADHOC,
+                "collection_ids": collection_ids,
                 "status": answer["status"],
-                "created_at": finished - timedelta(milliseconds=duration_ms),
+                "created_at": started,
+                "timestamp": started,
                 "completed_at": finished,
                 "duration_ms": duration_ms,
                 "credits_used": 0.0,

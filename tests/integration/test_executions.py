@@ -56,11 +56,11 @@ def history(stack: RunningStack, request: pytest.FixtureRequest) -> Any:
 
 
 def test_executions_are_recorded_listed_and_kept_apart(history: Executions) -> None:
-    history.record(NS, answer("exe_1", "ret_a", 3, 12.5), {"q": "  football goals  "})
+    history.record(NS, answer("exe_1", "ret_a", 3, 12.5), {"q": "  football goals  "}, ["col_a"])
     time.sleep(0.1)  # exe_2 starts after exe_1 (an execution is dated by its start)
-    history.record(NS, answer("exe_2", "ret_a", 1, 40.0), {"q": "x" * 500})
-    history.record(NS, answer("exe_3", None, 2, 5.0), {"q": "bread"})
-    history.record(OTHER, answer("exe_4", "ret_a", 2, 5.0), {"q": "football"})
+    history.record(NS, answer("exe_2", "ret_a", 1, 40.0), {"q": "x" * 500}, ["col_a"])
+    history.record(NS, answer("exe_3", None, 2, 5.0), {"q": "bread"}, ["col_a"])
+    history.record(OTHER, answer("exe_4", "ret_a", 2, 5.0), {"q": "football"}, ["col_a"])
 
     items, total = history.list(NS, "ret_a", limit=10, offset=0)
     assert total == 2 and [e["execution_id"] for e in items] == ["exe_2", "exe_1"]  # newest first

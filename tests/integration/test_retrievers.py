@@ -503,14 +503,13 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
 
     rid, eid = retriever.retriever_id, answer.execution_id
     detail = recorded(lambda: retrievers.get_execution_retrievers(rid, eid))
-    assert (
-        detail.total_returned == len(answer.documents) and detail.query_summary == "football goals"
-    )
+    assert detail.execution_id == eid and detail.total_returned == len(answer.documents)
     assert detail.stage_statistics.stages["search"].output_count >= 1
     assert retrievers.get_execution_status_retrievers(rid, eid)["status"] == "completed"
     assert retrievers.get_execution_profile_retrievers(rid, eid)["bottleneck_stage"] == "search"
     history = retrievers.list_executions_retrievers(rid, limit=10)
-    assert eid in [e.execution_id for e in history.results] and history.pagination.total >= 1
+    summary = {e.execution_id: e for e in history.results}[eid]
+    assert summary.query_summary == "football goals" and history.pagination.total >= 1
     adhoc_api = mixpeek.AdhocRetrieversApi(client)
     recorded(lambda: adhoc_api.get_adhoc_execution_retrievers(adhoc["execution_id"]))
     assert adhoc["execution_id"] in [
@@ -532,7 +531,7 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     assert plan.execution_plan[0].stage_type == "feature_search"
     assert plan.execution_plan[0].cache_likely and plan.execution_plan[0].estimated_output >= 1
     hints = retrievers.typeahead_retrievers(q="tra", fields="topic")
-    assert "travel" in hints.suggestions and hints.values[0].field == "topic"
+    assert "travel" in hints.suggestions and hints.values[0].var_field == "topic"
     assert "football goals" in retrievers.typeahead_retrievers(q="foot").recent_searches
 
     inference = mixpeek.InferenceApi(client).execute_raw_inference(

@@ -62,9 +62,14 @@ class ExecutionSummary(BaseModel):
 
     execution_id: str
     retriever_id: str
+    execution_mode: str = Field(description="retriever (a stored one) or adhoc")
     status: str
     created_at: Any
+    timestamp: Any = Field(description="when it started (the hosted name of created_at)")
     completed_at: Any = None
+    collection_ids: list[str] = []
+    stages_completed: int
+    total_stages: int
     duration_ms: float
     credits_used: float = 0.0
     total_processed: int
@@ -86,8 +91,6 @@ class ExecutionDetail(ExecutionSummary):
     stage_statistics: dict[str, Any]
     results: list[dict[str, Any]] = Field(description="the ids and scores it returned")
     documents_retained: bool = False
-    total_stages: int
-    stages_completed: int
 
 
 SORTABLE = frozenset({"created_at", "completed_at", "duration_ms", "total_returned", "status"})
@@ -311,7 +314,7 @@ async def execute_batch(
                 )
             except MixpeekError as exc:
                 return {"query_index": index, "status": "failed", **exc.to_response()}
-        record(background, platform, namespace, answer, requests[index].inputs)
+        record(background, platform, namespace, retriever, answer, requests[index].inputs)
         return answer | {"query_index": index}
 
     results = await asyncio.gather(*(one(i) for i in range(len(requests))))

@@ -143,10 +143,12 @@ class ExecuteOut(BaseModel):
 
 def record(
     background: BackgroundTasks, platform: Platform, namespace: Namespace,
-    answer: dict[str, Any], inputs: dict[str, Any],
+    retriever: dict[str, Any], answer: dict[str, Any], inputs: dict[str, Any],
 ) -> None:  # fmt: skip
     """Keep an execution in the history once its answer is sent (never on its path)."""
-    background.add_task(platform.retrievers.history.record, namespace, answer, inputs)
+    background.add_task(
+        platform.retrievers.history.record, namespace, answer, inputs, retriever["collection_ids"]
+    )
 
 
 def retriever_out(doc: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +214,7 @@ async def execute_adhoc(
     )
     executor = request.app.state.retrieval(platform)
     answer: dict[str, Any] = await executor.execute(namespace, retriever, body.inputs, settings)
-    record(background, platform, namespace, answer, body.inputs)
+    record(background, platform, namespace, retriever, answer, body.inputs)
     return answer
 
 
@@ -304,5 +306,5 @@ async def execute_retriever(
     retriever = await run_in_threadpool(platform.retrievers.get, namespace, retriever_id)
     executor = request.app.state.retrieval(platform)
     answer: dict[str, Any] = await executor.execute(namespace, retriever, body.inputs, settings)
-    record(background, platform, namespace, answer, body.inputs)
+    record(background, platform, namespace, retriever, answer, body.inputs)
     return answer
