@@ -42,6 +42,8 @@ SCALAR_TYPES = frozenset(
 )
 """Bucket schema types of plain fields: an object carries them in its metadata, not as blobs."""
 FIELD_TYPES = BLOB_TYPES | SCALAR_TYPES
+LIVE = [None, "active"]
+"""The ``lifecycle_state`` of an object that is processed (missing: never changed)."""
 BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_INLINE_TEXT = 1 << 20  # 1 MiB of inline text per blob
 UPLOAD_EXPIRES_S = 3600
@@ -699,6 +701,32 @@ class Buckets:
             results = aggregation_rows(list(self.objects.aggregate(pipeline)))
         return {"results": results, "total_groups": len(results)}
 
+    def soft_delete(
+        self,
+        namespace: Namespace,
+        bucket: str,
+        object_ids: list[str],
+        *,
+        reason: str,
+        lifecycle_state: str,
+        source: str,
+    ) -> list[str]:
+        """Mark objects of a bucket out of processing (kept, with their files): no trigger
+        or batch processes them again. Returns the ids of those found (others are ignored)."""
+        doc = self.get_bucket(namespace, bucket)
+        query = {
+            **scope(namespace),
+            "bucket_id": doc["bucket_id"],
+            "object_id": {"$in": object_ids},
+        }
+        found = [o["object_id"] for o in self.objects.find(query, {"_id": 0, "object_id": 1})]
+        self.objects.update_many(
+            query,
+            {"$set": {"lifecycle_state": lifecycle_state, "lifecycle_reason": reason,
+                      "lifecycle_source": source, "lifecycle_changed_at": now()}},
+        )  # fmt: skip
+        return found
+
     def delete_object(self, namespace: Namespace, bucket_id: str, object_id: str) -> dict[str, Any]:
         doc = self.get_object(namespace, bucket_id, object_id)
         for blob in doc["blobs"]:
@@ -731,20 +759,23 @@ class Buckets:
             for doc in self.objects.find(
                 {"seq": {"$gte": seq_range[0], "$lte": seq_range[1]}}, {"_id": 0}
             ):
-                if doc["object_id"] in wanted:
+                if doc["object_id"] in wanted and doc.get("lifecycle_state") in LIVE:
                     yield doc
             return
         for start in range(0, len(ids), 500):
             yield from self.objects.find(
-                {"object_id": {"$in": ids[start : start + 500]}}, {"_id": 0}
+                {"object_id": {"$in": ids[start : start + 500]}, "lifecycle_state": {"$in": LIVE}},
+                {"_id": 0},
             )
 
     def holds_objects(self, bucket_ids: list[str]) -> bool:
         return self.objects.find_one({"bucket_id": {"$in": bucket_ids}}, {"_id": 1}) is not None
 
     def object_ids_in(self, bucket_ids: list[str]) -> Iterator[tuple[int, str]]:
+        """The live objects of these buckets (soft-deleted ones are left out), in order."""
         for doc in self.objects.find(
-            {"bucket_id": {"$in": bucket_ids}}, {"_id": 0, "seq": 1, "object_id": 1}
+            {"bucket_id": {"$in": bucket_ids}, "lifecycle_state": {"$in": LIVE}},
+            {"_id": 0, "seq": 1, "object_id": 1},
         ).sort("seq", ASCENDING):
             yield doc["seq"], doc["object_id"]
 

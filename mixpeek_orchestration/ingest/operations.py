@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
+from mixpeek_orchestration.ingest.buckets import LIVE
 from mixpeek_orchestration.ingest.engine import processed_blobs
 from mixpeek_orchestration.ingest.exports import export_collection
 from mixpeek_orchestration.storage.ids import aware, now
@@ -93,6 +94,40 @@ class IngestOperations:
                 self.documents.delete(namespace, collection, doc["document_id"])
                 removed += 1
         return {"object_id": object_id, "deleted": True, "documents_deleted": removed}
+
+    def soft_delete_objects(
+        self,
+        namespace: Namespace,
+        bucket: str,
+        object_ids: list[str],
+        *,
+        reason: str,
+        lifecycle_state: str = "disabled",
+        source: str = "bulk_purge",
+    ) -> dict[str, Any]:
+        """Take objects out of every collection: marked with ``lifecycle_state`` (kept, with
+        their files, never processed again) and their documents and vectors removed from each
+        collection sourced from the bucket."""
+        if lifecycle_state in LIVE:
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"a soft delete sets a state other than {lifecycle_state!r}",
+                field="lifecycle_state",
+            )
+        bucket_id = self.buckets.get_bucket(namespace, bucket)["bucket_id"]
+        found = self.buckets.soft_delete(
+            namespace, bucket_id, object_ids, reason=reason, lifecycle_state=lifecycle_state,
+            source=source,
+        )  # fmt: skip
+        touched = 0
+        for collection in self.collections.list(namespace):
+            if bucket_id not in collection["source"]["bucket_ids"] or not found:
+                continue
+            gone = self.documents.delete_many(
+                namespace, collection, match={"source_object_id": {"$in": found}}
+            )
+            touched += bool(gone)
+        return {"soft_deleted": len(found), "requested": len(object_ids), "collections": touched}
 
     def object_lineage(self, namespace: Namespace, bucket: str, object_id: str) -> dict[str, Any]:
         """An object and every document made from it, in any collection."""

@@ -15,6 +15,7 @@ from mixpeek_orchestration.ingest.planner import IngestPlanner
 from mixpeek_orchestration.plugins.registry import PluginRegistry
 from mixpeek_orchestration.storage.ids import now
 from mixpeek_orchestration.storage.metadata import MetadataStore
+from mixpeek_orchestration.tenancy.accounts import Namespace
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -163,6 +164,28 @@ def test_trigger_plans_everything_again_as_a_new_generation(planner: IngestPlann
     assert first["objects"] == second["objects"] == 4
     assert first["batches"] != second["batches"]
     assert len(planner.runnable()) == 2 + 2 + 2
+
+
+def test_a_soft_deleted_object_is_never_planned_or_read_for_processing_again(
+    planner: IngestPlanner,
+) -> None:
+    for seq in (1, 2, 3):
+        add_object(planner, seq)
+    planner.tick()
+    namespace = Namespace("ns_t", "t", "org_t", "", now())
+    found = planner.buckets.soft_delete(
+        namespace, "bkt_t", ["obj_2", "obj_none"], reason="gdpr", lifecycle_state="disabled",
+        source="bulk_purge",
+    )  # fmt: skip
+    assert found == ["obj_2"]
+    again = planner.trigger(planner.collections.by_id("col_t"))
+    assert again["objects"] == 2
+    # a batch planned before the soft delete reads only the live objects when it runs
+    [first] = planned(planner)[:1]
+    assert first == ["obj_1", "obj_2", "obj_3"]
+    read = [o["object_id"] for o in planner.buckets.objects_by_id(first, seq_range=(1, 3))]
+    assert read == ["obj_1", "obj_3"]
+    assert [o["object_id"] for o in planner.buckets.objects_by_id(first)] == ["obj_1", "obj_3"]
 
 
 def test_what_the_dagster_sensor_asks_of_batches_waiting_or_started_ahead(

@@ -734,6 +734,19 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     )
     assert (gone.deleted_count, gone.failed_count) == (1, 1)
     assert documents.count_documents(cid).count == 2
+
+    # a soft-deleted object leaves every collection and is never processed again
+    before = collections.reconcile_collection_reconciliation(cid).source_object_count
+    kept = documents.list_documents_0(cid, limit=1).results[0].to_dict()["source_object_id"]
+    soft = objects.bulk_soft_delete_objects_buckets(
+        bucket.bucket_id, m.BulkSoftDeleteRequest(object_ids=[kept, "obj_none"], reason="gdpr")
+    )
+    assert (soft.soft_deleted, soft.requested, soft.collections) == (1, 2, 1)
+    assert documents.count_documents(cid).count == 1
+    assert collections.reconcile_collection_reconciliation(cid).source_object_count == before - 1
+    assert objects.get_object_buckets(bucket.bucket_id, kept).to_dict()["lifecycle_state"] == (
+        "disabled"
+    )
     many = namespaces.get_namespace_stats_batch(
         m.NamespaceStatsBatchRequest(namespace_ids=[tenant.namespace_id, "ns_none"])
     )

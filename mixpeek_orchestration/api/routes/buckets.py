@@ -619,6 +619,35 @@ async def list_objects_post(
     return await list_objects(bucket_id, namespace, platform, params.merged(body))
 
 
+class SoftDelete(HostedRequest):
+    object_ids: list[str] = Field(min_length=1, max_length=10_000)
+    reason: str = Field(min_length=1, max_length=500)
+    lifecycle_state: str = "disabled"
+    source: str = "bulk_purge"
+
+
+class SoftDeleted(BaseModel):
+    soft_deleted: int = Field(description="objects of the bucket marked")
+    requested: int
+    collections: int = Field(description="collections whose documents of them were removed")
+
+
+@router.post(
+    "/{bucket_id}/objects/bulk-soft-delete",
+    summary="Take objects out of every collection (kept, never processed again)",
+    response_model=SoftDeleted,
+)
+async def bulk_soft_delete(
+    bucket_id: str, body: SoftDelete, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        lambda: platform.operations.soft_delete_objects(
+            namespace, bucket_id, body.object_ids, reason=body.reason,
+            lifecycle_state=body.lifecycle_state, source=body.source,
+        )
+    )  # fmt: skip
+
+
 @router.post(
     "/{bucket_id}/objects/aggregate",
     summary="Group a bucket's objects and compute count / sum / avg ... per group",
