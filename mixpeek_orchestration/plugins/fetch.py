@@ -78,8 +78,11 @@ def worker_services(spec: Mapping[str, Any], *, collection_id: str | None = None
     from mixpeek_orchestration.llm.gateway import LLMGateway
     from mixpeek_orchestration.llm.providers import parse_providers
     from mixpeek_orchestration.llm.usage import LLMUsage
-    from mixpeek_orchestration.models.cache import default_cache_dir
-    from mixpeek_orchestration.plugins.models import ModelRegistry, StoredModels
+    from mixpeek_orchestration.plugins.models import (
+        ModelRegistry,
+        StoredModels,
+        uploaded_models_dir,
+    )
     from mixpeek_orchestration.settings import load_settings
     from mixpeek_orchestration.storage.metadata import MetadataStore
     from mixpeek_orchestration.storage.objects import object_store_from_settings
@@ -102,7 +105,7 @@ def worker_services(spec: Mapping[str, Any], *, collection_id: str | None = None
     models = StoredModels(
         ModelRegistry(metadata, object_store_from_settings(settings)),
         org_id,
-        default_cache_dir().parent / "uploaded",
+        uploaded_models_dir(),
         plugin_id=str(spec["plugin_id"]),
         namespace_id=namespace_id,
     )

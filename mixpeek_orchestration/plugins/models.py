@@ -364,6 +364,14 @@ def extract_sentence_transformers(archive: Path, dest: Path) -> Path:
     return extracted.root
 
 
+def uploaded_models_dir() -> Path:
+    """This node's cache of uploaded models (beside the built-in models' cache), shared by
+    every plugin host on the node."""
+    from mixpeek_orchestration.models.cache import default_cache_dir
+
+    return default_cache_dir().parent / "uploaded"
+
+
 class StoredModels:
     """A worker's source of the organisation's models (a ``ModelSource``): each fetched once
     by presigned URL, its sha256 checked, kept under ``cache_dir`` by digest."""
@@ -384,8 +392,7 @@ class StoredModels:
         self.namespace_id = namespace_id
 
     def resolve(self, name: str) -> Path:
-        from mixpeek_orchestration.plugins.fetch import download_archive
-
+        """A plugin's model by name (the newest version), recorded as used by the plugin."""
         model = self.registry.by_name(self.org_id, name)
         if model is None:
             raise MixpeekError(
@@ -400,9 +407,22 @@ class StoredModels:
                 f"/v1/namespaces/{{namespace_id}}/models/org/{model['model_id']}/enable",
             )
         self.registry.mark_used(model["model_id"], self.plugin_id, self.namespace_id)
+        return self.fetch(model)
+
+    def cached(self, model: dict[str, Any]) -> Path:
+        """Where the model's file (or directory) lies once fetched."""
         fmt = model["model_format"]
         target = self.cache_dir / model["sha256"]
-        final = target / (f"model{FORMATS[fmt]}" if fmt != "sentence_transformers" else "model")
+        return target / (f"model{FORMATS[fmt]}" if fmt != "sentence_transformers" else "model")
+
+    def fetch(self, model: dict[str, Any]) -> Path:
+        """The model in this node's cache: fetched by presigned URL and its sha256 checked
+        the first time, read from the cache after."""
+        from mixpeek_orchestration.plugins.fetch import download_archive
+
+        fmt = model["model_format"]
+        target = self.cache_dir / model["sha256"]
+        final = self.cached(model)
         if final.exists():
             return final
         work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self._dir()))

@@ -181,6 +181,7 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
 
     # a namespace may stop its plugins loading a model (the official client's typed calls)
     import mixpeek
+    from mixpeek.exceptions import ForbiddenException
 
     typed = mixpeek.CustomModelsApi(
         mixpeek.ApiClient(mixpeek.Configuration(host=tenant.base_url.removesuffix("/v1"),
@@ -194,8 +195,18 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
     assert enabled() is True
     off = typed.disable_org_model_namespaces(tenant.namespace_id, model["model_id"])
     assert "disabled in this namespace" in off.message and enabled() is False
+    with pytest.raises(ForbiddenException):  # no warming a disabled model
+        typed.deploy_model_namespaces(tenant.namespace_id, model["model_id"])
     on = typed.enable_org_model_namespaces(tenant.namespace_id, model["model_id"])
     assert on.deployment_status == "enabled" and enabled() is True
+    # deploying warms this node's model cache (what the plugin hosts here read)
+    typed.deploy_model_namespaces(tenant.namespace_id, model["model_id"])
+    warm = typed.deploy_model_namespaces(tenant.namespace_id, model["model_id"])
+    assert warm.deployment_status == "cached" and warm.cached is True
+    from mixpeek_orchestration.plugins.models import uploaded_models_dir
+
+    cached = uploaded_models_dir() / model["sha256"] / "model.safetensors"
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == model["sha256"]
 
     gone = typed.delete_model_namespaces(tenant.namespace_id, model["model_id"])
     assert gone.model_id == model["model_id"] and name in gone.message

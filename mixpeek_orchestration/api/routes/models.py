@@ -24,7 +24,9 @@ from mixpeek_orchestration.api.schemas import (
     ModelUploadCreate,
     ModelUploadTicket,
 )
+from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.platform import Platform
+from mixpeek_orchestration.plugins.models import StoredModels, uploaded_models_dir
 from mixpeek_orchestration.plugins.records import DeploymentStatus
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -254,6 +256,49 @@ async def disable_model(
     """Stop this namespace's plugins loading the model (409 while a deployed plugin of the
     namespace uses it); other namespaces are not affected."""
     return await _set_enabled(platform, namespace, model_id, False)
+
+
+class ModelDeployed(BaseModel):
+    success: bool = True
+    model_id: str
+    namespace_id: str
+    deployment_status: str
+    cached: bool = Field(description="it was in this node's model cache already")
+    message: str
+
+
+@namespace_router.post(
+    "/{model_id}/deploy", response_model=ModelDeployed, responses={403: {"model": ErrorResponse}}
+)
+async def deploy_model(
+    model_id: str, namespace: PathNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """Warm this node's model cache with the model (fetched, its sha256 checked), so the
+    first plugin host to load it here does not wait; hosts on other nodes fetch it on first
+    use. 403 when the namespace disabled it."""
+
+    def warm() -> dict[str, Any]:
+        model = platform.models.get(namespace.org_id, model_id)
+        if not platform.models.enabled_in(model, namespace.namespace_id):
+            raise MixpeekError(
+                ErrorCode.PERMISSION_DENIED,
+                f"model {model['name']} is disabled in this namespace: enable it first",
+            )
+        cache = StoredModels(
+            platform.models, namespace.org_id, uploaded_models_dir(),
+            plugin_id="", namespace_id=namespace.namespace_id,
+        )  # fmt: skip
+        was = cache.cached(model).exists()
+        cache.fetch(model)
+        return {
+            "model_id": model["model_id"],
+            "namespace_id": namespace.namespace_id,
+            "deployment_status": "cached",
+            "cached": was,
+            "message": f"model {model['name']} {model['version']} is in this node's model cache",
+        }
+
+    return await run_in_threadpool(warm)
 
 
 @namespace_router.delete(
