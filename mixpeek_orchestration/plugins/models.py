@@ -23,6 +23,7 @@ import re
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,25 @@ class ModelRegistry:
             "version": version,
             "model_format": fmt,
         }
+
+    def upload(
+        self,
+        org_id: str,
+        chunks: Iterable[bytes],
+        *,
+        name: str,
+        version: str,
+        model_format: str,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """The whole flow in one call (the hosted multipart upload): the file written where a
+        presigned upload would put it, then confirmed with the same checks."""
+        ticket = self.create_upload(
+            org_id, name=name, version=version, model_format=model_format,
+            description=description,
+        )  # fmt: skip
+        self.objects.put_stream(ticket["s3_key"], chunks, max_bytes=MAX_MODEL_BYTES)
+        return self.confirm(org_id, ticket["upload_id"])
 
     def confirm(self, org_id: str, upload_id: str) -> dict[str, Any]:
         """Check the uploaded file and register it; a file that fails is deleted and the

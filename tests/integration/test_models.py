@@ -179,9 +179,21 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
     }
     assert not names & {f"{name}_dir", f"{name}_fake", "pickled"}
 
+    # one multipart request: the same checks; the official client sends the file as a field
+    ns_models = f"{tenant.base_url}/namespaces/{tenant.namespace_id}/models"
+    data = safetensors_bytes({"w": np.zeros((3,), np.float32)})
+    direct = httpx.post(ns_models, headers=tenant.headers, files={"file": ("w.safetensors", data)},
+                        data={"name": f"{name}_direct", "version": "1", "model_format": "safetensors"})  # fmt: skip
+    assert direct.status_code == 200, direct.text
+    archived = httpx.get(direct.json()["model_archive_url"])
+    assert hashlib.sha256(archived.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert direct.json()["endpoint"] == f"/v1/models/{direct.json()['model_id']}"
+    assert httpx.delete(f"{models_url(tenant)}/{direct.json()['model_id']}",
+                        headers=tenant.headers).status_code == 200  # fmt: skip
+
     # a namespace may stop its plugins loading a model (the official client's typed calls)
     import mixpeek
-    from mixpeek.exceptions import ForbiddenException
+    from mixpeek.exceptions import ForbiddenException, UnprocessableEntityException
 
     typed = mixpeek.CustomModelsApi(
         mixpeek.ApiClient(mixpeek.Configuration(host=tenant.base_url.removesuffix("/v1"),
@@ -193,6 +205,14 @@ def test_models_are_uploaded_checked_listed_and_refused_when_they_could_run_code
         return {m.name: m.enabled_in_namespace for m in available.models}[name]
 
     assert enabled() is True
+    with pytest.raises(UnprocessableEntityException) as not_a_model:
+        typed.upload_model_namespaces(
+            tenant.namespace_id, file="not tensors", name=f"{name}_typed", version="1",
+            model_format="safetensors",
+        )  # fmt: skip
+    assert "safetensors" in not_a_model.value.data.error.message
+    assert f"{name}_typed" not in {m.name for m in
+                                   typed.list_available_org_models_namespaces(tenant.namespace_id).models}  # fmt: skip
     off = typed.disable_org_model_namespaces(tenant.namespace_id, model["model_id"])
     assert "disabled in this namespace" in off.message and enabled() is False
     with pytest.raises(ForbiddenException):  # no warming a disabled model

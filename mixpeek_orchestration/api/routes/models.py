@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -35,6 +36,7 @@ router = APIRouter(
     tags=["models"],
     responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
+CHUNK = 1 << 20
 namespace_router = APIRouter(
     prefix="/v1/namespaces/{namespace_id}/models",
     tags=["models"],
@@ -167,6 +169,73 @@ async def list_namespace_models(
     items = [_item(m, deployed, namespace.namespace_id).model_dump(mode="json") for m in models]
     return {"success": True, "models": items, "total": len(items),
             "namespace_id": namespace.namespace_id}  # fmt: skip
+
+
+class ModelUploaded(BaseModel):
+    success: bool = True
+    model_id: str
+    deployment_status: str
+    endpoint: str
+    model_archive_url: str
+    model: ModelItem
+
+
+@namespace_router.post(
+    "",
+    response_model=ModelUploaded,
+    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+               422: {"model": ErrorResponse}},
+)  # fmt: skip
+async def upload_namespace_model(
+    namespace: PathNamespaceDep,
+    platform: PlatformDep,
+    file: Annotated[
+        UploadFile | str,
+        File(
+            description="the model: a .safetensors or .onnx file, or a zipped "
+            "sentence-transformers directory (a file part; a plain field is taken as its bytes)"
+        ),
+    ],
+    name: Annotated[str, Form()],
+    version: Annotated[str, Form()],
+    model_format: Annotated[str, Form()],
+    description: Annotated[str | None, Form()] = None,
+    framework: Annotated[str | None, Form(description="accepted, not used")] = None,
+    task_type: Annotated[str | None, Form(description="accepted, not used")] = None,
+    num_cpus: Annotated[float | None, Form(description="accepted, not used")] = None,
+    num_gpus: Annotated[int | None, Form(description="accepted, not used")] = None,
+    memory_gb: Annotated[float | None, Form(description="accepted, not used")] = None,
+) -> Any:
+    """Upload and register a model in one request (the presigned flow of ``/v1/models`` in
+    one call, with the same checks); the organisation's, as every model is."""
+
+    def chunks() -> Iterator[bytes]:
+        if isinstance(file, str):  # the official client sends the file as a form field
+            yield file.encode()
+            return
+        while chunk := file.file.read(CHUNK):
+            yield chunk
+
+    answer = await run_in_threadpool(
+        lambda: platform.models.upload(
+            namespace.org_id, chunks(), name=name, version=version, model_format=model_format,
+            description=description,
+        )
+    )  # fmt: skip
+    if not answer["success"]:
+        return error_response(
+            422, f"model upload refused: {answer['message']}", "invalid_request", answer
+        )
+    model = answer["model"]
+    url = platform.objects.presign_get(model["key"], expires_in=3600).url
+    deployed = await run_in_threadpool(_deployed, platform, namespace.org_id)
+    return {
+        "model_id": model["model_id"],
+        "deployment_status": "uploaded",
+        "endpoint": f"/v1/models/{model['model_id']}",
+        "model_archive_url": url,
+        "model": _item(model, deployed, namespace.namespace_id).model_dump(mode="json"),
+    }
 
 
 class AvailableModel(BaseModel):
