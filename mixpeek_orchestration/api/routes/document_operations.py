@@ -41,6 +41,17 @@ class DocumentResult(BaseModel):
     error: str | None = None
 
 
+def tally(results: list[dict[str, Any]], done: str) -> dict[str, Any]:
+    """Per-document results as a hosted batch answer counts them (``{done}_count`` ...)."""
+    succeeded = sum(r["success"] for r in results)
+    return {
+        f"{done}_count": succeeded,
+        "failed_count": len(results) - succeeded,
+        "results": results,
+        "message": f"{succeeded} documents {done}",
+    }
+
+
 # -- one document brought in whole ---------------------------------------------------------------
 
 
@@ -127,13 +138,7 @@ async def batch_delete(
         results = platform.documents.delete_many(
             namespace, collection, doc_ids=body.document_ids, match=match
         )
-        deleted = sum(r["success"] for r in results)
-        return {
-            "deleted_count": deleted,
-            "failed_count": len(results) - deleted,
-            "results": results,
-            "message": f"{deleted} documents deleted",
-        }
+        return tally(results, "deleted")
 
     return await run_in_threadpool(delete)
 
@@ -189,13 +194,7 @@ async def batch_update(
         results = platform.documents.update_each(
             namespace, cid, [(u.document_id, u.update_data) for u in body.updates]
         )
-        updated = sum(r["success"] for r in results)
-        return {
-            "updated_count": updated,
-            "failed_count": len(results) - updated,
-            "results": results,
-            "message": f"{updated} documents updated",
-        }
+        return tally(results, "updated")
 
     return await run_in_threadpool(update)
 
