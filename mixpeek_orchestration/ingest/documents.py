@@ -122,6 +122,50 @@ def metadata_changes(changes: Mapping[str, Any], *, held: Iterable[str]) -> dict
     return {**changes, **(given or {})}
 
 
+def checked_vectors(
+    collection: Mapping[str, Any], vectors: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, Any]], builtins.list[dict[str, str]]]:
+    """The vectors of a document brought in whole, by feature name: ``(uri, float32
+    array)``; and what is wrong with the others (``{field, error}`` each): a key that is no
+    embedding feature of the collection (by name or URI), a vector that is not the feature's
+    number of finite numbers."""
+    import numpy as np
+
+    embeddings = {
+        f["feature_name"]: (f, uri)
+        for f, uri in zip(collection["features"], collection["feature_uris"], strict=True)
+        if f.get("feature_type", "embedding") == "embedding" and f.get("embedding_dim")
+    }
+    by_uri = {uri: name for name, (_, uri) in embeddings.items()}
+    checked: dict[str, tuple[str, Any]] = {}
+    violations = []
+    for given, values in vectors.items():
+        name = by_uri.get(given, given)
+        if name not in embeddings:
+            violations.append({
+                "field": f"vectors.{given}",
+                "error": f"vectors {given!r} is not an embedding feature of the collection "
+                f"(one of {sorted(embeddings)} or their URIs)",
+            })  # fmt: skip
+            continue
+        feature, uri = embeddings[name]
+        dim = int(feature["embedding_dim"])
+        try:
+            array = np.asarray(values, dtype=np.float32) if isinstance(values, list) else None
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.shape != (dim,) or not np.isfinite(array).all():
+            violations.append(
+                {
+                    "field": f"vectors.{given}",
+                    "error": f"vectors {given!r} must be {dim} finite numbers",
+                }
+            )
+            continue
+        checked[name] = (uri, array)
+    return checked, violations
+
+
 class Documents:
     def __init__(self, metadata: MetadataStore, vectors: VectorStore) -> None:
         self.documents = metadata.collection("documents")
@@ -436,36 +480,12 @@ class Documents:
         embedding feature named by feature name or URI, of the feature's dimension. A feature
         given no vector leaves the document out of that feature's searches; nothing is
         written when any vector is refused."""
-        import numpy as np
         import pyarrow as pa
 
         metadata = metadata_changes({"metadata": metadata}, held=())
-        embeddings = {
-            f["feature_name"]: (f, uri)
-            for f, uri in zip(collection["features"], collection["feature_uris"], strict=True)
-            if f.get("feature_type", "embedding") == "embedding" and f.get("embedding_dim")
-        }
-        by_uri = {uri: name for name, (_, uri) in embeddings.items()}
-        checked: dict[str, tuple[str, Any]] = {}
-        for given, values in vectors.items():
-            name = by_uri.get(given, given)
-            if name not in embeddings:
-                raise MixpeekError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"vectors {given!r} is not an embedding feature of the collection "
-                    f"(one of {sorted(embeddings)} or their URIs)",
-                    field="vectors",
-                )
-            feature, uri = embeddings[name]
-            array = np.asarray(values, dtype=np.float32) if isinstance(values, list) else None
-            dim = int(feature["embedding_dim"])
-            if array is None or array.shape != (dim,) or not np.isfinite(array).all():
-                raise MixpeekError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"vectors {given!r} must be {dim} finite numbers",
-                    field="vectors",
-                )
-            checked[name] = (uri, array)
+        checked, violations = checked_vectors(collection, vectors)
+        if violations:
+            raise MixpeekError(ErrorCode.INVALID_REQUEST, violations[0]["error"], field="vectors")
         doc_id, stamp = new_id("doc", 12), now()
         for uri, array in checked.values():  # vectors first, as ingestion writes them
             self.vectors.upsert(

@@ -568,6 +568,19 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
             m.DocumentCreateRequest(vectors={"my_extractor_embedding": [0.1, 0.2]}),
         )
     documents.delete_document(created.collection_id, brought.document_id)
+    # the same checks as a dry run, every reason named, nothing written
+    valid = documents.validate_document_schema(created.collection_id, {"vectors": {URI: volcano}})
+    assert valid["valid"] is True and valid["violations"] == []
+    wrong = documents.validate_document_schema(
+        created.collection_id,
+        {"metadata": {"$where": 1}, "vectors": {URI: [0.1], "nope": [1.0]}},
+    )
+    assert wrong["valid"] is False
+    assert sorted(v["field"] for v in wrong["violations"]) == [
+        "metadata", f"vectors.{URI}", "vectors.nope",
+    ]  # fmt: skip
+    unknown = documents.validate_document_schema(created.collection_id, {"colour": "red"})
+    assert [v["field"] for v in unknown["violations"]] == ["colour"]
 
     # the catalogue answers without a key (the built-ins), and with one (the namespace's too)
     public = mixpeek.FeatureExtractorsApi(

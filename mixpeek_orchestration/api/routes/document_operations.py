@@ -9,16 +9,18 @@ dotted paths (``metadata.topic``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import HostedRequest
 from mixpeek_orchestration.api.routes.collections import DocumentOut
 from mixpeek_orchestration.api.schemas import ErrorResponse
+from mixpeek_orchestration.errors import MixpeekError
+from mixpeek_orchestration.ingest.documents import checked_vectors, metadata_changes
 from mixpeek_orchestration.retrieval.filters import store_query
 
 router = APIRouter(
@@ -98,6 +100,59 @@ async def create_document(
         )  # fmt: skip
 
     return await run_in_threadpool(create)
+
+
+class SchemaViolation(BaseModel):
+    field: str
+    error: str
+
+
+class SchemaValidation(BaseModel):
+    collection_id: str
+    valid: bool
+    violations: list[SchemaViolation]
+
+
+@router.post(
+    "/{collection_id}/documents/schema/validate",
+    summary="Check a document as POST .../documents would take it, writing nothing",
+    response_model=SchemaValidation,
+)
+async def validate_document(
+    collection_id: str,
+    payload: Annotated[
+        dict[str, Any], Body(description="a document as POST .../documents takes it")
+    ],
+    namespace: HeaderNamespaceDep,
+    platform: PlatformDep,
+) -> dict[str, Any]:
+    """Every reason the document would be refused: its body (unknown keys, types), its
+    metadata's keys, each vector against the collection's features."""
+
+    def check() -> dict[str, Any]:
+        collection = platform.collections.get(namespace, collection_id)
+        violations: list[dict[str, str]] = []
+        try:
+            body = DocumentCreate.model_validate(payload)
+        except ValidationError as exc:
+            violations += [
+                {"field": ".".join(str(p) for p in e["loc"]) or "body", "error": e["msg"]}
+                for e in exc.errors()
+            ]
+            return {"collection_id": collection["collection_id"], "valid": False,
+                    "violations": violations}  # fmt: skip
+        try:
+            metadata_changes({"metadata": body.metadata}, held=())
+        except MixpeekError as exc:
+            violations.append({"field": "metadata", "error": exc.detail})
+        violations += checked_vectors(collection, body.vectors)[1]
+        return {
+            "collection_id": collection["collection_id"],
+            "valid": not violations,
+            "violations": violations,
+        }
+
+    return await run_in_threadpool(check)
 
 
 # -- batch delete ---------------------------------------------------------------------------------
