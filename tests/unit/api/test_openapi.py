@@ -23,6 +23,8 @@ FREE_FORM = {
     ("put", "/v1/collections/{collection_id}/documents/{document_id}"),
     ("patch", "/v1/documents/{document_id}"),
     ("put", "/v1/documents/{document_id}"),
+    # a document to check: any body, every way it would be refused named in the answer
+    ("post", "/v1/collections/{collection_id}/documents/schema/validate"),
 }
 
 
