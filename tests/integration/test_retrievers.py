@@ -637,6 +637,7 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     recorded_task = mixpeek.TasksApi(client).get_task(both.task_id)
     assert recorded_task.task_type.value == "api_buckets_uploads_batch_confirm"
     assert "has no file yet" in recorded_task.error
+    assert recorded_task.inputs[0].actual_instance["bucket_id"] == spare.bucket_id
     assert namespaces.ensure_namespace_indexes(tenant.namespace_id)["success"] is True
     stats = namespaces.get_namespace_stats(tenant.namespace_id)
     assert stats.bucket_count >= 2 and stats.document_count >= 3 and stats.collection_count >= 2

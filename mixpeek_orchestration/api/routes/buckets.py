@@ -25,7 +25,7 @@ from mixpeek_orchestration.api.routes.document_operations import (
     AggregationAnswer,
     AggregationRequest,
 )
-from mixpeek_orchestration.api.routes.tasks import TaskOut
+from mixpeek_orchestration.api.routes.tasks import TaskOut, task_out
 from mixpeek_orchestration.api.schemas import Deleted, ErrorResponse, Lineage, ListPage
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.ingest.buckets import BUCKET_NAME
@@ -493,7 +493,7 @@ async def confirm_uploads(
             "task_id": task["task_id"],
             "status": status,
             "confirmations_count": len(body.confirmations),
-            "task": task,
+            "task": task_out(task),
             "message": f"{len(confirmed)} of {len(body.confirmations)} uploads confirmed",
         }
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mixpeek_orchestration.api.deps import HeaderNamespaceDep, PlatformDep
 from mixpeek_orchestration.api.hosted import ListBody, ListParamsDep, listing
@@ -28,10 +28,15 @@ class TaskOut(BaseModel):
         "PENDING", "IN_PROGRESS", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"
     ]
     namespace_id: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
+    inputs: list[dict[str, Any]] = Field(description="what the task was asked (one object)")
+    outputs: list[dict[str, Any]] = Field(description="what it did so far (one object)")
     error: str | None = None
     created_at: datetime
+
+
+def task_out(task: dict[str, Any]) -> dict[str, Any]:
+    """A task in the hosted shape: its inputs and outputs are lists (of one object here)."""
+    return task | {"inputs": [task["inputs"]], "outputs": [task["outputs"]]}
 
 
 class TaskList(ListPage):
@@ -46,14 +51,14 @@ async def list_tasks(
     body: ListBody = None,
 ) -> dict[str, Any]:
     tasks = await run_in_threadpool(platform.planner.list_tasks, namespace)
-    return listing(tasks, params.merged(body))
+    return listing([task_out(t) for t in tasks], params.merged(body))
 
 
 @router.get("/{task_id}", summary="A task and its status", response_model=TaskOut)
 async def get_task(
     task_id: str, namespace: HeaderNamespaceDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(platform.planner.task, namespace, task_id)
+    return task_out(await run_in_threadpool(platform.planner.task, namespace, task_id))
 
 
 class TaskCanceled(BaseModel):
