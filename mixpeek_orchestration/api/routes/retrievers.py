@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.platform import Platform
 from mixpeek_orchestration.retrieval.retrievers import RETRIEVER_NAME
 from mixpeek_orchestration.tenancy.accounts import Namespace
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/v1/retrievers",
@@ -145,10 +148,18 @@ def record(
     background: BackgroundTasks, platform: Platform, namespace: Namespace,
     retriever: dict[str, Any], answer: dict[str, Any], inputs: dict[str, Any],
 ) -> None:  # fmt: skip
-    """Keep an execution in the history once its answer is sent (never on its path)."""
-    background.add_task(
-        platform.retrievers.history.record, namespace, answer, inputs, retriever["collection_ids"]
-    )
+    """Keep an execution in the history once its answer is sent (never on its path); a
+    history that cannot be written costs a warning, never the answer already sent."""
+
+    def keep() -> None:
+        try:
+            platform.retrievers.history.record(
+                namespace, answer, inputs, retriever["collection_ids"]
+            )
+        except Exception:
+            logger.warning("execution %s not recorded", answer["execution_id"], exc_info=True)
+
+    background.add_task(keep)
 
 
 def retriever_out(doc: dict[str, Any]) -> dict[str, Any]:
