@@ -192,7 +192,8 @@ def store_query(filters: dict[str, Any] | None) -> dict[str, Any]:
     """A store query for a body's ``filters``: the hosted filter form
     (``{"AND": [{"field", "operator", "value"}]}``) or plain ``{field: value}`` equalities
     (a list value matches any of its elements)."""
-    if not filters:
+    filters = {k: v for k, v in (filters or {}).items() if k != "case_sensitive"}
+    if not filters:  # (case_sensitive: the hosted logical operator's option, always sent)
         return {}
     if any(key in filters for key in ("AND", "OR", "field")):
         return mongo_query(filters)

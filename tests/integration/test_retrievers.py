@@ -747,6 +747,8 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
         cid, m.BatchDeleteDocumentsRequest.from_dict({"document_ids": [doc_id, "doc_none"]})
     )
     assert (gone.deleted_count, gone.failed_count) == (1, 1)
+    with pytest.raises(UnprocessableEntityException):  # an empty filter deletes nothing, loudly
+        documents.batch_delete(cid, m.BatchDeleteDocumentsRequest.from_dict({"filters": {}}))
     assert documents.count_documents(cid).count == 2
 
     # a soft-deleted object leaves every collection and is never processed again

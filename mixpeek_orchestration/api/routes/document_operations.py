@@ -167,6 +167,10 @@ class BatchDelete(HostedRequest):
     def _one_selection(self) -> BatchDelete:
         if (self.document_ids is None) == (self.filters is None):
             raise ValueError("give document_ids or filters (one of them)")
+        if self.filters is not None and not set(self.filters) - {"case_sensitive"}:
+            raise ValueError(
+                "filters must name a condition (to delete every document, delete the collection)"
+            )
         return self
 
 

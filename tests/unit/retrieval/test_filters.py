@@ -10,6 +10,7 @@ from mixpeek_orchestration.retrieval.filters import (
     fill_templates,
     matches,
     mongo_condition,
+    store_query,
 )
 
 
@@ -113,3 +114,18 @@ def test_a_hosted_filter_becomes_an_exact_store_query() -> None:
     ):
         with pytest.raises(MixpeekError, match=named):
             mongo_query(bad)
+
+
+def test_a_bodys_filters_become_one_store_query() -> None:
+    """The hosted form, or plain equalities; the client's always-sent ``case_sensitive`` is
+    the logical operator's option, never a field."""
+    hosted = {"AND": [{"field": "metadata.topic", "operator": "eq", "value": "x"}],
+              "case_sensitive": False}  # fmt: skip
+    assert store_query(hosted) == {"$and": [{"metadata.topic": "x"}]}
+    assert store_query({"metadata.topic": ["a", "b"], "status": "completed"}) == {
+        "metadata.topic": {"$in": ["a", "b"]}, "status": "completed",
+    }  # fmt: skip
+    assert store_query({"case_sensitive": False}) == {} and store_query(None) == {}
+    for bad in ({"$where": "1"}, {"metadata.topic": {"$ne": 1}}, {"a..b": 1}):
+        with pytest.raises(MixpeekError):
+            store_query(bad)
