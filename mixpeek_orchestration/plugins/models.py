@@ -164,7 +164,12 @@ class ModelRegistry:
             org_id, name=name, version=version, model_format=model_format,
             description=description,
         )  # fmt: skip
-        self.objects.put_stream(ticket["s3_key"], chunks, max_bytes=MAX_MODEL_BYTES)
+        try:
+            self.objects.put_stream(ticket["s3_key"], chunks, max_bytes=MAX_MODEL_BYTES)
+        except BaseException:  # too large, or the client went away: nothing is left of it
+            self.uploads.delete_one({"upload_id": ticket["upload_id"]})
+            self.objects.delete(ticket["s3_key"])
+            raise
         return self.confirm(org_id, ticket["upload_id"])
 
     def confirm(self, org_id: str, upload_id: str) -> dict[str, Any]:
