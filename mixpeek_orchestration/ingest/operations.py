@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
 from mixpeek_orchestration.ingest.buckets import LIVE
+from mixpeek_orchestration.ingest.documents import checked_vectors, metadata_changes
 from mixpeek_orchestration.ingest.engine import processed_blobs
 from mixpeek_orchestration.ingest.exports import export_collection
+from mixpeek_orchestration.ingest.imports import mapping_errors, reconstruct
 from mixpeek_orchestration.storage.ids import aware, now
 from mixpeek_orchestration.tenancy.accounts import Namespace
 
@@ -196,6 +198,46 @@ class IngestOperations:
         (``ingest/exports.py``)."""
         col = self.collections.get(namespace, collection)
         return export_collection(self.documents, self.buckets.store, namespace, col, **options)
+
+    def import_record(
+        self,
+        namespace: Namespace,
+        collection: str,
+        record: dict[str, Any],
+        mapping: dict[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """One record of another system as a document of the collection, through a mapping
+        (``ingest/imports.py``); a mapping that cannot be used is refused whole (422, the
+        first reason named), a record whose vectors do not fit is reported, not written."""
+        col = self.collections.get(namespace, collection)
+        known = {
+            f["feature_name"]: int(f["embedding_dim"])
+            for f in col["features"]
+            if f.get("feature_type", "embedding") == "embedding" and f.get("embedding_dim")
+        }
+        problems = mapping_errors(mapping, known_dims=known)
+        if problems:
+            first = problems[0]
+            raise MixpeekError(
+                ErrorCode.INVALID_REQUEST,
+                f"mapping of {first['field']!r}: {first['error']}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                field="mapping",
+            )
+        doc = reconstruct(record, mapping)
+        errors = checked_vectors(col, doc["vectors"])[1]
+        try:
+            metadata_changes({"metadata": doc["metadata"]}, held=())
+        except MixpeekError as exc:
+            errors.append({"field": "metadata", "error": exc.detail})
+        answer = {"reconstructed": 1, "dry_run": dry_run, "warnings": [],
+                  "errors": [{"row": 0, "error": e["error"]} for e in errors]}  # fmt: skip
+        if errors or dry_run:
+            return answer | {"imported": 0, "skipped": 1 if errors else 0}
+        made = self.documents.create(namespace, col, **doc)
+        return answer | {"imported": 1, "skipped": 0, "document_ids": [made["document_id"]]}
 
     def document_lineage(
         self, namespace: Namespace, collection: str, document_id: str

@@ -582,6 +582,40 @@ def test_the_official_clients_typed_api_works_for_every_in_scope_endpoint(
     unknown = documents.validate_document_schema(created.collection_id, {"colour": "red"})
     assert [v["field"] for v in unknown["violations"]] == ["colour"]
 
+    # another system's record, imported through the mapping inferred from it
+    record = {"id": "ext-1", "caption": "lava pours from the volcano", "emb": volcano}
+    inferred = collections.infer_import_schema(
+        m.SchemaInferenceRequest(
+            sample_rows=[record], known_index_dims={"my_extractor_embedding": len(volcano)}
+        )
+    )
+    suggested = {f.path: f.suggested_target for f in inferred.fields}
+    assert (suggested["emb"].kind, suggested["emb"].index) == ("vector", "my_extractor_embedding")
+    mapping = m.ImportMapping(
+        fields=[m.FieldMapping(source_field=p, target=t) for p, t in suggested.items()]
+    )
+    checked = collections.validate_import_mapping(
+        m.MappingValidationRequest(
+            mapping=mapping,
+            source_fields=[m.SourceField(path=f.path, type=f.type) for f in inferred.fields],
+        )
+    )
+    assert checked.ok is True and not checked.errors
+    dry = collections.import_collection(
+        created.collection_id, m.ImportRequest(export=record, mapping=mapping, dry_run=True)
+    )
+    assert (dry.imported, dry.reconstructed, dry.dry_run) == (0, 1, True)
+    done = collections.import_collection(
+        created.collection_id, m.ImportRequest(export=record, mapping=mapping)
+    )
+    assert done.imported == 1 and not done.errors
+    hit = retrievers.execute_retriever(
+        retriever.retriever_id,
+        execute_retriever_request=m.ExecuteRetrieverRequest(inputs={"q": "volcanic eruption"}),
+    ).documents[0]
+    assert hit["metadata"]["caption"] == record["caption"] and hit["source_object_id"] == "ext-1"
+    documents.delete_document(created.collection_id, hit["document_id"])
+
     # the catalogue answers without a key (the built-ins), and with one (the namespace's too)
     public = mixpeek.FeatureExtractorsApi(
         mixpeek.ApiClient(mixpeek.Configuration(host=stack.api_url))

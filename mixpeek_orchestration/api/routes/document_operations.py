@@ -21,6 +21,7 @@ from mixpeek_orchestration.api.routes.collections import DocumentOut
 from mixpeek_orchestration.api.schemas import ErrorResponse
 from mixpeek_orchestration.errors import MixpeekError
 from mixpeek_orchestration.ingest.documents import checked_vectors, metadata_changes
+from mixpeek_orchestration.ingest.imports import infer, mapping_errors
 from mixpeek_orchestration.retrieval.filters import store_query
 
 router = APIRouter(
@@ -153,6 +154,143 @@ async def validate_document(
         }
 
     return await run_in_threadpool(check)
+
+
+# -- imports from another system's records -------------------------------------------------------
+
+
+class MappingTarget(HostedRequest):
+    kind: str = Field(description="metadata | vector | identity | parent | ignore")
+    path: str | None = None
+    index: str | None = None
+    dim: int | None = None
+    dtype: str | None = None
+    role: str | None = None
+    chain_position: int | None = None
+    expected_type: str | None = None
+
+
+class FieldMapping(HostedRequest):
+    source_field: str
+    target: MappingTarget
+
+
+class ImportMapping(HostedRequest):
+    hosted_fields = frozenset({"chain_template"})
+
+    fields: list[FieldMapping] = Field(default_factory=list)
+    source_type: str | None = None
+
+
+class SchemaInference(HostedRequest):
+    sample_rows: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    source_schema: dict[str, Any] | None = Field(default=None, description="advisory, unused")
+    sample_size: int = Field(default=100, ge=1, le=10_000)
+    known_index_dims: dict[str, int] | None = None
+
+
+class InferredField(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    type: str
+    suggested_target: dict[str, Any]
+
+
+class InferredSchema(BaseModel):
+    fields: list[InferredField]
+    warnings: list[str]
+
+
+@router.post(
+    "/import/infer",
+    summary="Suggest a mapping from sample records (types, vectors, ids)",
+    response_model=InferredSchema,
+)
+async def infer_import_schema(body: SchemaInference, namespace: HeaderNamespaceDep) -> Any:
+    return infer(body.sample_rows, sample_size=body.sample_size, known_dims=body.known_index_dims)
+
+
+class SourceField(HostedRequest):
+    path: str
+    type: str
+
+
+class MappingValidation(HostedRequest):
+    source_fields: list[SourceField] | None = None
+    mapping: ImportMapping
+    known_index_dims: dict[str, int] | None = None
+
+
+class MappingProblem(BaseModel):
+    field: str | None = None
+    error: str
+
+
+class MappingChecked(BaseModel):
+    ok: bool
+    errors: list[MappingProblem]
+
+
+@router.post(
+    "/import/validate-mapping",
+    summary="Every way a mapping could not be imported with",
+    response_model=MappingChecked,
+)
+async def validate_import_mapping(body: MappingValidation, namespace: HeaderNamespaceDep) -> Any:
+    types = None if body.source_fields is None else {f.path: f.type for f in body.source_fields}
+    errors = mapping_errors(
+        body.mapping.model_dump(), source_types=types, known_dims=body.known_index_dims
+    )
+    return {"ok": not errors, "errors": errors}
+
+
+class ImportRecord(HostedRequest):
+    hosted_fields = frozenset({"seed_ledger"})
+
+    export: dict[str, Any] = Field(description="one record of the other system")
+    mapping: ImportMapping
+    explode: dict[str, Any] | None = Field(
+        default=None, description="not taken here: one record makes one document"
+    )
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _one_document(self) -> ImportRecord:
+        if self.explode:
+            raise ValueError("explode is not taken here: import one record per document")
+        return self
+
+
+class RowError(BaseModel):
+    row: int
+    error: str
+
+
+class Imported(BaseModel):
+    imported: int
+    reconstructed: int
+    skipped: int
+    dry_run: bool
+    errors: list[RowError]
+    warnings: list[str]
+    document_ids: list[str] = []
+
+
+@router.post(
+    "/{collection_id}/import",
+    summary="Import one record of another system as a document, through a mapping",
+    response_model=Imported,
+)
+async def import_record(
+    collection_id: str, body: ImportRecord, namespace: HeaderNamespaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        lambda: platform.operations.import_record(
+            namespace, collection_id, body.export, body.mapping.model_dump(),
+            dry_run=body.dry_run,
+        )
+    )  # fmt: skip
 
 
 # -- batch delete ---------------------------------------------------------------------------------
