@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from mixpeek_orchestration.errors import ErrorCode, MixpeekError
@@ -69,17 +70,30 @@ def _vector_dim(value: Any, known: set[int]) -> tuple[int, str] | None:
 
 
 def _type_of(value: Any) -> str:
+    """The hosted source type of one value (lists are ``object`` there, it has no array)."""
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
     if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, Mapping):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return "string"
+        return "datetime"
+    if isinstance(value, (list, Mapping)):
         return "object"
     return "null"
+
+
+def _field_type(kinds: set[str]) -> str:
+    """One type for the values of a field: integers among floats are floats; any other mix
+    is ``object`` (a warning names it)."""
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return "float" if kinds == {"integer", "float"} else "object"
 
 
 def infer(
@@ -102,14 +116,16 @@ def infer(
         present = [v for v in values if v is not None]
         vector = next((d for v in present if (d := _vector_dim(v, set(by_dim)))), None)
         kinds = {_type_of(v) for v in present} or {"null"}
+        distinct = len({repr(v) for v in present})
         field: dict[str, Any] = {
             "path": path,
-            "type": "vector" if vector else (kinds.pop() if len(kinds) == 1 else "mixed"),
-            "cardinality": "unique"
-            if len({repr(v) for v in present}) == len(present)
-            else "repeated",
+            "type": "vector" if vector else _field_type(kinds),
+            # high: at least half the sampled values differ (ids, titles); low: categories
+            "cardinality": "high" if distinct * 2 >= max(len(present), 1) else "low",
             "sample": present[0] if present and not vector else None,
         }
+        if not vector and _field_type(kinds) == "object" and kinds - {"object"}:
+            warnings.append(f"{path} holds values of several types: {sorted(kinds)}")
         if vector:
             dim, dtype = vector
             index = by_dim.get(dim)

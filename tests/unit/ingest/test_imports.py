@@ -13,8 +13,9 @@ from mixpeek_orchestration.ingest.imports import infer, mapping_errors, reconstr
 
 VECTOR = [0.5, -0.25, 1.0, 0.0]
 ROWS = [
-    {"id": "a1", "title": "Boots", "shop": {"brand": "acme"}, "emb": VECTOR},
-    {"id": "a2", "title": "Hat", "shop": {"brand": "acme"}, "emb": VECTOR},
+    {"id": "a1", "title": "Boots", "shop": {"brand": "acme"}, "emb": VECTOR, "price": 3},
+    {"id": "a2", "title": "Hat", "shop": {"brand": "acme"}, "emb": VECTOR, "price": 2.5},
+    {"id": "a3", "title": "Cap", "shop": {"brand": "acme"}, "emb": VECTOR, "price": "n/a"},
 ]
 MAPPING = {
     "fields": [
@@ -33,13 +34,17 @@ def test_a_mapping_is_inferred_from_sample_rows() -> None:
     inferred = infer(ROWS, known_dims={"embedding": 4})
     by_path = {f["path"]: f for f in inferred["fields"]}
     assert by_path["id"]["suggested_target"] == {"kind": "identity", "role": "source_object_id"}
-    assert by_path["id"]["cardinality"] == "unique"
+    assert by_path["id"]["cardinality"] == "high"
     assert by_path["shop.brand"]["suggested_target"] == {
         "kind": "metadata",
         "path": "metadata.shop.brand",
     }
-    assert by_path["shop.brand"]["cardinality"] == "repeated"
+    assert by_path["shop.brand"]["cardinality"] == "low"
     assert by_path["emb"]["type"] == "vector"
+    assert by_path["title"]["type"] == "string" and by_path["price"]["type"] == "object"
+    assert any("price" in w for w in inferred["warnings"])
+    assert infer([{"n": 1}, {"n": 2.5}])["fields"][0]["type"] == "float"
+    assert infer([{"at": "2026-12-01T10:00:00"}])["fields"][0]["type"] == "datetime"
     assert by_path["emb"]["suggested_target"]["index"] == "embedding"
     packed = base64.b64encode(np.asarray(VECTOR, np.float16).tobytes()).decode()
     halves = infer([{"v": packed}], known_dims={"embedding": 4})["fields"][0]
