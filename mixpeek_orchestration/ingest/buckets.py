@@ -704,19 +704,19 @@ class Buckets:
     def soft_delete(
         self,
         namespace: Namespace,
-        bucket: str,
+        bucket_id: str,
         object_ids: list[str],
         *,
         reason: str,
         lifecycle_state: str,
         source: str,
     ) -> list[str]:
-        """Mark objects of a bucket out of processing (kept, with their files): no trigger
-        or batch processes them again. Returns the ids of those found (others are ignored)."""
-        doc = self.get_bucket(namespace, bucket)
+        """Mark objects of a bucket (the caller resolved it) out of processing (kept, with
+        their files): no trigger or batch processes them again. Returns the ids of those found
+        (others are ignored)."""
         query = {
             **scope(namespace),
-            "bucket_id": doc["bucket_id"],
+            "bucket_id": bucket_id,
             "object_id": {"$in": object_ids},
         }
         found = [o["object_id"] for o in self.objects.find(query, {"_id": 0, "object_id": 1})]

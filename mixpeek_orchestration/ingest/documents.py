@@ -638,16 +638,17 @@ class Documents:
         query ``match``) with how many hold each, most frequent first; ``total_distinct``
         counts them all, ``limit`` or not."""
         base = {**scope(namespace), "collection_id": collection_id}
-        pipeline = distinct_pipeline(base, field, match or {}, None)
+        rows = [{"$limit": limit}] if limit else []
+        pipeline = [  # one pass: the values (limited) and how many there are in all
+            *distinct_pipeline(base, field, match or {}, None),
+            {"$facet": {"total": [{"$count": "n"}], "rows": rows or [{"$match": {}}]}},
+        ]
         with refused_by_store():
-            counted = list(self.documents.aggregate([*pipeline, {"$count": "n"}]))
-            rows = list(
-                self.documents.aggregate(distinct_pipeline(base, field, match or {}, limit))
-            )
+            (faceted,) = self.documents.aggregate(pipeline)
         return {
             "field": field,
-            "values": [{"value": row["_id"], "count": row["count"]} for row in rows],
-            "total_distinct": counted[0]["n"] if counted else 0,
+            "values": [{"value": row["_id"], "count": row["count"]} for row in faceted["rows"]],
+            "total_distinct": faceted["total"][0]["n"] if faceted["total"] else 0,
         }
 
     def aggregate(
